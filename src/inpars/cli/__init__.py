@@ -1,0 +1,64 @@
+"""The ``inpars`` command line: a thin layer over the library, one module per subcommand.
+
+Each module in this package defines ``add_parser(subparsers)``, which adds its subcommand and sets
+``func`` (a callable taking the parsed arguments and returning an exit code). Modules are found
+automatically, so a new subcommand is one new file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from inpars import __version__
+from inpars.errors import InparsError
+
+log = logging.getLogger("inpars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inpars",
+        description="Synthetic training data from LLMs for neural rerankers (InPars, Promptagator).",
+    )
+    parser.add_argument("--version", action="version", version=f"inpars {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        module.add_parser(sub)
+    return parser
+
+
+def setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # Stage progress is logged at INFO by inpars itself; keep it visible by default.
+    logging.getLogger("inpars").setLevel(min(level, logging.INFO))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (InparsError, FileNotFoundError) as exc:
+        print(f"inpars {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"inpars {args.command}: interrupted; run it again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

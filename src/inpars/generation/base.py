@@ -1,0 +1,107 @@
+"""The interface every generation backend implements, and the registry that names them.
+
+A backend turns prompts into continuations with per-token log-probabilities::
+
+    >>> backend = get_backend("llamacpp", "smollm2-135m")          # doctest: +SKIP
+    >>> [gens] = backend.generate(["Document: ...\\nQuery:"], SamplingParams(max_new_tokens=32))  # doctest: +SKIP
+    >>> gens[0].text, gens[0].log_probs[:3]                        # doctest: +SKIP
+
+A new backend is one class: subclass :class:`Backend` and decorate it with ``@BACKENDS.register("name")``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from inpars.registry import Registry
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to decode. ``temperature == 0`` is greedy; ``n`` continuations per prompt."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ("\n",)
+    n: int = 1
+
+
+@dataclass
+class Generation:
+    """One continuation: its text (stop string excluded) and one log-prob per generated token."""
+
+    text: str
+    log_probs: list[float] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+    finish_reason: str = "stop"  # "stop" (stop string / end of sequence) or "length"
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """A text generator. Subclasses set ``name`` and implement :meth:`generate` and :meth:`tokenize`."""
+
+    name: str = "backend"
+
+    def __init__(self, model: str, **options: Any) -> None:
+        self.model = model
+        self.options = options
+
+    @abstractmethod
+    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Generation]]:
+        """Return, for each prompt, ``params.n`` generations."""
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` with the generator's own tokenizer (no special tokens)."""
+
+    def detokenize(self, ids: list[int]) -> str:
+        raise NotImplementedError(f"{type(self).__name__} cannot detokenize")
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """Cut ``text`` to at most ``max_tokens`` tokens of this generator's tokenizer."""
+        ids = self.tokenize(text)
+        if len(ids) <= max_tokens:
+            return text
+        return self.detokenize(ids[:max_tokens])
+
+    def chat_prompt(self, user_message: str) -> str:
+        """Wrap a message in the model's chat template (for instruct models); default: unchanged."""
+        return user_message
+
+    def close(self) -> None:
+        """Free the model; the backend is unusable afterwards."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> dict[str, Any]:
+        """What to write into outputs and manifests about this backend."""
+        return {"backend": self.name, "model": self.model}
+
+
+BACKENDS: Registry[type[Backend]] = Registry("generation backend")
+
+# name -> module that registers it; imported only when that backend is asked for (heavy imports stay lazy).
+_BACKEND_MODULES = {
+    "llamacpp": "inpars.generation.llamacpp",
+    "transformers": "inpars.generation.hf",
+    "vllm": "inpars.generation.vllm_backend",
+    "openai": "inpars.generation.openai_backend",
+}
+
+
+def get_backend(name: str, model: str, **options: Any) -> Backend:
+    """Instantiate the backend registered as ``name``."""
+    if name not in BACKENDS and name in _BACKEND_MODULES:
+        importlib.import_module(_BACKEND_MODULES[name])
+    return BACKENDS.get(name)(model, **options)

@@ -1,0 +1,190 @@
+"""File helpers shared by every stage: atomic writes, JSONL that survives a crash, hashes.
+
+- :func:`atomic_write` writes to a temporary file beside the target and renames it into place, so a
+  reader never sees half a file.
+- :class:`JsonlAppender` appends one record per line and flushes each line; after a SIGKILL at most the
+  line being written is incomplete, and :func:`repair_jsonl` cuts it off before the file is resumed.
+- :func:`read_jsonl` names the file and line of any malformed record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from inpars.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> with atomic_write(os.path.join(d, "x.txt")) as f:
+    ...     _ = f.write("hello")
+    >>> open(os.path.join(d, "x.txt")).read()
+    'hello'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+        f.write("\n")
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write records as JSON lines, atomically; returns how many were written."""
+    n = 0
+    with atomic_write(path) as f:
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: str | Path, *, skip_truncated_tail: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-empty line of a JSONL file.
+
+    Raises :class:`InputError` naming the file and line for invalid UTF-8, invalid JSON or a line that is
+    not a JSON object. With ``skip_truncated_tail`` a last line without its newline that does not parse
+    (what a killed writer leaves) is skipped with a warning instead.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        lines = f.readlines()
+    for i, raw in enumerate(lines, start=1):
+        is_tail = i == len(lines) and not raw.endswith(b"\n")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path, line=i) from None
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if is_tail and skip_truncated_tail:
+                log.warning("%s:%d: ignoring an incomplete last line (interrupted write)", path, i)
+                return
+            raise InputError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=path, line=i) from None
+        if not isinstance(obj, dict):
+            raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=i)
+        yield i, obj
+
+
+def repair_jsonl(path: str | Path) -> int:
+    """Cut off an incomplete last line (no trailing newline) left by a killed writer.
+
+    Returns the number of bytes removed. A complete last line whose newline is missing but which parses is
+    kept and given its newline.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as f:
+        data = f.read()
+        if not data or data.endswith(b"\n"):
+            return 0
+        cut = data.rfind(b"\n") + 1
+        tail = data[cut:]
+        try:
+            json.loads(tail.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            f.truncate(cut)
+            log.warning("%s: removed an incomplete last line of %d bytes", path, len(tail))
+            return len(tail)
+        f.write(b"\n")
+        return 0
+
+
+class JsonlAppender:
+    """Append JSON records to a file, one flushed line each; safe to kill at any moment.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+    >>> with JsonlAppender(p) as out:
+    ...     out.write({"a": 1})
+    >>> [obj for _, obj in read_jsonl(p)]
+    [{'a': 1}]
+    """
+
+    def __init__(self, path: str | Path, fsync_every: int = 1) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        repair_jsonl(self.path)
+        self._f: IO[str] = open(self.path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+        self._fsync_every = max(1, fsync_every)
+        self._pending = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        # One write call per complete line: a kill leaves at most this line incomplete.
+        self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._f.flush()
+        self._pending += 1
+        if self._pending >= self._fsync_every:
+            os.fsync(self._f.fileno())
+            self._pending = 0
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_path(path: str | Path) -> str:
+    """SHA-256 of a file, or of a folder's files (relative names and contents, in sorted order)."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    h = hashlib.sha256()
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        h.update(str(p.relative_to(path)).encode())
+        h.update(sha256_file(p).encode())
+    return h.hexdigest()
+
+
+def hash_obj(obj: Any) -> str:
+    """A stable SHA-256 of a JSON-serialisable object (keys sorted)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,126 @@
+"""Typed records passed between the stages.
+
+Field names of :class:`GeneratedQuery` follow the JSONL written by the original InPars toolkit
+(``doc_id``, ``query``, ``log_probs``, ``prompt_text``, ``fewshot_examples``), so its files load here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One document of a corpus."""
+
+    doc_id: str
+    text: str
+    title: str = ""
+
+    @property
+    def full_text(self) -> str:
+        """``title + " " + text``, as BEIR's BM25 "flat" baseline indexes it."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query. Deliberately carries no metadata: BEIR's metadata can hold relevance labels."""
+
+    query_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Qrel:
+    """One relevance judgement."""
+
+    query_id: str
+    doc_id: str
+    relevance: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredDoc:
+    """One line of a run: a document retrieved for a query, with its score."""
+
+    query_id: str
+    doc_id: str
+    score: float
+
+
+@dataclass(slots=True)
+class GeneratedQuery:
+    """A synthetic query written by an LLM for a document (one line of the generation JSONL)."""
+
+    doc_id: str
+    query: str
+    log_probs: list[float] = field(default_factory=list)
+    prompt_text: str = ""
+    fewshot_examples: list[Any] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean_log_prob(self) -> float:
+        """Mean per-token log-probability (InPars v1's filtering score); -inf when there are none."""
+        return sum(self.log_probs) / len(self.log_probs) if self.log_probs else -math.inf
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "doc_id": self.doc_id,
+            "query": self.query,
+            "log_probs": self.log_probs,
+            "prompt_text": self.prompt_text,
+            "fewshot_examples": self.fewshot_examples,
+        }
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> GeneratedQuery:
+        """Build from a JSON object; unknown fields are kept in ``extra``. Raises KeyError/TypeError."""
+        known = {"doc_id", "query", "log_probs", "prompt_text", "fewshot_examples"}
+        log_probs = obj.get("log_probs") or []
+        return cls(
+            doc_id=str(obj["doc_id"]),
+            query=str(obj["query"]),
+            log_probs=[float(x) for x in log_probs],
+            prompt_text=str(obj.get("prompt_text") or ""),
+            fewshot_examples=list(obj.get("fewshot_examples") or []),
+            extra={k: v for k, v in obj.items() if k not in known},
+        )
+
+
+@dataclass(slots=True)
+class TrainingExample:
+    """A training group: a query, its positive document and its negatives (ids and texts)."""
+
+    query: str
+    pos_doc_id: str
+    positive: str
+    neg_doc_ids: list[str] = field(default_factory=list)
+    negatives: list[str] = field(default_factory=list)
+    query_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "query_id": self.query_id,
+            "query": self.query,
+            "pos_doc_id": self.pos_doc_id,
+            "positive": self.positive,
+            "neg_doc_ids": self.neg_doc_ids,
+            "negatives": self.negatives,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TrainingExample:
+        return cls(
+            query=str(obj["query"]),
+            pos_doc_id=str(obj["pos_doc_id"]),
+            positive=str(obj["positive"]),
+            neg_doc_ids=[str(x) for x in obj.get("neg_doc_ids") or []],
+            negatives=[str(x) for x in obj.get("negatives") or []],
+            query_id=str(obj.get("query_id") or ""),
+        )
