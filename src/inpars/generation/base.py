@@ -16,7 +16,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from inpars.errors import InparsError
 from inpars.registry import Registry
+
+
+class GenerationError(InparsError, RuntimeError):
+    """A backend failed to generate (an error returned by the engine or server, or retries exhausted)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Backend(ABC):
     """A text generator. Subclasses set ``name`` and implement :meth:`generate` and :meth:`tokenize`."""
 
     name: str = "backend"
+    #: prompts per :meth:`generate` call that keep this backend busy (the stage's default batch size)
+    default_batch_size: int = 8
 
     def __init__(self, model: str, **options: Any) -> None:
         self.model = model
@@ -64,12 +71,19 @@ class Backend(ABC):
     def detokenize(self, ids: list[int]) -> str:
         raise NotImplementedError(f"{type(self).__name__} cannot detokenize")
 
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens of ``text`` with the generator's tokenizer."""
+        return len(self.tokenize(text))
+
     def truncate(self, text: str, max_tokens: int) -> str:
-        """Cut ``text`` to at most ``max_tokens`` tokens of this generator's tokenizer."""
+        """Cut ``text`` to at most ``max_tokens`` tokens of this generator's tokenizer.
+
+        A character split between two byte-level tokens is dropped (no trailing U+FFFD).
+        """
         ids = self.tokenize(text)
         if len(ids) <= max_tokens:
             return text
-        return self.detokenize(ids[:max_tokens])
+        return self.detokenize(ids[:max_tokens]).rstrip("\ufffd")
 
     def chat_prompt(self, user_message: str) -> str:
         """Wrap a message in the model's chat template (for instruct models); default: unchanged."""
@@ -77,6 +91,7 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Free the model; the backend is unusable afterwards."""
+        return None
 
     def __enter__(self) -> Backend:
         return self
@@ -87,6 +102,18 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """What to write into outputs and manifests about this backend."""
         return {"backend": self.name, "model": self.model}
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest occurrence of any stop string; say whether one was found.
+
+    >>> cut_at_stop("what is x?\\nExample", ("\\n",))
+    ('what is x?', True)
+    >>> cut_at_stop("no stop", ("\\n",))
+    ('no stop', False)
+    """
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
 
 
 BACKENDS: Registry[type[Backend]] = Registry("generation backend")

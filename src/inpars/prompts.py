@@ -1,0 +1,558 @@
+"""Prompts that turn a document into the text an LLM continues with a query.
+
+=================  ===========================================================================================
+name               what
+=================  ===========================================================================================
+``inpars``         InPars v1 "vanilla" prompt: 3 fixed MS MARCO examples, ``Document:`` / ``Relevant Query:``
+                   (Bonifacio et al. 2022, "InPars: Data Augmentation for Information Retrieval using Large
+                   Language Models", arXiv 2202.05144).
+``inpars-gbq``     InPars "guided by bad questions": the same 3 documents, each with a good and a bad
+                   question; the model continues after ``Good Question:`` (same paper).
+``promptagator``   Promptagator few-shot prompt: ``k`` (default 8) ``Article:`` / ``Query:`` pairs drawn with a
+                   fixed seed from the target dataset's own *train* split (Dai et al. 2022, "Promptagator:
+                   Few-shot Dense Retrieval From 8 Examples", arXiv 2209.11755).
+``template``       A user template file with the placeholders ``{document}``, ``{title}``, ``{examples}``.
+=================  ===========================================================================================
+
+The texts of ``inpars`` and ``inpars-gbq`` are those of the original InPars toolkit (GitHub
+``zetaalphavector/InPars``, ``inpars/prompts/templates.yaml``; Abonizio et al. 2023, arXiv 2307.04601),
+kept byte for byte, including the toolkit's duplicated sentence in the second vanilla example
+("...inedible.assiflora herbertiana..."); they live in ``inpars/prompts_data/``.
+
+Every prompt takes the same keyword-only options, so a stage can pass them uniformly:
+
+- ``truncate(text, max_tokens) -> text``: the generator's tokenizer-based truncation (for instance
+  ``backend.truncate``); documents are cut to ``max_doc_tokens`` *tokens of the generator*. Without it,
+  documents are cut to ``max_doc_tokens`` whitespace-separated words (an approximation).
+- ``count_tokens(text) -> int``: the generator's token count (``backend.count_tokens``), used to respect
+  ``max_prompt_tokens``; without it, whitespace words are counted (an approximation).
+- ``max_doc_tokens=256``, ``n_examples=None`` (the prompt's default), ``seed=0``, ``dataset=None``,
+  ``train_split="train"``, ``template=None``, ``max_prompt_tokens=None``, ``use_title=True``.
+
+Document text is whitespace-normalised (runs of spaces and newlines become one space) before it goes into a
+prompt, because a newline inside a document would look like the end of a generated query.
+
+>>> p = get_prompt("inpars")
+>>> built = p.build(Document("d1", "Aspirin lowers the risk of heart attack.", "Aspirin"))
+>>> built.text.endswith("Example 4:\\nDocument: Aspirin Aspirin lowers the risk of heart attack.\\nRelevant Query:")
+True
+>>> built.fewshot_examples
+[]
+
+A new prompt is one class: subclass :class:`Prompt`, implement :meth:`Prompt.build` and decorate it with
+``@PROMPTS.register("name")``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import string
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inpars.errors import InputError
+from inpars.records import Document
+from inpars.registry import Registry
+
+if TYPE_CHECKING:
+    from inpars.datasets import Dataset
+
+log = logging.getLogger(__name__)
+
+Truncate = Callable[[str, int], str]
+CountTokens = Callable[[str], int]
+
+
+@dataclass
+class BuiltPrompt:
+    """A prompt ready for a backend, and the ids of the few-shot examples it shows.
+
+    For prompts whose examples come from a dataset, each id is ``"<query_id>:<doc_id>"``.
+    """
+
+    text: str
+    fewshot_examples: list[Any] = field(default_factory=list)
+
+
+def normalize_space(text: str) -> str:
+    """Collapse every run of whitespace (newlines included) into one space.
+
+    >>> normalize_space("  a\\n\\tb  c ")
+    'a b c'
+    """
+    return " ".join(text.split())
+
+
+def truncate_words(text: str, max_words: int) -> str:
+    """Keep the first ``max_words`` whitespace-separated words (the fallback without a tokenizer).
+
+    >>> truncate_words("one two  three four", 2)
+    'one two'
+    """
+    words = text.split()
+    return text if len(words) <= max_words else " ".join(words[:max_words])
+
+
+def count_words(text: str) -> int:
+    """Number of whitespace-separated words (the fallback token count without a tokenizer)."""
+    return len(text.split())
+
+
+class Prompt(ABC):
+    """Base class: holds the options every prompt accepts; subclasses implement :meth:`build`.
+
+    ``truncate`` cuts a document to ``max_doc_tokens`` with the generator's tokenizer; without it the
+    document is cut to ``max_doc_tokens`` whitespace words.
+    """
+
+    name: str = "prompt"
+    default_n_examples: int = 0
+
+    def __init__(
+        self,
+        *,
+        truncate: Truncate | None = None,
+        count_tokens: CountTokens | None = None,
+        max_doc_tokens: int = 256,
+        n_examples: int | None = None,
+        seed: int = 0,
+        dataset: Dataset | None = None,
+        train_split: str = "train",
+        template: str | Path | None = None,
+        max_prompt_tokens: int | None = None,
+        use_title: bool = True,
+    ) -> None:
+        if max_doc_tokens < 1:
+            raise ValueError(f"max_doc_tokens must be >= 1, got {max_doc_tokens}")
+        if n_examples is not None and n_examples < 0:
+            raise ValueError(f"n_examples must be >= 0, got {n_examples}")
+        self._truncate = truncate
+        self._count_tokens = count_tokens
+        self.max_doc_tokens = max_doc_tokens
+        self.n_examples = self.default_n_examples if n_examples is None else n_examples
+        self.seed = seed
+        self.dataset = dataset
+        self.train_split = train_split
+        self.template = template
+        self.max_prompt_tokens = max_prompt_tokens
+        self.use_title = use_title
+
+    @abstractmethod
+    def build(self, doc: Document) -> BuiltPrompt:
+        """The prompt for ``doc``."""
+
+    # helpers shared by the subclasses
+    def truncate(self, text: str, max_tokens: int | None = None) -> str:
+        """Whitespace-normalise ``text`` and cut it to ``max_tokens`` (default ``max_doc_tokens``) tokens."""
+        limit = self.max_doc_tokens if max_tokens is None else max_tokens
+        text = normalize_space(text)
+        if self._truncate is None:
+            return truncate_words(text, limit)
+        return normalize_space(self._truncate(text, limit))
+
+    def count_tokens(self, text: str) -> int:
+        return self._count_tokens(text) if self._count_tokens is not None else count_words(text)
+
+    def doc_text(self, doc: Document) -> str:
+        """The document as shown in the prompt: title + text (or text only), normalised and truncated."""
+        return self.truncate(doc.full_text if self.use_title else doc.text)
+
+    def describe(self) -> dict[str, Any]:
+        """What to record in outputs and manifests about this prompt."""
+        return {
+            "prompt": self.name,
+            "max_doc_tokens": self.max_doc_tokens,
+            "n_examples": self.n_examples,
+            "seed": self.seed,
+            "train_split": self.train_split,
+            "max_prompt_tokens": self.max_prompt_tokens,
+            "use_title": self.use_title,
+            "tokenizer_truncation": self._truncate is not None,
+        }
+
+
+PROMPTS: Registry[type[Prompt]] = Registry("prompt")
+
+
+def get_prompt(name: str, **options: Any) -> Prompt:
+    """Instantiate the prompt registered as ``name`` with keyword options (see the module docstring)."""
+    return PROMPTS.get(name)(**options)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Templates
+
+
+ALLOWED_FIELDS = ("document", "title", "examples")
+
+
+@dataclass(frozen=True)
+class Template:
+    """A validated prompt template: ``text`` with named placeholders among ``{document}``, ``{title}``,
+    ``{examples}``; ``{{`` and ``}}`` are literal braces. ``source`` names the file in error messages.
+
+    >>> t = Template.parse("Title: {title}\\nDocument: {document}\\nQuery:", "inline")
+    >>> t.fields
+    ('title', 'document')
+    >>> t.render(document="d", title="t")
+    'Title: t\\nDocument: d\\nQuery:'
+    """
+
+    text: str
+    source: str
+    fields: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> Template:
+        """Validate ``text`` with :class:`string.Formatter`; errors name ``source``.
+
+        A trailing ``{query}`` (the original toolkit's templates end with one) is accepted and dropped: the
+        prompt ends where the query starts. Anything else is an error: an unknown or positional
+        placeholder, a conversion or format spec, unbalanced braces, or no ``{document}``.
+        """
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise InputError(f"malformed template ({exc}); write literal braces as '{{{{' and '}}}}'", path=source) from None
+        fields: list[str] = []
+        for i, (_literal, name, spec, conversion) in enumerate(parsed):
+            if name is None:
+                continue
+            if name == "query":
+                rest_literal = "".join(lit for lit, *_ in parsed[i + 1 :])
+                if any(n is not None for _, n, _, _ in parsed[i + 1 :]) or rest_literal.strip():
+                    raise InputError(
+                        "'{query}' may only end the template (the prompt stops where the query starts); "
+                        "remove it",
+                        path=source,
+                    )
+                # drop '{query}' and what follows; Formatter un-escaped '{{'/'}}', so rebuild the text
+                return cls.parse(_reescape(parsed[: i + 1]), source)
+            if name == "" or name.isdigit():
+                raise InputError(
+                    f"positional placeholder '{{{name}}}' is not allowed; use named ones: "
+                    + ", ".join("{" + f + "}" for f in ALLOWED_FIELDS),
+                    path=source,
+                )
+            if name not in ALLOWED_FIELDS:
+                raise InputError(
+                    f"unknown placeholder '{{{name}}}'; allowed: " + ", ".join("{" + f + "}" for f in ALLOWED_FIELDS),
+                    path=source,
+                )
+            if spec or conversion:
+                raise InputError(f"placeholder '{{{name}}}' may not have a conversion or format spec", path=source)
+            fields.append(name)
+        if "document" not in fields:
+            raise InputError("the template has no '{document}' placeholder", path=source)
+        return cls(text=text, source=source, fields=tuple(fields))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Template:
+        """Read and validate a UTF-8 template file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError("template file not found", path=path) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"template is not valid UTF-8 ({exc.reason} at byte {exc.start})", path=path) from None
+        return cls.parse(text, str(path))
+
+    def render(self, **values: str) -> str:
+        """Fill the placeholders; trailing whitespace is stripped (the model writes the leading space)."""
+        return self.text.format(**{k: values.get(k, "") for k in ALLOWED_FIELDS}).rstrip()
+
+
+def _reescape(parsed: list[tuple[str, str | None, str | None, str | None]]) -> str:
+    """Rebuild template text from Formatter.parse() output up to (excluding) the last field."""
+    out = []
+    for j, (lit, name, spec, conv) in enumerate(parsed):
+        out.append(lit.replace("{", "{{").replace("}", "}}"))
+        if name is not None and j < len(parsed) - 1:
+            out.append("{" + name + ("!" + conv if conv else "") + (":" + spec if spec else "") + "}")
+    return "".join(out)
+
+
+def packaged_template(filename: str) -> Template:
+    """A template shipped in ``inpars/prompts_data``."""
+    text = resources.files("inpars").joinpath("prompts_data", filename).read_text(encoding="utf-8")
+    return Template.parse(text, f"inpars/prompts_data/{filename}")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Few-shot examples from a dataset's train split
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled (query, relevant document) pair used as a few-shot example."""
+
+    query_id: str
+    doc_id: str
+    query: str
+    document: Document
+
+    @property
+    def id(self) -> str:
+        return f"{self.query_id}:{self.doc_id}"
+
+
+def train_examples(dataset: Dataset, split: str = "train", seed: int = 0) -> list[Example]:
+    """All usable labelled pairs of ``split`` in a seeded random order: one per query (its first relevant
+    document by id), skipping pairs whose query or document is missing or empty.
+
+    Raises :class:`InputError` naming the dataset and split when the split does not exist or has no usable
+    pair. Only ``split`` is read (the test split is guarded by the dataset and raises ``LeakageError``).
+    """
+    name = getattr(dataset, "name", type(dataset).__name__)
+    if not dataset.has_split(split):
+        raise InputError(
+            f"dataset '{name}' has no '{split}' split with relevance judgements (splits: "
+            f"{', '.join(dataset.splits()) or 'none'}); few-shot examples need labelled pairs: choose a "
+            "dataset with a train split, another train_split, or the 'inpars' prompt",
+            field="train_split",
+        )
+    qrels = dataset.qrels_dict(split)
+    queries = dataset.queries(split)
+    docs = dataset.docs()
+    pairs: list[Example] = []
+    for qid in sorted(qrels):
+        text = (queries.get(qid) or "").strip()
+        if not text:
+            continue
+        relevant = sorted(d for d, rel in qrels[qid].items() if rel > 0 and d in docs and docs[d].full_text.strip())
+        if relevant:
+            pairs.append(Example(qid, relevant[0], text, docs[relevant[0]]))
+    if not pairs:
+        raise InputError(
+            f"dataset '{name}' split '{split}' has no usable (query, relevant document) pair for few-shot examples",
+            field="train_split",
+        )
+    random.Random(seed).shuffle(pairs)
+    return pairs
+
+
+class _FewShotPrompt(Prompt):
+    """Shared machinery: a seeded pool of train-split examples, formatted and fitted to the context."""
+
+    doc_label = "Article"
+    query_label = "Query"
+    separator = "\n\n"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._pool: list[Example] | None = None
+        self._formatted: dict[str, str] = {}
+
+    def pool(self) -> list[Example]:
+        if self._pool is None:
+            if self.dataset is None:
+                raise ValueError(f"prompt '{self.name}' needs a dataset (its train split gives the examples)")
+            self._pool = train_examples(self.dataset, self.train_split, self.seed)
+            if len(self._pool) < self.n_examples:
+                log.warning(
+                    "prompt '%s': only %d labelled pairs in split '%s', fewer than n_examples=%d",
+                    self.name,
+                    len(self._pool),
+                    self.train_split,
+                    self.n_examples,
+                )
+        return self._pool
+
+    def examples_for(self, doc: Document) -> list[Example]:
+        """The first ``n_examples`` of the pool whose document is not ``doc`` (so the answer is never shown)."""
+        if self.n_examples == 0:
+            return []
+        chosen = [ex for ex in self.pool() if ex.doc_id != doc.doc_id]
+        return chosen[: self.n_examples]
+
+    def format_example(self, ex: Example) -> str:
+        if ex.id not in self._formatted:
+            doc = self.truncate(ex.document.full_text if self.use_title else ex.document.text)
+            self._formatted[ex.id] = f"{self.doc_label}: {doc}\n{self.query_label}: {normalize_space(ex.query)}"
+        return self._formatted[ex.id]
+
+    def fit(self, render: Callable[[list[Example]], str], examples: list[Example]) -> tuple[str, list[Example]]:
+        """Render with ``examples``, dropping examples from the end until ``max_prompt_tokens`` is respected
+        (so that documents share the longest possible prefix)."""
+        text = render(examples)
+        if self.max_prompt_tokens is None:
+            return text, examples
+        while self.count_tokens(text) > self.max_prompt_tokens:
+            if not examples:
+                raise ValueError(
+                    f"prompt '{self.name}' does not fit in max_prompt_tokens={self.max_prompt_tokens} even without "
+                    f"examples ({self.count_tokens(text)} tokens); lower max_doc_tokens"
+                )
+            examples = examples[:-1]
+            text = render(examples)
+        return text, examples
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out.update(doc_label=self.doc_label, query_label=self.query_label)
+        if self.dataset is not None:
+            out["dataset"] = getattr(self.dataset, "name", None)
+        return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# The prompts
+
+
+class _StaticPrompt(Prompt):
+    """A packaged template with fixed examples; only ``{document}`` varies."""
+
+    filename = ""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._template = packaged_template(self.filename)
+
+    def build(self, doc: Document) -> BuiltPrompt:
+        return BuiltPrompt(self._template.render(document=self.doc_text(doc), title=normalize_space(doc.title)))
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["n_examples"] = 3
+        return out
+
+
+@PROMPTS.register("inpars")
+class InParsPrompt(_StaticPrompt):
+    """InPars v1 "vanilla" prompt (Bonifacio et al. 2022, arXiv 2202.05144): three fixed MS MARCO
+    (document, relevant query) examples, then the document, ending with ``Relevant Query:``.
+
+    Text of the original toolkit (``zetaalphavector/InPars``, ``inpars/prompts/templates.yaml``), kept
+    byte for byte. ``n_examples``, ``dataset`` and ``seed`` are ignored (the examples are fixed).
+
+    >>> text = InParsPrompt().build(Document("d", "Some text.")).text
+    >>> text.startswith("Example 1:\\nDocument: We don't know a lot about the effects of caffeine")
+    True
+    >>> text.count("Relevant Query:"), text.endswith("Example 4:\\nDocument: Some text.\\nRelevant Query:")
+    (4, True)
+    """
+
+    name = "inpars"
+    default_n_examples = 3
+    filename = "inpars.txt"
+
+
+@PROMPTS.register("inpars-gbq")
+class InParsGBQPrompt(_StaticPrompt):
+    """InPars "guided by bad questions" prompt (Bonifacio et al. 2022, arXiv 2202.05144, Sec. 3): each of the
+    three MS MARCO examples shows a ``Good Question`` (relevant, specific) and a ``Bad Question`` (answered
+    by the document but too generic); the model continues after ``Good Question:``.
+
+    Text of the original toolkit (``inpars/prompts/templates.yaml``, ``inpars-gbq``).
+
+    >>> InParsGBQPrompt().build(Document("d", "Some text.")).text.endswith("Document: Some text.\\nGood Question:")
+    True
+    """
+
+    name = "inpars-gbq"
+    default_n_examples = 3
+    filename = "inpars_gbq.txt"
+
+
+@PROMPTS.register("promptagator")
+class PromptagatorPrompt(_FewShotPrompt):
+    """Promptagator few-shot prompt (Dai et al. 2022, "Promptagator: Few-shot Dense Retrieval From 8
+    Examples", arXiv 2209.11755): ``k`` (default 8) labelled pairs of the *target* dataset, each as
+    ``Article: <document>\\nQuery: <query>``, separated by blank lines, then ``Article: <doc>\\nQuery:``.
+
+    - The examples are drawn once with ``seed`` from ``dataset``'s ``train_split`` judgements (one pair per
+      query); every document gets the same examples in the same order (so the backend's prefix cache is
+      reused), except that an example whose document is the target document is skipped.
+    - Example documents are truncated like the target (``max_doc_tokens``); with ``max_prompt_tokens``,
+      examples are dropped from the end until the prompt fits.
+    - ``fewshot_examples`` holds ``"<query_id>:<doc_id>"`` of the examples shown.
+    - A dataset without the split raises :class:`~inpars.errors.InputError` naming dataset and split.
+
+    The paper uses dataset-specific labels (e.g. ``Argument``/``Counter argument`` for ArguAna); this
+    implementation uses its generic ``Article``/``Query`` pair.
+    """
+
+    name = "promptagator"
+    default_n_examples = 8
+
+    def build(self, doc: Document) -> BuiltPrompt:
+        target = f"{self.doc_label}: {self.doc_text(doc)}\n{self.query_label}:"
+
+        def render(examples: list[Example]) -> str:
+            return "".join(self.format_example(ex) + self.separator for ex in examples) + target
+
+        text, shown = self.fit(render, self.examples_for(doc))
+        return BuiltPrompt(text, [ex.id for ex in shown])
+
+
+@PROMPTS.register("template")
+class TemplatePrompt(_FewShotPrompt):
+    """A user template file (option ``template``): UTF-8 text with the named placeholders ``{document}``
+    (required: the truncated document text), ``{title}`` (the document title) and ``{examples}``
+    (``n_examples``, default 3, train-split pairs of ``dataset`` formatted as ``Document: ...\\nQuery: ...``
+    and separated by blank lines). Literal braces are written ``{{`` and ``}}``. The file is validated on
+    load (:meth:`Template.parse`): an unknown placeholder or a missing ``{document}`` is an
+    :class:`~inpars.errors.InputError` naming the file. Trailing whitespace of the rendered prompt is
+    stripped, as in the original toolkit. Templates of the original toolkit ending in ``{query}`` work.
+
+    When the template has ``{title}``, ``{document}`` is the text without the title.
+    """
+
+    name = "template"
+    default_n_examples = 3
+    doc_label = "Document"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if self.template is None:
+            raise ValueError("prompt 'template' needs the option template=<path of a template file>")
+        self._tmpl = Template.load(self.template)
+        if "examples" in self._tmpl.fields and self.n_examples > 0 and self.dataset is None:
+            raise InputError(
+                "the template uses '{examples}', which needs a dataset with a train split (or n_examples=0)",
+                path=self._tmpl.source,
+            )
+
+    def build(self, doc: Document) -> BuiltPrompt:
+        has_title = "title" in self._tmpl.fields
+        document = self.truncate(doc.text if has_title or not self.use_title else doc.full_text)
+        title = normalize_space(doc.title)
+        if "examples" not in self._tmpl.fields:
+            return BuiltPrompt(self._tmpl.render(document=document, title=title))
+
+        def render(examples: list[Example]) -> str:
+            return self._tmpl.render(
+                document=document, title=title, examples=self.separator.join(self.format_example(ex) for ex in examples)
+            )
+
+        text, shown = self.fit(render, self.examples_for(doc))
+        return BuiltPrompt(text, [ex.id for ex in shown])
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["template"] = str(self.template)
+        out["template_text"] = self._tmpl.text
+        return out
+
+
+__all__ = [
+    "PROMPTS",
+    "BuiltPrompt",
+    "Example",
+    "InParsGBQPrompt",
+    "InParsPrompt",
+    "Prompt",
+    "PromptagatorPrompt",
+    "Template",
+    "TemplatePrompt",
+    "get_prompt",
+    "normalize_space",
+    "train_examples",
+    "truncate_words",
+]
