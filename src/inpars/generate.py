@@ -1,0 +1,549 @@
+"""The generation stage: an LLM writes synthetic queries for a seeded sample of documents.
+
+::
+
+    >>> from inpars.generate import generate_queries, read_generated
+    >>> summary = generate_queries("scifact", "queries.jsonl", n_docs=200, seed=1)   # doctest: +SKIP
+    >>> summary.n_queries, round(summary.queries_per_second, 2)                       # doctest: +SKIP
+    (200, 2.1)
+    >>> read_generated("queries.jsonl")[0].query                                      # doctest: +SKIP
+    'Does vitamin D supplementation reduce the incidence of respiratory infections?'
+
+Output: one JSON line per (document, query index), with the field names of the original InPars toolkit's
+``generate.py`` output (``doc_id``, ``text`` (the document), ``query``, ``log_probs``, ``prompt_text``,
+``fewshot_examples``) plus ``query_index``, ``backend``, ``model``, ``finish_reason``, ``n_tokens``,
+``prompt_tokens``, ``cached_tokens``, ``seconds`` (generation time of the batch divided by its queries) and
+``flags``. Files written by the original toolkit load unchanged with :func:`read_generated`.
+
+Flags (a generation is flagged, never silently dropped or kept; the filtering stage decides):
+
+- ``empty``: no text after stripping whitespace;
+- ``repeats_prompt``: the query equals a line of the prompt (e.g. a few-shot example's query) that is not
+  part of the document;
+- ``copies_document``: the query is a verbatim (case-insensitive) piece of the document, the original
+  toolkit's ``--skip_questions_copied_from_context`` rule;
+- ``truncated``: the generation hit ``max_new_tokens`` before the stop string (over-long output).
+
+Resumable: records are appended after each batch (:class:`~inpars.io.JsonlAppender`); a second run with the
+same arguments skips the (doc_id, query_index) pairs already in the file. The arguments are recorded in the
+sidecar ``<out>.meta.json``; a file made with different ones is refused unless ``overwrite=True``.
+Documents are the first ``n_docs`` of a seeded permutation of the sorted ids, so running again with a larger
+``n_docs`` extends a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inpars.datasets import Dataset, load_dataset
+from inpars.errors import ConfigError, InputError
+from inpars.generation.base import Backend, Generation, SamplingParams, get_backend
+from inpars.io import JsonlAppender, hash_obj, read_jsonl, repair_jsonl, sha256_file, write_json
+from inpars.prompts import PROMPTS, BuiltPrompt, Prompt, get_prompt
+from inpars.records import Document, GeneratedQuery
+
+log = logging.getLogger(__name__)
+
+FLAG_EMPTY = "empty"
+FLAG_REPEATS_PROMPT = "repeats_prompt"
+FLAG_COPIES_DOCUMENT = "copies_document"
+FLAG_TRUNCATED = "truncated"
+FLAGS = (FLAG_EMPTY, FLAG_REPEATS_PROMPT, FLAG_COPIES_DOCUMENT, FLAG_TRUNCATED)
+
+DEFAULT_BATCH_SIZE = 8
+META_VERSION = 1
+
+
+@dataclass
+class GenerateSummary:
+    """What a :func:`generate_queries` call did.
+
+    ``n_queries`` counts the records in the output file after the run, ``n_generated`` those written by
+    this run and ``n_skipped_existing`` those found from an earlier run. ``seconds`` is this run's
+    generation time; ``queries_per_second`` and ``tokens_per_second`` are this run's rates.
+    """
+
+    out: str
+    n_docs: int
+    n_queries: int
+    n_generated: int
+    n_skipped_existing: int
+    n_flagged: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    queries_per_second: float = 0.0
+    tokens_per_second: float = 0.0
+    backend: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def meta_path(out: str | Path) -> Path:
+    """The sidecar holding the arguments a generation file was made with: ``<out>.meta.json``."""
+    out = Path(out)
+    return out.with_name(out.name + ".meta.json")
+
+
+def sample_documents(
+    dataset: Dataset, n_docs: int, seed: int = 1, min_doc_chars: int = 0
+) -> list[Document]:
+    """The documents to generate for: a seeded sample, independent of the backend.
+
+    Documents whose ``full_text`` is shorter than ``min_doc_chars`` are left out; the remaining ids are
+    sorted and permuted with ``random.Random(seed).sample``; the first ``n_docs`` (capped at the corpus
+    size) are returned, so a larger ``n_docs`` extends a smaller one.
+    """
+    docs = dataset.docs()
+    ids = sorted(doc_id for doc_id, doc in docs.items() if len(doc.full_text) >= min_doc_chars)
+    order = random.Random(seed).sample(ids, len(ids))
+    if n_docs > len(order):
+        log.warning("n_docs=%d is more than the %d eligible documents; using all of them", n_docs, len(order))
+    return [docs[i] for i in order[:n_docs]]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split()).strip(" .?!:;\"'`")
+
+
+def _prompt_segments(prompt_text: str) -> set[str]:
+    """Normalised lines of a prompt, and what follows a ``Label:`` on each line."""
+    out: set[str] = set()
+    for line in prompt_text.splitlines():
+        out.add(_norm(line))
+        if ":" in line:
+            out.add(_norm(line.split(":", 1)[1]))
+            out.add(_norm(line.rsplit(":", 1)[1]))
+    out.discard("")
+    return out
+
+
+def flag_generation(query: str, prompt_text: str, doc_text: str, finish_reason: str = "stop") -> list[str]:
+    """The flags (see the module docstring) of one generated query.
+
+    >>> flag_generation("", "Query:", "doc")
+    ['empty']
+    >>> flag_generation("what is aspirin", "Document: x\\nQuery: what is aspirin\\n\\nDocument: y\\nQuery:", "y")
+    ['repeats_prompt']
+    >>> flag_generation("Aspirin lowers risk", "Document: Aspirin lowers risk.\\nQuery:", "Aspirin lowers risk.")
+    ['copies_document']
+    >>> flag_generation("does aspirin lower the risk of", "...", "...", finish_reason="length")
+    ['truncated']
+    """
+    flags: list[str] = []
+    q = _norm(query)
+    if not q:
+        flags.append(FLAG_EMPTY)
+    else:
+        in_doc = q in _norm(doc_text)
+        if not in_doc and q in _prompt_segments(prompt_text):
+            flags.append(FLAG_REPEATS_PROMPT)
+        if in_doc:
+            flags.append(FLAG_COPIES_DOCUMENT)
+    if finish_reason == "length":
+        flags.append(FLAG_TRUNCATED)
+    return flags
+
+
+def _build_prompt(name: str, backend: Backend, dataset: Dataset, options: dict[str, Any]) -> Prompt:
+    """Instantiate prompt ``name`` with the generator's tokenizer and the stage's options."""
+    if options.get("template") is not None and name != "template":
+        log.warning("prompt '%s' does not use a template; --template is ignored (use prompt 'template')", name)
+    kwargs = {"truncate": backend.truncate, "count_tokens": backend.count_tokens, "dataset": dataset, **options}
+    return get_prompt(name, **{k: v for k, v in kwargs.items() if v is not None})
+
+
+def _params_record(
+    dataset: Dataset,
+    population_hash: str,
+    *,
+    prompt: str,
+    template: str | None,
+    backend: str,
+    model: str,
+    queries_per_doc: int,
+    n_examples: int | None,
+    max_doc_tokens: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    chat: bool,
+    min_doc_chars: int,
+    backend_options: dict[str, Any],
+    seed: int,
+    train_split: str,
+) -> dict[str, Any]:
+    """The arguments that determine a file's content (everything but n_docs and batch size)."""
+    return {
+        "dataset": getattr(dataset, "name", str(dataset)),
+        "population_sha256": population_hash,
+        "prompt": prompt,
+        "template_sha256": sha256_file(template) if template else None,
+        "backend": backend,
+        "model": model,
+        "queries_per_doc": queries_per_doc,
+        "n_examples": n_examples,
+        "max_doc_tokens": max_doc_tokens,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "chat": chat,
+        "min_doc_chars": min_doc_chars,
+        "backend_options": backend_options,
+        "seed": seed,
+        "train_split": train_split,
+    }
+
+
+def _check_meta(out: Path, params: dict[str, Any], n_docs: int, overwrite: bool) -> None:
+    """Refuse to resume a file made with other arguments; then (re)write the sidecar atomically."""
+    mpath = meta_path(out)
+    has_records = out.is_file() and out.stat().st_size > 0
+    if overwrite:
+        if out.exists():
+            log.info("overwrite: removing %s", out)
+            out.unlink()
+        has_records = False
+    elif has_records:
+        if not mpath.is_file():
+            raise ConfigError(
+                f"{out} exists but has no {mpath.name}, so its arguments are unknown; "
+                "choose another output or pass overwrite=True (--overwrite)"
+            )
+        try:
+            old = json.loads(mpath.read_text(encoding="utf-8"))
+            old_params = old["params"]
+            old_n_docs = int(old["n_docs"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"unreadable generation metadata ({exc})", path=mpath) from None
+        if hash_obj(old_params) != hash_obj(params):
+            diffs = [
+                f"{k}: {old_params.get(k)!r} in the file, {params.get(k)!r} now"
+                for k in sorted(set(old_params) | set(params))
+                if old_params.get(k) != params.get(k)
+            ]
+            raise ConfigError(
+                f"{out} was generated with different arguments ({'; '.join(diffs)}); "
+                "use another output file or pass overwrite=True (--overwrite) to start again"
+            )
+        if n_docs < old_n_docs:
+            raise ConfigError(
+                f"{out} holds generations for n_docs={old_n_docs}; asked for n_docs={n_docs}. "
+                "Use n_docs >= the file's, another output file, or overwrite=True (--overwrite)"
+            )
+        n_docs = max(n_docs, old_n_docs)
+    write_json(
+        mpath,
+        {"version": META_VERSION, "params_hash": hash_obj(params), "params": params, "n_docs": n_docs},
+    )
+
+
+def _existing(out: Path) -> tuple[set[tuple[str, int]], Counter[str]]:
+    """(doc_id, query_index) pairs already in ``out`` (after cutting a torn last line), and their flags."""
+    done: set[tuple[str, int]] = set()
+    flags: Counter[str] = Counter()
+    if not out.is_file():
+        return done, flags
+    repair_jsonl(out)
+    for line, obj in read_jsonl(out, skip_truncated_tail=True):
+        try:
+            key = (str(obj["doc_id"]), int(obj.get("query_index", 0)))
+        except (KeyError, TypeError, ValueError):
+            raise InputError("expected 'doc_id' and an integer 'query_index'", out, line) from None
+        if key in done:
+            log.warning("%s:%d: duplicate record for %s; keeping both", out, line, key)
+        done.add(key)
+        flags.update(obj.get("flags") or [])
+    return done, flags
+
+
+def _n_tokens(gen: Generation) -> int:
+    return len(gen.tokens) if gen.tokens else len(gen.log_probs)
+
+
+def generate_queries(
+    dataset: Dataset | str | Path,
+    out: str | Path,
+    *,
+    prompt: str = "inpars",
+    template: str | None = None,
+    backend: str = "llamacpp",
+    model: str = "smollm2-135m",
+    n_docs: int = 1000,
+    queries_per_doc: int = 1,
+    n_examples: int | None = None,
+    max_doc_tokens: int = 256,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    chat: bool = False,
+    min_doc_chars: int = 0,
+    backend_options: dict[str, Any] | None = None,
+    seed: int = 1,
+    train_split: str = "train",
+    batch_size: int | None = None,
+    backend_instance: Backend | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> GenerateSummary:
+    """Generate ``queries_per_doc`` queries for each of ``n_docs`` sampled documents into JSONL ``out``.
+
+    Args:
+        dataset: a :class:`~inpars.datasets.Dataset`, or a name/path for :func:`~inpars.datasets.load_dataset`.
+        out: the JSONL file; appended to and resumed (see the module docstring).
+        prompt: a name in :data:`inpars.prompts.PROMPTS` (``inpars``, ``inpars-gbq``, ``promptagator``,
+            ``template``); ``template`` is the template file of prompt ``template``.
+        backend, model, backend_options: passed to :func:`~inpars.generation.base.get_backend`, unless
+            ``backend_instance`` (an open backend, not closed here) is given.
+        n_examples: few-shot examples (``None``: the prompt's default); ``max_doc_tokens``: documents are
+            cut to this many tokens of the generator's tokenizer.
+        max_new_tokens, temperature, top_p: decoding; ``temperature == 0`` is greedy.
+        chat: wrap each prompt in the model's chat template (``backend.chat_prompt``).
+        min_doc_chars: leave out documents shorter than this when sampling.
+        seed: sampling of documents and examples, and decoding seed.
+        train_split: split the prompt may take few-shot examples from (never the evaluation split).
+        batch_size: prompts per backend call (default: ``backend.default_batch_size`` or 8); records are
+            written after each batch.
+        overwrite: discard an existing ``out`` instead of resuming it.
+        progress: show a tqdm bar (default: only on a terminal).
+
+    Returns:
+        a :class:`GenerateSummary`.
+    """
+    t_start = time.perf_counter()
+    out = Path(out)
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    backend_options = dict(backend_options or {})
+    if backend_instance is not None:
+        backend, model = backend_instance.name, backend_instance.model
+    if queries_per_doc > 1 and temperature == 0:
+        log.warning("queries_per_doc=%d with greedy decoding gives identical queries; set a temperature", queries_per_doc)
+
+    docs = sample_documents(ds, n_docs, seed=seed, min_doc_chars=min_doc_chars)
+    eligible = sorted(d for d, doc in ds.docs().items() if len(doc.full_text) >= min_doc_chars)
+    params = _params_record(
+        ds,
+        hash_obj(eligible),
+        prompt=prompt,
+        template=template,
+        backend=backend,
+        model=model,
+        queries_per_doc=queries_per_doc,
+        n_examples=n_examples,
+        max_doc_tokens=max_doc_tokens,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        chat=chat,
+        min_doc_chars=min_doc_chars,
+        backend_options=backend_options,
+        seed=seed,
+        train_split=train_split,
+    )
+    if prompt not in PROMPTS:
+        PROMPTS.get(prompt)  # raises UnknownNameError listing the prompts
+    _check_meta(out, params, len(docs), overwrite)
+
+    done, flag_counts = _existing(out)
+    n_existing = len(done)
+    todo: list[tuple[Document, list[int]]] = []
+    for doc in docs:
+        missing = [i for i in range(queries_per_doc) if (doc.doc_id, i) not in done]
+        if missing:
+            todo.append((doc, missing))
+    n_todo = sum(len(m) for _, m in todo)
+    total = len(docs) * queries_per_doc
+    log.info(
+        "generating %d queries for %d documents into %s (%d already there)",
+        n_todo, len(todo), out, total - n_todo,
+    )
+
+    own_backend = backend_instance is None
+    be: Backend | None = backend_instance
+    n_generated = n_tokens = 0
+    gen_seconds = 0.0
+    try:
+        if todo:
+            if be is None:
+                be = get_backend(backend, model, **backend_options)
+            n_generated, n_tokens, gen_seconds = _run(
+                be, ds, todo, out, flag_counts,
+                prompt=prompt,
+                prompt_options={
+                    "max_doc_tokens": max_doc_tokens,
+                    "n_examples": n_examples,
+                    "seed": seed,
+                    "train_split": train_split,
+                    "template": template,
+                },
+                params=SamplingParams(
+                    max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=queries_per_doc
+                ),
+                seed=seed,
+                model=model,
+                chat=chat,
+                batch_size=batch_size,
+                total=total,
+                progress=progress,
+            )
+        described = be.describe() if be is not None else {"backend": backend, "model": model}
+    finally:
+        if own_backend and be is not None:
+            be.close()
+
+    n_queries = n_existing + n_generated
+    seconds = gen_seconds
+    summary = GenerateSummary(
+        out=str(out),
+        n_docs=len(docs),
+        n_queries=n_queries,
+        n_generated=n_generated,
+        n_skipped_existing=n_existing,
+        n_flagged=dict(sorted(flag_counts.items())),
+        seconds=round(seconds, 3),
+        queries_per_second=round(n_generated / seconds, 4) if seconds > 0 else 0.0,
+        tokens_per_second=round(n_tokens / seconds, 2) if seconds > 0 else 0.0,
+        backend=described,
+    )
+    log.info(
+        "generation done in %.1f s (%.1f s total): %d new, %d existing, flagged %s",
+        seconds, time.perf_counter() - t_start, n_generated, n_existing, summary.n_flagged,
+    )
+    return summary
+
+
+def _run(
+    be: Backend,
+    ds: Dataset,
+    todo: list[tuple[Document, list[int]]],
+    out: Path,
+    flag_counts: Counter[str],
+    *,
+    prompt: str,
+    prompt_options: dict[str, Any],
+    params: SamplingParams,
+    seed: int,
+    model: str,
+    chat: bool,
+    batch_size: int | None,
+    total: int,
+    progress: bool | None,
+) -> tuple[int, int, float]:
+    """Generate for ``todo`` batch by batch, appending records; returns (queries, tokens, seconds)."""
+    from tqdm.auto import tqdm
+
+    builder = _build_prompt(prompt, be, ds, prompt_options)
+    bs = batch_size or int(getattr(be, "default_batch_size", 0) or DEFAULT_BATCH_SIZE)
+    n_generated = n_tokens = 0
+    seconds = 0.0
+    bar = tqdm(
+        total=total,
+        initial=total - sum(len(m) for _, m in todo),
+        unit="q",
+        desc="generating queries",
+        disable=None if progress is None else not progress,
+        dynamic_ncols=True,
+    )
+    with JsonlAppender(out) as writer, bar:
+        for start in range(0, len(todo), bs):
+            batch = todo[start : start + bs]
+            built: list[BuiltPrompt] = [builder.build(doc) for doc, _ in batch]
+            texts = [be.chat_prompt(b.text) if chat else b.text for b in built]
+            batch_params = SamplingParams(
+                max_new_tokens=params.max_new_tokens,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                seed=int(hash_obj([seed, [d.doc_id for d, _ in batch]])[:8], 16),
+                stop=params.stop,
+                n=params.n,
+            )
+            t0 = time.perf_counter()
+            results = be.generate(texts, batch_params)
+            dt = time.perf_counter() - t0
+            if len(results) != len(batch):
+                raise RuntimeError(f"backend {be.name} returned {len(results)} results for {len(batch)} prompts")
+            n_batch = sum(len(m) for _, m in batch)
+            per_query = dt / max(1, n_batch)
+            for (doc, missing), b, text, gens in zip(batch, built, texts, results, strict=True):
+                if len(gens) < max(missing) + 1:
+                    raise RuntimeError(f"backend {be.name} returned {len(gens)} generations; asked for {params.n}")
+                for qi in missing:
+                    gen = gens[qi]
+                    query = gen.text.strip()
+                    flags = flag_generation(query, b.text, doc.full_text, gen.finish_reason)
+                    flag_counts.update(flags)
+                    rec = GeneratedQuery(
+                        doc_id=doc.doc_id,
+                        query=query,
+                        log_probs=[float(x) for x in gen.log_probs],
+                        prompt_text=text,
+                        fewshot_examples=list(b.fewshot_examples),
+                        extra={
+                            "text": doc.full_text,
+                            "query_index": qi,
+                            "backend": be.name,
+                            "model": model,
+                            "finish_reason": gen.finish_reason,
+                            "n_tokens": _n_tokens(gen),
+                            "prompt_tokens": gen.prompt_tokens,
+                            "cached_tokens": gen.cached_tokens,
+                            "seconds": round(per_query, 4),
+                            "flags": flags,
+                        },
+                    )
+                    writer.write(rec.to_json())
+                    n_tokens += _n_tokens(gen)
+            n_generated += n_batch
+            seconds += dt
+            bar.update(n_batch)
+            if seconds > 0:
+                bar.set_postfix(tok_s=f"{n_tokens / seconds:.1f}", refresh=False)
+    return n_generated, n_tokens, seconds
+
+
+def _check_list(obj: dict[str, Any], key: str, path: Path, line: int, number: bool = False) -> None:
+    value = obj.get(key)
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise InputError(f"expected a list, got {type(value).__name__}", path, line, key)
+    if number:
+        for x in value:
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise InputError(f"expected numbers, got {x!r}", path, line, key)
+
+
+def read_generated(path: str | Path) -> list[GeneratedQuery]:
+    """Read a generation file: ours, or one written by the original InPars toolkit (unchanged).
+
+    Fields other than the toolkit's five are kept in ``GeneratedQuery.extra`` (e.g. ``text``, ``flags``,
+    ``query_index``). A last line cut off by a killed writer is skipped with a warning; any other bad line
+    raises :class:`~inpars.errors.InputError` naming the file, line and field.
+    """
+    path = Path(path)
+    records: list[GeneratedQuery] = []
+    for line, obj in read_jsonl(path, skip_truncated_tail=True):
+        for key in ("doc_id", "query"):
+            if key not in obj:
+                raise InputError("required field is missing", path, line, key)
+        if isinstance(obj["doc_id"], bool) or not isinstance(obj["doc_id"], (str, int)):
+            raise InputError(f"expected a string, got {type(obj['doc_id']).__name__}", path, line, "doc_id")
+        if obj["query"] is not None and not isinstance(obj["query"], str):
+            raise InputError(f"expected a string, got {type(obj['query']).__name__}", path, line, "query")
+        if obj["query"] is None:
+            obj = {**obj, "query": ""}
+        _check_list(obj, "log_probs", path, line, number=True)
+        _check_list(obj, "fewshot_examples", path, line)
+        _check_list(obj, "flags", path, line)
+        if "query_index" in obj and (isinstance(obj["query_index"], bool) or not isinstance(obj["query_index"], int)):
+            raise InputError(f"expected an integer, got {obj['query_index']!r}", path, line, "query_index")
+        if obj.get("prompt_text") is not None and not isinstance(obj["prompt_text"], str):
+            raise InputError("expected a string", path, line, "prompt_text")
+        records.append(GeneratedQuery.from_json(obj))
+    return records

@@ -1,0 +1,472 @@
+"""The generation stage: sampling, output fields, flags, resume, metadata checks, reading files, CLI.
+
+Unit tests use a deterministic fake backend registered here; the tests marked slow run the real llama.cpp
+backend with SmolLM2 on SciFact (CLI run, and a SIGKILL-then-resume of a real subprocess).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inpars.cli import main as cli_main
+from inpars.datasets import load_dataset
+from inpars.errors import ConfigError, InputError
+from inpars.generate import (
+    FLAG_COPIES_DOCUMENT,
+    FLAG_EMPTY,
+    FLAG_REPEATS_PROMPT,
+    FLAG_TRUNCATED,
+    flag_generation,
+    generate_queries,
+    meta_path,
+    read_generated,
+    sample_documents,
+)
+from inpars.generation.base import BACKENDS, Backend, Generation, SamplingParams
+from inpars.prompts import get_prompt
+from inpars.records import Document
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class FakeBackend(Backend):
+    """Deterministic generations chosen by markers in the document; counts the prompts it is given.
+
+    Word-level tokenizer. A document containing EMPTY gives "", REPEAT gives the prompt's first example
+    query, COPY gives the document's first four words, LONG stops at max_new_tokens; any other gives
+    "what about <first word> <sample index>" with log-prob -0.1 * (position + 1).
+    """
+
+    name = "fake-test"
+    calls: list[list[str]] = []
+
+    def __init__(self, model: str, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.closed = False
+
+    def tokenize(self, text: str) -> list[int]:
+        return [len(w) for w in text.split()]
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        return " ".join(text.split()[:max_tokens])
+
+    def chat_prompt(self, user_message: str) -> str:
+        return f"<user>{user_message}</user><assistant>"
+
+    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Generation]]:
+        FakeBackend.calls.append(list(prompts))
+        delay = float(self.options.get("delay", 0))
+        out = []
+        for prompt in prompts:
+            if delay:
+                time.sleep(delay)
+            doc = prompt.rsplit("Document:", 1)[-1]
+            gens = []
+            for i in range(params.n):
+                finish = "stop"
+                if "EMPTY" in doc:
+                    text = "  "
+                elif "REPEAT" in doc:
+                    text = " " + prompt.split("Relevant Query:", 1)[1].split("\n", 1)[0].strip()
+                elif "COPY" in doc:
+                    text = " " + " ".join(doc.split()[:4])
+                elif "LONG" in doc:
+                    text = " " + " ".join(["word"] * params.max_new_tokens)
+                    finish = "length"
+                else:
+                    text = f" what about {doc.split()[0].lower()} {i}"
+                words = text.split()
+                gens.append(
+                    Generation(
+                        text=text,
+                        log_probs=[-0.1 * (k + 1) for k in range(len(words))],
+                        tokens=words,
+                        finish_reason=finish,
+                        prompt_tokens=len(prompt.split()),
+                    )
+                )
+            out.append(gens)
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+
+
+if "fake-test" not in BACKENDS:
+    BACKENDS.register("fake-test")(FakeBackend)
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls() -> None:
+    FakeBackend.calls = []
+
+
+def n_prompts() -> int:
+    return sum(len(c) for c in FakeBackend.calls)
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def marker_beir(tmp_path: Path) -> Path:
+    from conftest import write_beir
+
+    docs = [
+        {"_id": "n1", "title": "Vitamin", "text": "Vitamin D reduces infections in children."},
+        {"_id": "n2", "title": "Aspirin", "text": "Aspirin lowers heart attack risk."},
+        {"_id": "e1", "title": "", "text": "EMPTY nothing comes out of this one."},
+        {"_id": "r1", "title": "", "text": "REPEAT the model repeats an example here."},
+        {"_id": "c1", "title": "", "text": "COPY copies the first words of the document verbatim."},
+        {"_id": "l1", "title": "", "text": "LONG generation that never stops."},
+    ]
+    return write_beir(tmp_path / "markers", docs, [{"_id": "q1", "text": "a query"}], {"train": [("q1", "n1", 1)]})
+
+
+def gen(ds: Any, out: Path, **kw: Any):
+    kw.setdefault("backend", "fake-test")
+    kw.setdefault("model", "fake-model")
+    kw.setdefault("progress", False)
+    return generate_queries(ds, out, **kw)
+
+
+# ------------------------------------------------------------------------------------------ sampling
+
+
+def test_sampling_is_seeded_sorted_and_capped(scifact_dir: Path) -> None:
+    ds = load_dataset(scifact_dir)
+    ids = sorted(ds.docs())
+    got = [d.doc_id for d in sample_documents(ds, 50, seed=1)]
+    # worked independently: a seeded permutation of the sorted ids, first 50
+    assert got == random.Random(1).sample(ids, len(ids))[:50]
+    assert got == [d.doc_id for d in sample_documents(ds, 50, seed=1)]
+    assert got != [d.doc_id for d in sample_documents(ds, 50, seed=2)]
+    # a larger sample extends a smaller one
+    assert [d.doc_id for d in sample_documents(ds, 80, seed=1)][:50] == got
+    # min_doc_chars leaves out short documents before sampling
+    long_ids = sorted(i for i, d in ds.docs().items() if len(d.full_text) >= 1500)
+    got_long = [d.doc_id for d in sample_documents(ds, 20, seed=1, min_doc_chars=1500)]
+    assert got_long == random.Random(1).sample(long_ids, len(long_ids))[:20]
+    assert all(len(ds.docs()[i].full_text) >= 1500 for i in got_long)
+
+
+def test_sampling_caps_at_corpus_size(tiny_beir: Path) -> None:
+    docs = sample_documents(load_dataset(tiny_beir), 100, seed=3)
+    assert sorted(d.doc_id for d in docs) == ["d1", "d2", "d3", "d4", "d5", "d6"]
+
+
+# ------------------------------------------------------------------------------------------ output
+
+
+def test_output_fields_and_summary(tiny_beir: Path, tmp_path: Path) -> None:
+    ds = load_dataset(tiny_beir)
+    out = tmp_path / "q.jsonl"
+    summary = gen(ds, out, n_docs=4, queries_per_doc=2, temperature=0.7, seed=5, max_doc_tokens=5, batch_size=3)
+    recs = lines(out)
+    assert len(recs) == 8 and summary.n_queries == 8 and summary.n_generated == 8
+    assert summary.n_docs == 4 and summary.n_skipped_existing == 0
+    assert summary.backend == {"backend": "fake-test", "model": "fake-model"}
+    assert summary.queries_per_second > 0 and summary.tokens_per_second > 0
+    # batches of 3 documents: 4 documents -> 2 backend calls
+    assert [len(c) for c in FakeBackend.calls] == [3, 1]
+    sampled = [d.doc_id for d in sample_documents(ds, 4, seed=5)]
+    assert [r["doc_id"] for r in recs] == [d for d in sampled for _ in range(2)]
+    assert [r["query_index"] for r in recs] == [0, 1] * 4
+    docs = ds.docs()
+    prompt = get_prompt("inpars")
+    for r in recs:
+        assert set(r) == {
+            "doc_id", "query", "log_probs", "prompt_text", "fewshot_examples", "text", "query_index",
+            "backend", "model", "finish_reason", "n_tokens", "prompt_tokens", "cached_tokens", "seconds",
+            "flags",
+        }
+        doc = docs[r["doc_id"]]
+        first = doc.full_text.split()[0].lower()
+        assert r["query"] == f"what about {first} {r['query_index']}"  # stripped
+        assert r["log_probs"] == pytest.approx([-0.1, -0.2, -0.3, -0.4])
+        assert r["n_tokens"] == 4 and r["finish_reason"] == "stop" and r["flags"] == []
+        assert r["text"] == doc.full_text
+        # the document is cut to max_doc_tokens=5 words of the (fake) tokenizer
+        short = Document(doc.doc_id, " ".join(doc.full_text.split()[:5]))
+        assert r["prompt_text"] == prompt.build(short).text
+        assert r["fewshot_examples"] == []
+        assert (r["backend"], r["model"]) == ("fake-test", "fake-model")
+        assert r["seconds"] >= 0
+    # read back through the reader
+    back = read_generated(out)
+    assert [(g.doc_id, g.query) for g in back] == [(r["doc_id"], r["query"]) for r in recs]
+    assert back[0].extra["query_index"] == 0 and back[0].mean_log_prob == pytest.approx(-0.25)
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["n_docs"] == 4 and meta["params"]["temperature"] == 0.7 and meta["params"]["seed"] == 5
+
+
+def test_chat_mode_wraps_prompt(tiny_beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.jsonl"
+    gen(tiny_beir, out, n_docs=2, chat=True)
+    for r in lines(out):
+        assert r["prompt_text"].startswith("<user>Example 1:") and r["prompt_text"].endswith("</user><assistant>")
+    assert all(p.startswith("<user>") for c in FakeBackend.calls for p in c)
+
+
+def test_backend_instance_is_used_and_left_open(tiny_beir: Path, tmp_path: Path) -> None:
+    be = FakeBackend("my-model")
+    summary = generate_queries(tiny_beir, tmp_path / "q.jsonl", n_docs=2, backend_instance=be, progress=False)
+    assert not be.closed and summary.backend["model"] == "my-model"
+    assert {r["model"] for r in lines(tmp_path / "q.jsonl")} == {"my-model"}
+
+
+def test_flags(tmp_path: Path) -> None:
+    out = tmp_path / "q.jsonl"
+    summary = gen(marker_beir(tmp_path), out, n_docs=6, max_new_tokens=7)
+    by_doc = {r["doc_id"]: r for r in lines(out)}
+    assert by_doc["n1"]["flags"] == [] and by_doc["n2"]["flags"] == []
+    assert by_doc["e1"]["flags"] == [FLAG_EMPTY] and by_doc["e1"]["query"] == ""
+    assert by_doc["r1"]["flags"] == [FLAG_REPEATS_PROMPT]
+    # the repeated query is the first example query of the inpars prompt
+    assert by_doc["r1"]["query"] and f"Relevant Query: {by_doc['r1']['query']}\n" in by_doc["r1"]["prompt_text"]
+    assert by_doc["c1"]["flags"] == [FLAG_COPIES_DOCUMENT] and by_doc["c1"]["query"] == "COPY copies the first"
+    assert by_doc["l1"]["flags"] == [FLAG_TRUNCATED] and by_doc["l1"]["finish_reason"] == "length"
+    assert by_doc["l1"]["n_tokens"] == 7
+    assert summary.n_flagged == {FLAG_COPIES_DOCUMENT: 1, FLAG_EMPTY: 1, FLAG_REPEATS_PROMPT: 1, FLAG_TRUNCATED: 1}
+
+
+def test_flag_rules() -> None:
+    prompt = "Example 1:\nDocument: alpha beta\nRelevant Query: what is alpha\n\nDocument: gamma delta\nRelevant Query:"
+    assert flag_generation("What is alpha?", prompt, "gamma delta") == [FLAG_REPEATS_PROMPT]
+    assert flag_generation("what is alpha beta gamma", prompt, "gamma delta") == []
+    assert flag_generation("Gamma  DELTA", prompt, "gamma delta") == [FLAG_COPIES_DOCUMENT]
+    assert flag_generation(" \n ", prompt, "gamma delta", "length") == [FLAG_EMPTY, FLAG_TRUNCATED]
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+
+def test_resume_skips_done_and_extends(tiny_beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.jsonl"
+    gen(tiny_beir, out, n_docs=3, queries_per_doc=2, temperature=0.5)
+    first = out.read_bytes()
+    assert n_prompts() == 3
+    # same arguments: nothing to do, no backend call, file unchanged
+    s = gen(tiny_beir, out, n_docs=3, queries_per_doc=2, temperature=0.5)
+    assert n_prompts() == 3 and s.n_generated == 0 and s.n_skipped_existing == 6 and out.read_bytes() == first
+    # a larger n_docs extends the file: only the 3 new documents go to the backend
+    s = gen(tiny_beir, out, n_docs=6, queries_per_doc=2, temperature=0.5)
+    assert n_prompts() == 6 and s.n_generated == 6 and s.n_skipped_existing == 6 and s.n_queries == 12
+    assert out.read_bytes().startswith(first)
+    recs = lines(out)
+    assert sorted((r["doc_id"], r["query_index"]) for r in recs) == sorted(
+        (f"d{i}", q) for i in range(1, 7) for q in range(2)
+    )
+    # lose the last 3 records, one torn in half: the rerun regenerates exactly those
+    data = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept, last = data[:9], data[9]
+    out.write_text("".join(kept) + last[: len(last) // 2], encoding="utf-8")
+    s = gen(tiny_beir, out, n_docs=6, queries_per_doc=2, temperature=0.5)
+    assert s.n_skipped_existing == 9 and s.n_generated == 3
+    recs2 = lines(out)
+    assert recs2[:9] == recs[:9]
+    assert sorted((r["doc_id"], r["query_index"]) for r in recs2) == sorted(
+        (r["doc_id"], r["query_index"]) for r in recs
+    )
+
+
+def test_refuses_other_arguments(tiny_beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.jsonl"
+    gen(tiny_beir, out, n_docs=3)
+    with pytest.raises(ConfigError, match=r"temperature: 0\.0 in the file, 0\.9 now"):
+        gen(tiny_beir, out, n_docs=3, temperature=0.9)
+    with pytest.raises(ConfigError, match="seed"):
+        gen(tiny_beir, out, n_docs=3, seed=2)
+    with pytest.raises(ConfigError, match="n_docs=3"):
+        gen(tiny_beir, out, n_docs=2)
+    assert len(lines(out)) == 3 and n_prompts() == 3
+    # overwrite starts again
+    s = gen(tiny_beir, out, n_docs=2, temperature=0.9, overwrite=True)
+    assert s.n_generated == 2 and s.n_skipped_existing == 0 and len(lines(out)) == 2
+    assert json.loads(meta_path(out).read_text())["params"]["temperature"] == 0.9
+    # a file without its sidecar has unknown arguments
+    meta_path(out).unlink()
+    with pytest.raises(ConfigError, match="no q.jsonl.meta.json"):
+        gen(tiny_beir, out, n_docs=2, temperature=0.9)
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def test_reads_original_inpars_file(tmp_path: Path) -> None:
+    # A line as the original toolkit's generate.py writes it (pandas to_json: doc_id, text, then the
+    # generation columns; '/' escaped as '\/'; fewshot_examples are example query ids).
+    line = (
+        '{"doc_id":"4983","text":"Microstructural development of human newborn cerebral white matter assessed'
+        ' in vivo by diffusion tensor magnetic resonance imaging.","query":"what is diffusion tensor mri",'
+        '"log_probs":[-0.52,-1.25,-0.03,-0.74],"prompt_text":"Example 1:\\nDocument: caffeine\\/coffee ...'
+        '\\nRelevant Query:","fewshot_examples":["1035651","8212","437987"]}\n'
+    )
+    path = tmp_path / "inpars_original.jsonl"
+    path.write_text(line + line.replace('"4983"', '"1234"'), encoding="utf-8")
+    recs = read_generated(path)
+    assert [r.doc_id for r in recs] == ["4983", "1234"]
+    r = recs[0]
+    assert r.query == "what is diffusion tensor mri"
+    assert r.log_probs == [-0.52, -1.25, -0.03, -0.74]
+    assert r.mean_log_prob == pytest.approx(-0.635)
+    assert r.prompt_text == "Example 1:\nDocument: caffeine/coffee ...\nRelevant Query:"
+    assert r.fewshot_examples == ["1035651", "8212", "437987"]
+    assert r.extra == {"text": json.loads(line)["text"]}
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "field", "message"),
+    [
+        ('{"doc_id": "a", "query": "q"}\n{"query": "q2"}\n', 2, "doc_id", "missing"),
+        ('{"doc_id": "a"}\n', 1, "query", "missing"),
+        ('{"doc_id": "a", "query": 3}\n', 1, "query", "expected a string"),
+        ('{"doc_id": "a", "query": "q", "log_probs": "x"}\n', 1, "log_probs", "expected a list"),
+        ('{"doc_id": "a", "query": "q", "log_probs": [-1, "x"]}\n', 1, "log_probs", "expected numbers"),
+        ('{"doc_id": ["a"], "query": "q"}\n', 1, "doc_id", "expected a string"),
+        ('{"doc_id": "a", "query": "q", "query_index": "0"}\n', 1, "query_index", "expected an integer"),
+        ('{"doc_id": "a", "query": "q"}\n{"doc_id": "b", "query" "q"}\n{"doc_id": "c", "query": "q"}\n', 2, None, "invalid JSON"),
+    ],
+)
+def test_bad_lines_name_file_line_field(
+    tmp_path: Path, content: str, line: int, field: str | None, message: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=message) as err:
+        read_generated(path)
+    assert err.value.path == str(path) and err.value.line == line and err.value.field == field
+
+
+def test_torn_last_line_is_skipped_when_reading(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"doc_id": "a", "query": "q"}\n{"doc_id": "b", "qu', encoding="utf-8")
+    assert [r.doc_id for r in read_generated(path)] == ["a"]
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def test_cli_flags_override_config(tiny_beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        f"seed: 4\ndataset:\n  name: {tiny_beir}\n"
+        "generate:\n  backend: fake-test\n  model: cfg-model\n  n_docs: 2\n  temperature: 0.3\n  max_new_tokens: 9\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "q.jsonl"
+    rc = cli_main(
+        ["generate", "--config", str(cfg), "--out", str(out), "--n-docs", "3", "--temperature", "0.6",
+         "--backend-option", "delay=0", "--backend-option", "note=x y", "--no-progress"]
+    )
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "3 queries for 3 documents (3 new, 0 already there)" in printed and "flagged: none" in printed
+    params = json.loads(meta_path(out).read_text())["params"]
+    assert params["temperature"] == 0.6 and params["max_new_tokens"] == 9 and params["seed"] == 4
+    assert params["model"] == "cfg-model" and params["backend_options"] == {"delay": 0, "note": "x y"}
+    sampled = [d.doc_id for d in sample_documents(load_dataset(tiny_beir), 3, seed=4)]
+    assert [r["doc_id"] for r in lines(out)] == sampled
+    # a rerun with other arguments is refused with a clear message and exit code 2
+    rc = cli_main(["generate", "-d", str(tiny_beir), "--out", str(out), "--backend", "fake-test", "--no-progress"])
+    assert rc == 2 and "different arguments" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ real model
+
+
+def _has_llamacpp() -> bool:
+    try:
+        import inpars.generation.llamacpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_llamacpp = pytest.mark.skipif(not _has_llamacpp(), reason="inpars.generation.llamacpp is not available")
+
+
+def _cli_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from inpars.cli import main; sys.exit(main())", *args]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.slow
+@needs_llamacpp
+def test_cli_real_smollm2_on_scifact(scifact_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.jsonl"
+    proc = subprocess.run(
+        _cli_cmd("generate", "--dataset", str(scifact_dir), "--n-docs", "3", "--seed", "1", "--out", str(out),
+                 "--max-new-tokens", "32"),
+        capture_output=True, text=True, env=_env(), timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "3 queries for 3 documents" in proc.stdout
+    recs = read_generated(out)
+    ds = load_dataset(scifact_dir)
+    assert [r.doc_id for r in recs] == [d.doc_id for d in sample_documents(ds, 3, seed=1)]
+    for r in recs:
+        assert r.extra["backend"] == "llamacpp" and r.extra["model"] == "smollm2-135m"
+        assert r.prompt_text.startswith("Example 1:\nDocument:") and r.prompt_text.endswith("Relevant Query:")
+        # one log-prob per generated token, each a log-probability
+        assert len(r.log_probs) == r.extra["n_tokens"]
+        assert all(lp <= 0 for lp in r.log_probs)
+        if not r.extra["flags"]:
+            assert r.query.strip() and "\n" not in r.query and r.extra["n_tokens"] > 0
+
+
+@pytest.mark.slow
+@needs_llamacpp
+def test_sigkill_then_resume_real_subprocess(scifact_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.jsonl"
+    n_docs = 12
+    cmd = _cli_cmd(
+        "generate", "--dataset", str(scifact_dir), "--n-docs", str(n_docs), "--seed", "7", "--out", str(out),
+        "--max-new-tokens", "24", "--batch-size", "1", "--no-progress",
+    )
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            if out.is_file() and out.read_bytes().count(b"\n") >= 2:
+                break
+            assert proc.poll() is None, f"generation ended early: {proc.stderr.read().decode() if proc.stderr else ''}"
+            time.sleep(0.05)
+        else:
+            pytest.fail("no 2 records within 240 s")
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    before = out.read_bytes()
+    n_before = before.count(b"\n")
+    assert 2 <= n_before < n_docs, "the kill came too late to test resuming"
+    complete = before[: before.rfind(b"\n") + 1]
+    # simulate a torn write on top of whatever the kill left
+    with open(out, "ab") as f:
+        f.write(b'{"doc_id": "torn", "query": "half a rec')
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = out.read_bytes()
+    assert after.startswith(complete)  # records written before the kill are unchanged
+    recs = read_generated(out)
+    keys = [(r.doc_id, r.extra["query_index"]) for r in recs]
+    assert len(keys) == len(set(keys)) == n_docs
+    sampled = [d.doc_id for d in sample_documents(load_dataset(scifact_dir), n_docs, seed=7)]
+    assert sorted(keys) == sorted((d, 0) for d in sampled)
+    assert f"{n_docs} queries for {n_docs} documents" in done.stdout
