@@ -57,6 +57,7 @@ class GenerateConfig(Section):
     chat: bool = False
     min_doc_chars: int = Field(0, ge=0, description="skip documents shorter than this when sampling")
     backend_options: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int | None = Field(None, ge=1, description="prompts per backend call (backend default)")
 
 
 class FilterStep(Section):
