@@ -62,10 +62,10 @@ class GenerateConfig(Section):
 
 class FilterStep(Section):
     name: str
-    top_k: int | None = Field(None, ge=1)
-    top_fraction: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=1)
+    top_fraction: float | None = Field(default=None, gt=0, le=1)
     model: str | None = None
-    depth: int | None = Field(None, ge=1)
+    depth: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -73,6 +73,9 @@ class FilterConfig(Section):
     steps: list[FilterStep] = Field(default_factory=lambda: [FilterStep(name="logprob", top_fraction=0.5)])
     min_words: int = Field(2, ge=0)
     max_words: int = Field(64, ge=1)
+    copy_threshold: float | None = Field(
+        0.9, gt=0, le=1, description="drop a query when a run of this share of its tokens is copied from the document"
+    )
 
 
 class NegativesConfig(Section):

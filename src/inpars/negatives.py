@@ -1,0 +1,335 @@
+"""Hard negatives: for each kept query, documents sampled from its BM25 ranking that are not its positive.
+
+As in InPars, the negatives of a query are drawn uniformly at random from the BM25 top ``depth`` (1000) of
+that query, one per query by default::
+
+    >>> summary = mine_negatives("filtered.jsonl", "train.jsonl", dataset="scifact")   # doctest: +SKIP
+    >>> summary.n_examples, summary.n_fallback                                        # doctest: +SKIP
+    (1000, 0)
+
+Rules (each is tested):
+
+- A negative is never a document known to be positive for the query: its source ``doc_id``; any document
+  whose text is exactly that of a positive (corpora hold duplicates); and, when the query is a real query of
+  the dataset's ``qrels_split`` (``train``; matched by its id in the record's ``query_id`` field or by its
+  normalised text, e.g. a few-shot example the LLM copied), every document judged relevant to it. The
+  original toolkit's ``generate_triples.py`` samples from the BM25 hits without removing the positive, so the
+  query's own document, usually ranked first, is drawn as a "negative" about once per ``depth`` draws.
+- Candidates are the hits ranked ``skip_top + 1`` to ``depth`` (``skip_top`` skips the top hits, which are
+  often unlabelled positives) that share at least one term with the query; two negatives of a query never
+  have the same text.
+- Each query draws from its own generator, seeded from ``seed``, its query id, document id and text, so the
+  result does not depend on the order of the queries or on how the work is split.
+- When BM25 has fewer candidates than ``n_negatives``, the rest are drawn at random from the corpus (with
+  the same exclusions); ``n_fallback`` counts those queries and a warning is logged. ``method="random"``
+  draws every negative at random from the corpus.
+
+Output: one :class:`~inpars.records.TrainingExample` JSON line per query (``query_id`` =
+``<doc_id>-<query_index>``, ``query``, ``pos_doc_id``, ``positive`` = the document's ``full_text``,
+``neg_doc_ids``, ``negatives``), written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from inpars.datasets import PROTECTED_SPLITS, Dataset, ranked
+from inpars.errors import ConfigError, InputError
+from inpars.filtering import as_dataset, normalize_query, read_queries, resolve_bm25_params, text_key
+from inpars.io import write_jsonl
+from inpars.records import Document, GeneratedQuery, TrainingExample
+
+log = logging.getLogger(__name__)
+
+METHODS = ("bm25", "random")
+_SEARCH_BATCH = 1000  # queries per BM25 search call (bounds the memory of a depth-1000 run)
+
+
+@dataclass
+class NegativesSummary:
+    """What :func:`mine_negatives` did.
+
+    ``n_fallback``: queries for which BM25 gave fewer candidates than needed, topped up at random;
+    ``n_short``: queries that got fewer than ``n_negatives`` even so (tiny corpus); ``n_positives_excluded``:
+    positives (the source document, a duplicate of it, or a judged document) found among the BM25 candidates
+    and kept out of the draw; ``n_skipped_empty``: records with an empty query (no example written).
+    """
+
+    input: str
+    output: str
+    method: str
+    n_queries: int
+    n_examples: int
+    n_negatives: int
+    n_fallback: int = 0
+    n_short: int = 0
+    n_positives_excluded: int = 0
+    n_skipped_empty: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+    def summary(self) -> str:
+        """A few lines for humans."""
+        lines = [
+            f"wrote {self.n_examples} training examples ({self.n_negatives} {self.method} negatives) -> {self.output}"
+        ]
+        if self.n_fallback:
+            lines.append(f"  {self.n_fallback} queries had too few BM25 candidates: topped up with random documents")
+        if self.n_short:
+            lines.append(f"  {self.n_short} queries got fewer negatives than asked (corpus too small)")
+        if self.n_skipped_empty:
+            lines.append(f"  {self.n_skipped_empty} records with an empty query were skipped")
+        lines.append(f"  {self.n_positives_excluded} positive hits were kept out of the negatives")
+        return "\n".join(lines)
+
+
+def query_rng(seed: int, query_id: str, doc_id: str, query: str) -> random.Random:
+    """The generator of one query: a function of the seed and the query alone, not of the run's order.
+
+    >>> query_rng(1, "d1-0", "d1", "q").random() == query_rng(1, "d1-0", "d1", "q").random()
+    True
+    """
+    digest = hashlib.sha256(f"{seed}\0{query_id}\0{doc_id}\0{query}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:16], "big"))
+
+
+def assign_query_ids(records: Sequence[GeneratedQuery]) -> list[str]:
+    """``<doc_id>-<query_index>`` per record (``query_index`` from the record, else its rank among the
+    records of the same document); a repeated id gets a ``~N`` suffix.
+
+    >>> recs = [GeneratedQuery("d1", "a", extra={"query_index": 0}), GeneratedQuery("d1", "b"),
+    ...         GeneratedQuery("d2", "c"), GeneratedQuery("d1", "e", extra={"query_index": 0})]
+    >>> assign_query_ids(recs)
+    ['d1-0', 'd1-1', 'd2-0', 'd1-0~1']
+    """
+    per_doc: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    out: list[str] = []
+    for rec in records:
+        nth = per_doc.get(rec.doc_id, 0)
+        per_doc[rec.doc_id] = nth + 1
+        qi = rec.extra.get("query_index")
+        qid = f"{rec.doc_id}-{qi if isinstance(qi, int) and not isinstance(qi, bool) else nth}"
+        if qid in seen:
+            seen[qid] += 1
+            qid = f"{qid}~{seen[qid]}"
+        else:
+            seen[qid] = 0
+        out.append(qid)
+    return out
+
+
+class _Corpus:
+    """Documents in corpus order, with text keys, for exclusion by id or by identical text."""
+
+    def __init__(self, docs: dict[str, Document]) -> None:
+        self.docs = docs
+        self.ids = list(docs)
+        self.key = {d: text_key(doc.full_text) for d, doc in docs.items()}
+        self.by_key: dict[str, set[str]] = {}
+        for d, k in self.key.items():
+            self.by_key.setdefault(k, set()).add(d)
+
+    def with_duplicates(self, ids: set[str]) -> set[str]:
+        """``ids`` plus every document whose text equals one of theirs."""
+        out = set(ids)
+        for d in ids:
+            if d in self.key:
+                out |= self.by_key[self.key[d]]
+        return out
+
+
+def _known_positives(ds: Dataset, split: str | None) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Judged-relevant documents of ``split``'s real queries, by query id and by normalised query text."""
+    if not split or split in PROTECTED_SPLITS or not ds.has_split(split):
+        if split in PROTECTED_SPLITS:
+            log.warning("not reading the protected '%s' judgements for negatives", split)
+        return {}, {}
+    qrels = ds.qrels_dict(split)
+    by_id = {q: {d for d, rel in docs.items() if rel > 0} for q, docs in qrels.items()}
+    by_text: dict[str, set[str]] = {}
+    for qid, text in ds.queries(split).items():
+        if by_id.get(qid):
+            by_text.setdefault(normalize_query(text), set()).update(by_id[qid])
+    return by_id, by_text
+
+
+def _draw(
+    rng: random.Random,
+    pool: list[str],
+    n: int,
+    excluded: set[str],
+    corpus: _Corpus,
+    taken: list[str],
+    taken_keys: set[str],
+) -> None:
+    """Draw up to ``n`` documents from ``pool`` without replacement (partial Fisher-Yates), skipping the
+    ``excluded`` ids and texts already taken; appends to ``taken``."""
+    pool = list(pool)
+    for i in range(len(pool)):
+        if len(taken) >= n:
+            break
+        j = rng.randrange(i, len(pool))
+        pool[i], pool[j] = pool[j], pool[i]
+        d = pool[i]
+        if d in excluded or corpus.key[d] in taken_keys:
+            continue
+        taken.append(d)
+        taken_keys.add(corpus.key[d])
+
+
+def _draw_random(
+    rng: random.Random, n: int, excluded: set[str], corpus: _Corpus, taken: list[str], taken_keys: set[str]
+) -> None:
+    """Top ``taken`` up to ``n`` with documents drawn uniformly from the whole corpus (same exclusions)."""
+    ids = corpus.ids
+    attempts = 0
+    while len(taken) < n and attempts < 20 * n + 20:
+        attempts += 1
+        d = ids[rng.randrange(len(ids))]
+        if d in excluded or d in taken or corpus.key[d] in taken_keys:
+            continue
+        taken.append(d)
+        taken_keys.add(corpus.key[d])
+    if len(taken) < n:  # a tiny or highly excluded corpus: scan it from a random offset
+        start = rng.randrange(len(ids))
+        for k in range(len(ids)):
+            d = ids[(start + k) % len(ids)]
+            if len(taken) >= n:
+                break
+            if d in excluded or d in taken or corpus.key[d] in taken_keys:
+                continue
+            taken.append(d)
+            taken_keys.add(corpus.key[d])
+
+
+def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def mine_negatives(
+    queries: str | Path | Sequence[GeneratedQuery],
+    out: str | Path,
+    *,
+    dataset: Dataset | str | Path,
+    method: str = "bm25",
+    n_negatives: int = 1,
+    depth: int = 1000,
+    skip_top: int = 0,
+    seed: int = 1,
+    index_dir: str | Path | None = None,
+    bm25: dict[str, Any] | None = None,
+    qrels_split: str | None = "train",
+) -> NegativesSummary:
+    """Write one training example per query with ``n_negatives`` negatives (see the module docstring).
+
+    ``queries``: a filtered (or generated) JSONL file or a list of records. ``method``: ``bm25`` (sampled
+    from hits ``skip_top + 1`` .. ``depth``) or ``random``. ``index_dir``/``bm25``: the BM25 index folder and
+    its parameters (default: those of the index already in ``index_dir``). ``qrels_split``: the split whose
+    judgements mark known positives of real queries (never a protected split; None: none).
+    """
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise ConfigError(f"unknown negatives method '{method}'; available: {', '.join(METHODS)}")
+    if n_negatives < 1:
+        raise ConfigError(f"n_negatives must be at least 1, got {n_negatives}")
+    if method == "bm25" and skip_top >= depth:
+        raise ConfigError(f"skip_top ({skip_top}) must be smaller than depth ({depth})")
+    ds = as_dataset(dataset)
+    source = str(queries) if isinstance(queries, (str, Path)) else "<records>"
+    records = read_queries(queries) if isinstance(queries, (str, Path)) else list(queries)
+    docs = ds.docs()
+    for i, rec in enumerate(records, start=1):
+        if rec.doc_id not in docs:
+            raise InputError(
+                f"record {i}: document '{rec.doc_id}' is not in the corpus of dataset '{ds.name}'",
+                path=source,
+                field="doc_id",
+            )
+    corpus = _Corpus(docs)
+    by_id, by_text = _known_positives(ds, qrels_split)
+    qids = assign_query_ids(records)
+    items = [(qid, rec) for qid, rec in zip(qids, records, strict=True) if rec.query.strip()]
+    n_empty = len(records) - len(items)
+    if n_empty:
+        log.warning("%d records have an empty query; skipped", n_empty)
+
+    index = None
+    if method == "bm25" and items:
+        from inpars.retrieval import get_index
+
+        index = get_index(ds, index_dir, **resolve_bm25_params(index_dir, bm25))
+
+    from tqdm.auto import tqdm
+
+    examples: list[TrainingExample] = []
+    n_fallback = n_short = n_excluded = 0
+    bar = tqdm(total=len(items), desc="negatives", unit="query", disable=len(items) < 1000)
+    for batch in _batches(items, _SEARCH_BATCH):
+        run = index.search({qid: rec.query for qid, rec in batch}, k=depth) if index is not None else {}
+        for qid, rec in batch:
+            positives = {rec.doc_id}
+            real_qid = rec.extra.get("query_id")
+            if isinstance(real_qid, str) and real_qid in by_id:
+                positives |= by_id[real_qid]
+            positives |= by_text.get(normalize_query(rec.query), set())
+            excluded = corpus.with_duplicates(positives)
+            rng = query_rng(seed, qid, rec.doc_id, rec.query)
+            taken: list[str] = []
+            taken_keys: set[str] = set()
+            if index is not None:
+                pool = [d for d, _ in ranked(run.get(qid, {}))[skip_top:depth]]
+                n_excluded += sum(1 for d in pool if d in excluded)
+                _draw(rng, pool, n_negatives, excluded, corpus, taken, taken_keys)
+                if len(taken) < n_negatives:
+                    n_fallback += 1
+            _draw_random(rng, n_negatives, excluded, corpus, taken, taken_keys)
+            if len(taken) < n_negatives:
+                n_short += 1
+            examples.append(
+                TrainingExample(
+                    query=rec.query,
+                    pos_doc_id=rec.doc_id,
+                    positive=docs[rec.doc_id].full_text,
+                    neg_doc_ids=taken,
+                    negatives=[docs[d].full_text for d in taken],
+                    query_id=qid,
+                )
+            )
+        bar.update(len(batch))
+    bar.close()
+    if n_fallback:
+        log.warning(
+            "%d of %d queries had fewer than %d BM25 candidates in ranks %d-%d; topped up with random documents",
+            n_fallback, len(items), n_negatives, skip_top + 1, depth,
+        )  # fmt: skip
+    if n_short:
+        log.warning("%d queries got fewer than %d negatives (the corpus is too small)", n_short, n_negatives)
+    write_jsonl(out, (ex.to_json() for ex in examples))
+    summary = NegativesSummary(
+        input=source,
+        output=str(out),
+        method=method,
+        n_queries=len(records),
+        n_examples=len(examples),
+        n_negatives=sum(len(ex.neg_doc_ids) for ex in examples),
+        n_fallback=n_fallback,
+        n_short=n_short,
+        n_positives_excluded=n_excluded,
+        n_skipped_empty=n_empty,
+        seconds=time.perf_counter() - t0,
+    )
+    log.info("negatives: %d examples, %d negatives in %.1fs", summary.n_examples, summary.n_negatives, summary.seconds)
+    return summary
