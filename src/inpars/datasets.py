@@ -18,8 +18,9 @@ Relevance judgements of a *protected* split (``test`` by default) are handed out
 :func:`evaluation_access`, which only the evaluation stage enters.
 
 Input handling (documented choices):
-- malformed JSON, a missing ``_id``/``text`` field, non-UTF-8 bytes: :class:`~inpars.errors.InputError`
-  naming file, line and field;
+- malformed JSON, a missing ``_id`` (documents, queries) or query ``text``, a non-string field, non-UTF-8
+  bytes: :class:`~inpars.errors.InputError` naming file, line and field (a document's missing ``title`` or
+  ``text`` reads as empty);
 - a duplicate document or query id: error;
 - a document with empty title and text: warning, kept; a query with empty text: warning, skipped;
 - a run with a duplicate (query, doc) pair or a malformed line: error (trec_eval refuses them too);
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import csv
 import hashlib
 import logging
 import os
@@ -334,9 +334,10 @@ def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
     with open(path, "rb") as f:
         for i, raw in enumerate(f, start=1):
             try:
-                yield i, raw.decode("utf-8").rstrip("\r\n")
+                text = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 raise InputError(f"invalid UTF-8 at byte {exc.start}", path, i) from None
+            yield i, text.removeprefix("\ufeff") if i == 1 else text
 
 
 def read_qrels(path: str | Path) -> list[Qrel]:
@@ -370,7 +371,10 @@ def read_qrels(path: str | Path) -> list[Qrel]:
         if key in seen:
             if seen[key] != grade:
                 raise InputError(
-                    f"({qid}, {did}) judged twice with different grades {seen[key]} and {grade}", path, i
+                    f"({qid}, {did}) judged twice with different grades {seen[key]} and {grade}",
+                    path,
+                    i,
+                    "relevance",
                 )
             log.warning("%s:%d: duplicate judgement (%s, %s) ignored", path, i, qid, did)
             continue
@@ -393,15 +397,12 @@ def write_qrels(path: str | Path, qrels: Iterable[Qrel], fmt: str = "trec") -> N
             raise ValueError(f"unknown qrels format '{fmt}' (trec or beir)")
 
 
-def read_run(path: str | Path) -> list[ScoredDoc]:
-    """Read a TREC run (``qid Q0 docid rank score tag``); order within a query is by score as in trec_eval."""
-    path = Path(path)
-    out: list[ScoredDoc] = []
-    seen: set[tuple[str, str]] = set()
+def _iter_run(path: Path) -> Iterator[tuple[str, str, float]]:
+    seen: dict[str, set[str]] = defaultdict(set)
     for i, line in _read_lines(path):
-        if not line.strip():
-            continue
         parts = line.split()
+        if not parts:
+            continue
         if len(parts) != 6:
             raise InputError(f"expected 6 columns 'qid Q0 docid rank score tag', got {len(parts)}", path, i)
         qid, _, did, rank, score, _tag = parts
@@ -413,11 +414,16 @@ def read_run(path: str | Path) -> list[ScoredDoc]:
             value = float(score)
         except ValueError:
             raise InputError(f"score must be a number, got '{score}'", path, i, "score") from None
-        if (qid, did) in seen:
+        docs = seen[qid]
+        if did in docs:
             raise InputError(f"document '{did}' appears twice for query '{qid}'", path, i, "docid")
-        seen.add((qid, did))
-        out.append(ScoredDoc(qid, did, value))
-    return out
+        docs.add(did)
+        yield qid, did, value
+
+
+def read_run(path: str | Path) -> list[ScoredDoc]:
+    """Read a TREC run (``qid Q0 docid rank score tag``); order within a query is by score as in trec_eval."""
+    return [ScoredDoc(q, d, s) for q, d, s in _iter_run(Path(path))]
 
 
 def run_to_dict(run: Iterable[ScoredDoc]) -> dict[str, dict[str, float]]:
@@ -429,7 +435,11 @@ def run_to_dict(run: Iterable[ScoredDoc]) -> dict[str, dict[str, float]]:
 
 
 def read_run_dict(path: str | Path) -> dict[str, dict[str, float]]:
-    return run_to_dict(read_run(path))
+    """Read a TREC run as ``{query_id: {doc_id: score}}`` (same checks as :func:`read_run`)."""
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for q, d, s in _iter_run(Path(path)):
+        out[q][d] = s
+    return dict(out)
 
 
 def ranked(scores: dict[str, float]) -> list[tuple[str, float]]:
