@@ -115,10 +115,14 @@ class RerankConfig(Section):
     engine: Literal["torch", "onnx"] = "torch"
 
 
+def _default_tests() -> list[Literal["ttest", "permutation"]]:
+    return ["ttest", "permutation"]
+
+
 class EvaluateConfig(Section):
     measures: list[str] = Field(default_factory=lambda: ["nDCG@10", "R@100", "AP@1000", "RR@10"])
     baseline: str | None = "bm25"
-    tests: list[Literal["ttest", "permutation"]] = Field(default_factory=lambda: ["ttest", "permutation"])
+    tests: list[Literal["ttest", "permutation"]] = Field(default_factory=lambda: _default_tests())
     permutations: int = Field(10000, ge=100)
 
 
@@ -127,13 +131,13 @@ class PipelineConfig(Section):
     seed: int = 1
     threads: int | None = Field(None, ge=1)
     dataset: DatasetConfig
-    retrieve: RetrieveConfig = Field(default_factory=RetrieveConfig)
-    generate: GenerateConfig = Field(default_factory=GenerateConfig)
-    filter: FilterConfig = Field(default_factory=FilterConfig)
-    negatives: NegativesConfig = Field(default_factory=NegativesConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    rerank: RerankConfig = Field(default_factory=RerankConfig)
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    retrieve: RetrieveConfig = Field(default_factory=lambda: RetrieveConfig())
+    generate: GenerateConfig = Field(default_factory=lambda: GenerateConfig())
+    filter: FilterConfig = Field(default_factory=lambda: FilterConfig())
+    negatives: NegativesConfig = Field(default_factory=lambda: NegativesConfig())
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig())
+    rerank: RerankConfig = Field(default_factory=lambda: RerankConfig())
+    evaluate: EvaluateConfig = Field(default_factory=lambda: EvaluateConfig())
 
 
 def _format_errors(exc: ValidationError, source: str | None) -> ConfigError:

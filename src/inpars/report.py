@@ -1,0 +1,224 @@
+"""Reports of a pipeline run: Markdown and HTML with the metrics table against BM25 (with significance),
+a per-query difference plot, a metric-by-stage plot, filter statistics, sample generated queries and
+stage timings. ``inpars report RUN_DIR`` rebuilds it from the stage folders alone.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from inpars.io import atomic_write, read_jsonl, write_json
+
+log = logging.getLogger(__name__)
+
+
+def _load_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _stage_folders(run_dir: Path) -> dict[str, Path]:
+    from inpars.pipeline import STAGES, stage_dir
+
+    return {s: stage_dir(run_dir, s) for s in STAGES}
+
+
+def collect(run_dir: str | Path) -> dict[str, Any]:
+    """Gather what the report shows from a run folder (missing stages are left out)."""
+    run_dir = Path(run_dir)
+    folders = _stage_folders(run_dir)
+    info: dict[str, Any] = {"run_dir": str(run_dir), "timings": [], "config": None}
+    if (run_dir / "config.json").is_file():
+        info["config"] = _load_json(run_dir / "config.json")
+    for name, folder in folders.items():
+        mpath = folder / "manifest.json"
+        if mpath.is_file():
+            m = _load_json(mpath)
+            info["timings"].append({"stage": name, "seconds": m.get("seconds"), "finished": m.get("finished"),
+                                    "resumed": m.get("resumed", False), "summary": m.get("summary", {})})
+    metrics = folders["evaluate"] / "metrics.json"
+    if metrics.is_file():
+        info["metrics"] = _load_json(metrics)
+        md = folders["evaluate"] / "metrics.md"
+        info["metrics_md"] = md.read_text(encoding="utf-8") if md.is_file() else ""
+    freport = folders["filter"] / "filtered.jsonl.report.json"
+    if freport.is_file():
+        info["filter_report"] = _load_json(freport)
+    queries = folders["generate"] / "queries.jsonl"
+    if queries.is_file():
+        samples = []
+        for _, obj in read_jsonl(queries, skip_truncated_tail=True):
+            samples.append(obj)
+            if len(samples) >= 10:
+                break
+        info["samples"] = samples
+    rr = folders["rerank"] / "manifest.json"
+    if rr.is_file():
+        info["rerank"] = _load_json(rr).get("summary", {})
+    return info
+
+
+def _per_query(metrics: dict[str, Any], run: str, measure: str) -> dict[str, float]:
+    return {q: float(v) for q, v in metrics.get("per_query", {}).get(run, {}).get(measure, {}).items()}
+
+
+def plot_per_query(metrics: dict[str, Any], measure: str, baseline: str, out: Path) -> list[Path]:
+    """Sorted per-query differences of each run against the baseline: one PNG per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    base = _per_query(metrics, baseline, measure)
+    for run in metrics.get("per_query", {}):
+        if run == baseline:
+            continue
+        vals = _per_query(metrics, run, measure)
+        diffs = sorted(vals.get(q, 0.0) - base.get(q, 0.0) for q in base)
+        if not diffs:
+            continue
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        colors = ["#2a9d8f" if d > 0 else "#e76f51" if d < 0 else "#999999" for d in diffs]
+        ax.bar(range(len(diffs)), diffs, color=colors, width=1.0)
+        ax.axhline(0, color="black", lw=0.6)
+        better = sum(d > 0 for d in diffs)
+        worse = sum(d < 0 for d in diffs)
+        ax.set_title(f"{measure}: {run} - {baseline} per query ({better} better, {worse} worse)")
+        ax.set_xlabel("queries (sorted)")
+        ax.set_ylabel(f"delta {measure}")
+        fig.tight_layout()
+        path = out / f"per_query_{run}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_by_stage(metrics: dict[str, Any], measures: list[str], out: Path) -> Path | None:
+    """Each measure for each run, in pipeline order (BM25 -> reranked -> interpolated)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agg = metrics.get("aggregate", {})
+    runs = list(agg)
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / max(1, len(measures))
+    for i, m in enumerate(measures):
+        ax.bar([r + i * width for r in range(len(runs))], [agg[run].get(m, 0.0) for run in runs], width, label=m)
+    ax.set_xticks([r + width * (len(measures) - 1) / 2 for r in range(len(runs))], runs)
+    ax.set_ylim(0, 1)
+    ax.set_title("metric by stage")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "by_stage.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _markdown(info: dict[str, Any], images: list[Path]) -> str:
+    lines = [f"# inpars report: {info['run_dir']}", ""]
+    cfg = info.get("config") or {}
+    if cfg:
+        g = cfg.get("generate", {})
+        lines += [
+            f"Dataset `{cfg.get('dataset', {}).get('name')}`, evaluated on split "
+            f"`{cfg.get('dataset', {}).get('eval_split')}`; generator `{g.get('backend')}:{g.get('model')}` "
+            f"with prompt `{g.get('prompt')}` on {g.get('n_docs')} documents; reranker "
+            f"`{cfg.get('train', {}).get('model')}` ({cfg.get('train', {}).get('model_type')}); seed {cfg.get('seed')}.",
+            "",
+        ]
+    if info.get("metrics_md"):
+        lines += ["## Effectiveness", "", info["metrics_md"].strip(), ""]
+    rr = info.get("rerank") or {}
+    if "alpha" in rr:
+        lines += [f"Interpolation weight alpha = {rr['alpha']} (reranker share), chosen on the tuning split.", ""]
+    for img in images:
+        lines += [f"![{img.stem}]({img.name})", ""]
+    fr = info.get("filter_report")
+    if fr:
+        lines += ["## Filtering", "", "```json", json.dumps(fr, indent=2)[:4000], "```", ""]
+    if info.get("samples"):
+        lines += ["## Sample generated queries", "", "| doc_id | query | mean log-prob |", "|---|---|---|"]
+        for s in info["samples"]:
+            lp = s.get("log_probs") or []
+            mean = sum(lp) / len(lp) if lp else float("nan")
+            q = str(s.get("query", "")).replace("|", "\\|")
+            lines.append(f"| {s.get('doc_id')} | {q} | {mean:.3f} |")
+        lines.append("")
+    if info.get("timings"):
+        lines += ["## Stage timings", "", "| stage | seconds | finished | resumed |", "|---|---|---|---|"]
+        total = 0.0
+        for t in info["timings"]:
+            total += t["seconds"] or 0.0
+            lines.append(f"| {t['stage']} | {t['seconds']:.1f} | {t['finished']} | {t['resumed']} |")
+        lines += [f"| total | {total:.1f} | | |", ""]
+    return "\n".join(lines)
+
+
+def _html(markdown_text: str, info: dict[str, Any], images: list[Path]) -> str:
+    """A self-contained HTML page (tables and images; no Markdown library needed)."""
+    body = [f"<h1>inpars report: {html.escape(info['run_dir'])}</h1>"]
+    metrics = info.get("metrics") or {}
+    agg = metrics.get("aggregate", {})
+    if agg:
+        measures = list(next(iter(agg.values())).keys())
+        body.append("<h2>Effectiveness</h2><table><tr><th>run</th>" + "".join(
+            f"<th>{html.escape(m)}</th>" for m in measures) + "</tr>")
+        pv = metrics.get("pvalues", {})
+        for run, vals in agg.items():
+            cells = []
+            for m in measures:
+                cell = f"{vals.get(m, float('nan')):.4f}"
+                tests = pv.get(run, {}).get(m, {})
+                if tests:
+                    cell += " <small>(" + ", ".join(f"{k} p={v:.3g}" for k, v in tests.items()) + ")</small>"
+                cells.append(f"<td>{cell}</td>")
+            body.append(f"<tr><td>{html.escape(run)}</td>{''.join(cells)}</tr>")
+        body.append("</table>")
+    for img in images:
+        body.append(f'<p><img src="{html.escape(img.name)}" alt="{html.escape(img.stem)}"></p>')
+    # The rest of the Markdown, verbatim.
+    rest = markdown_text.split("## Filtering", 1)
+    if len(rest) == 2:
+        body.append("<pre>" + html.escape("## Filtering" + rest[1]) + "</pre>")
+    style = ("body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px}pre{white-space:pre-wrap;background:#f6f6f6;padding:1em}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>inpars report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """(Re)build ``<run_dir>/08-report/report.md`` and ``report.html``; returns the Markdown path."""
+    from inpars.pipeline import stage_dir
+
+    run_dir = Path(run_dir)
+    out = stage_dir(run_dir, "report")
+    out.mkdir(parents=True, exist_ok=True)
+    info = collect(run_dir)
+    images: list[Path] = []
+    metrics = info.get("metrics")
+    if metrics:
+        measures = list(next(iter(metrics.get("aggregate", {}).values()), {}).keys())
+        baseline = metrics.get("baseline") or "bm25"
+        first = measures[0] if measures else "nDCG@10"
+        images += plot_per_query(metrics, first, baseline, out)
+        by_stage = plot_by_stage(metrics, measures, out)
+        if by_stage:
+            images.append(by_stage)
+    md = _markdown(info, images)
+    with atomic_write(out / "report.md") as f:
+        f.write(md + "\n")
+    with atomic_write(out / "report.html") as f:
+        f.write(_html(md, info, images))
+    write_json(out / "manifest.json", {"stage": "report", "files": sorted(p.name for p in out.iterdir())})
+    log.info("report written to %s", out / "report.md")
+    return out / "report.md"

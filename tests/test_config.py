@@ -1,0 +1,76 @@
+"""Config validation: one clear message naming every bad key path; flags override the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inpars.cli import main
+from inpars.config import PipelineConfig, load_config, load_config_dict
+from inpars.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_fill_every_section() -> None:
+    cfg = load_config_dict({"dataset": {"name": "scifact"}})
+    assert cfg.generate.backend == "llamacpp" and cfg.generate.model == "smollm2-135m"
+    assert cfg.retrieve.k1 == 0.9 and cfg.retrieve.b == 0.4
+    assert cfg.negatives.n_negatives == 1 and cfg.negatives.depth == 1000
+
+
+def test_every_error_is_named_by_key_path() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config_dict(
+            {
+                "dataset": {},
+                "generate": {"temprature": 0.7, "n_docs": "many"},
+                "train": {"batch_size": 0},
+                "bogus": 1,
+            }
+        )
+    msg = str(err.value)
+    assert "dataset.name: required key is missing" in msg
+    assert "generate.temprature: unknown key" in msg
+    assert "generate.n_docs: Input should be a valid integer" in msg
+    assert "train.batch_size: Input should be greater than or equal to 1" in msg
+    assert "bogus: unknown key" in msg
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text("dataset:\n  name: scifact\ngenerate: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: invalid YAML"):
+        load_config(p)
+
+
+def test_overrides_win_over_file(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("dataset: {name: scifact}\ngenerate: {n_docs: 10}\n")
+    cfg = load_config(p, {"generate.n_docs": 5, "seed": 7})
+    assert cfg.generate.n_docs == 5 and cfg.seed == 7
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "beir.yaml"])
+def test_example_configs_validate(name: str) -> None:
+    assert isinstance(load_config(ROOT / "examples" / name), PipelineConfig)
+
+
+def test_benchmark_config_validates() -> None:
+    assert isinstance(load_config(ROOT / "benchmarks" / "scifact.yaml"), PipelineConfig)
+
+
+def test_cli_reports_config_errors_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("dataset: {name: scifact}\nrerank: {depth: -1}\n")
+    assert main(["run", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "rerank.depth" in err and "Traceback" not in err
+
+
+def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("inpars ")

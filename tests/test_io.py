@@ -1,0 +1,96 @@
+"""Crash-safe files: atomic writes, appends that survive a kill, JSONL errors that name the line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inpars.errors import InputError
+from inpars.io import JsonlAppender, atomic_write, read_jsonl, repair_jsonl, sha256_path
+
+
+def test_atomic_write_leaves_old_file_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "x.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_write(target) as f:
+        f.write("new, half written")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]  # no temporary file left behind
+
+
+def test_read_jsonl_names_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "q.jsonl"
+    p.write_bytes(b'{"a": 1}\n\n{"a": 2\n')
+    with pytest.raises(InputError) as err:
+        list(read_jsonl(p))
+    assert f"{p}:3:" in str(err.value) and "invalid JSON" in str(err.value)
+    p.write_bytes(b'{"a": 1}\n[1, 2]\n')
+    with pytest.raises(InputError, match=r":2: expected a JSON object, got list"):
+        list(read_jsonl(p))
+    p.write_bytes(b'{"a": "\xff"}\n')
+    with pytest.raises(InputError, match=r":1: invalid UTF-8"):
+        list(read_jsonl(p))
+
+
+def test_truncated_tail_is_repaired_not_fatal(tmp_path: Path) -> None:
+    p = tmp_path / "q.jsonl"
+    p.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": 3, "b"')
+    assert [o["a"] for _, o in read_jsonl(p, skip_truncated_tail=True)] == [1, 2]
+    assert repair_jsonl(p) == len(b'{"a": 3, "b"')
+    with JsonlAppender(p) as out:
+        out.write({"a": 4})
+    assert [o["a"] for _, o in read_jsonl(p)] == [1, 2, 4]
+
+
+def test_complete_tail_without_newline_is_kept(tmp_path: Path) -> None:
+    p = tmp_path / "q.jsonl"
+    p.write_bytes(b'{"a": 1}\n{"a": 2}')
+    assert repair_jsonl(p) == 0
+    assert p.read_bytes().endswith(b"}\n")
+    assert [o["a"] for _, o in read_jsonl(p)] == [1, 2]
+
+
+def test_appender_survives_sigkill(tmp_path: Path) -> None:
+    """A writer killed with SIGKILL leaves only whole lines (each line is written and flushed at once)."""
+    p = tmp_path / "out.jsonl"
+    code = (
+        "import sys\nfrom inpars.io import JsonlAppender\n"
+        f"out = JsonlAppender({str(p)!r}, fsync_every=1000)\n"
+        "i = 0\n"
+        "while True:\n"
+        "    out.write({'i': i, 'pad': 'x' * 5000})\n"
+        "    i += 1\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        for _ in range(200):
+            if p.exists() and p.stat().st_size > 200_000:
+                break
+            proc.wait(timeout=0.05) if proc.poll() is not None else None
+            import time
+
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    repair_jsonl(p)
+    ids = [o["i"] for _, o in read_jsonl(p)]
+    assert ids == list(range(len(ids))) and len(ids) > 10
+
+
+def test_sha256_path_of_folder_depends_on_names_and_contents(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x").write_text("1")
+    h1 = sha256_path(tmp_path / "a")
+    (tmp_path / "a" / "x").write_text("2")
+    h2 = sha256_path(tmp_path / "a")
+    os.rename(tmp_path / "a" / "x", tmp_path / "a" / "y")
+    h3 = sha256_path(tmp_path / "a")
+    assert len({h1, h2, h3}) == 3
+    assert json.dumps(h1)

@@ -1,0 +1,67 @@
+"""Stage cache: a finished stage is skipped, an interrupted one resumes, a changed one starts afresh."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from inpars.manifest import PENDING, read_manifest, run_stage
+
+
+def _writer(calls: list[str], fail_after: int | None = None):
+    def fn(folder: Path) -> dict:
+        calls.append("run")
+        out = folder / "out.txt"
+        done = out.read_text().splitlines() if out.exists() else []
+        with open(out, "a") as f:
+            for i in range(len(done), 5):
+                if fail_after is not None and i == fail_after:
+                    raise KeyboardInterrupt
+                f.write(f"{i}\n")
+        return {"lines": 5}
+
+    return fn
+
+
+def test_skip_when_unchanged_and_rerun_when_input_changes(tmp_path: Path) -> None:
+    inp = tmp_path / "in.txt"
+    inp.write_text("a")
+    calls: list[str] = []
+    r1 = run_stage("s", tmp_path / "s", {"k": 1}, {"in": inp}, _writer(calls), seed=1)
+    assert not r1.skipped and r1.summary == {"lines": 5}
+    m = read_manifest(tmp_path / "s")
+    assert m is not None and m["inputs"]["in"]["sha256"] and m["versions"]["python"]
+    assert m["outputs"]["out.txt"] and m["seed"] == 1 and m["seconds"] >= 0
+    r2 = run_stage("s", tmp_path / "s", {"k": 1}, {"in": inp}, _writer(calls))
+    assert r2.skipped and calls == ["run"]
+    inp.write_text("b")
+    r3 = run_stage("s", tmp_path / "s", {"k": 1}, {"in": inp}, _writer(calls))
+    assert not r3.skipped and len(calls) == 2
+    r4 = run_stage("s", tmp_path / "s", {"k": 2}, {"in": inp}, _writer(calls))
+    assert not r4.skipped and len(calls) == 3
+    r5 = run_stage("s", tmp_path / "s", {"k": 2}, {"in": inp}, _writer(calls), force=True)
+    assert not r5.skipped and len(calls) == 4
+    assert (tmp_path / "s" / "out.txt").read_text().splitlines() == [str(i) for i in range(5)]
+
+
+def test_interrupted_stage_resumes_in_place(tmp_path: Path) -> None:
+    calls: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("s", tmp_path / "s", {}, {}, _writer(calls, fail_after=3))
+    assert (tmp_path / "s" / PENDING).is_file() and read_manifest(tmp_path / "s") is None
+    run_stage("s", tmp_path / "s", {}, {}, _writer(calls))
+    # resumed: the three lines already written were kept, not written twice
+    assert (tmp_path / "s" / "out.txt").read_text().splitlines() == ["0", "1", "2", "3", "4"]
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["resumed"] is True
+    assert not (tmp_path / "s" / PENDING).exists()
+
+
+def test_interrupted_stage_with_other_config_starts_afresh(tmp_path: Path) -> None:
+    calls: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("s", tmp_path / "s", {"v": 1}, {}, _writer(calls, fail_after=3))
+    (tmp_path / "s" / "stale.txt").write_text("from the old config")
+    run_stage("s", tmp_path / "s", {"v": 2}, {}, _writer(calls))
+    assert not (tmp_path / "s" / "stale.txt").exists()
