@@ -1,0 +1,359 @@
+"""Machinery shared by the two reranker families: input reading, the Trainer subclass, checkpoints,
+loss curves, model cards and the run summary.
+
+Layout of a training folder ``out_dir``::
+
+    out_dir/
+      model/               the trained model + tokenizer (what :func:`saved_model_path` returns)
+        README.md          model card: base model, data path + sha256, steps, loss, config, seed, date
+      checkpoints/         checkpoint-N folders (last 2 kept); a killed run resumes from the newest
+      train_run.json       fingerprint of the run the checkpoints belong to (refuses a mismatched resume)
+      train_summary.json   :class:`TrainSummary` of the finished run
+      loss_curve.json      one entry per optimiser step: step, loss, learning_rate, epoch
+      loss_curve.png       the same as a picture (when matplotlib is installed)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from inpars.errors import InputError
+from inpars.io import atomic_write, read_jsonl, write_json
+from inpars.records import TrainingExample
+
+log = logging.getLogger(__name__)
+
+MODEL_SUBDIR = "model"
+CHECKPOINT_SUBDIR = "checkpoints"
+SUMMARY_FILE = "train_summary.json"
+RUN_FILE = "train_run.json"
+LOSS_CURVE_FILE = "loss_curve.json"
+COMPLETE_MARKER = "inpars_checkpoint_complete"
+FINAL_LOSS_WINDOW = 10
+
+
+def saved_model_path(out_dir: str | Path) -> Path:
+    """Where :func:`~inpars.training.train_reranker` saves the final model: ``out_dir/model``."""
+    return Path(out_dir) / MODEL_SUBDIR
+
+
+@dataclasses.dataclass
+class TrainSummary:
+    """What a training run did.
+
+    ``examples`` counts the TrainingExample records read. ``instances`` is what one epoch iterates over:
+    (query, document) pairs for the pointwise losses (``bce``, and every monoT5 run), (query, positive,
+    negatives) groups for ``listwise``. ``examples_per_second`` counts instances trained per second of
+    wall time in this process (checkpoint saving included, steps done before a resume excluded);
+    ``pairs_per_second`` counts the (query, document) pairs that went through the model.
+    ``final_loss`` is the mean training loss of the last (up to) 10 optimiser steps.
+    """
+
+    steps: int
+    examples: int
+    final_loss: float
+    seconds: float
+    examples_per_second: float
+    model_path: str
+    model_type: str = "cross-encoder"
+    loss: str = "bce"
+    instances: int = 0
+    pairs_per_second: float = 0.0
+    resumed_from_step: int = 0
+    loss_curve: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TrainSummary:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in obj.items() if k in names})
+
+
+# ---------------------------------------------------------------------------------------------------
+# input
+
+
+def load_training_examples(path: str | Path, *, need_negatives: bool = False) -> list[TrainingExample]:
+    """Read TrainingExample JSONL (the negatives stage's output), checking every field.
+
+    Raises :class:`~inpars.errors.InputError` naming file, line and field for a missing or empty
+    ``query``/``positive``/``pos_doc_id``, ``negatives`` that is not a list of strings, ``neg_doc_ids``
+    whose length differs from ``negatives``, a group without negatives when ``need_negatives`` (listwise
+    loss), or a file without any example.
+
+    >>> import tempfile, os, json
+    >>> p = os.path.join(tempfile.mkdtemp(), "train.jsonl")
+    >>> _ = open(p, "w").write(json.dumps({"query": "q", "pos_doc_id": "d1", "positive": "text"}) + "\\n")
+    >>> load_training_examples(p)[0].pos_doc_id
+    'd1'
+    """
+    path = Path(path)
+    out: list[TrainingExample] = []
+    for line, obj in read_jsonl(path):
+        for name in ("query", "pos_doc_id", "positive"):
+            if name not in obj or obj[name] is None:
+                raise InputError("missing required field", path=path, line=line, field=name)
+            value = obj[name]
+            if name == "pos_doc_id" and isinstance(value, int) and not isinstance(value, bool):
+                continue
+            if not isinstance(value, str):
+                raise InputError(f"expected a string, got {type(value).__name__}", path=path, line=line, field=name)
+            if not value.strip():
+                raise InputError("empty string", path=path, line=line, field=name)
+        for name in ("negatives", "neg_doc_ids"):
+            value = obj.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, list) or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in value):
+                raise InputError("expected a list of strings", path=path, line=line, field=name)
+        negatives = obj.get("negatives") or []
+        neg_ids = obj.get("neg_doc_ids") or []
+        if neg_ids and len(neg_ids) != len(negatives):
+            raise InputError(
+                f"{len(neg_ids)} neg_doc_ids but {len(negatives)} negatives", path=path, line=line, field="negatives"
+            )
+        if any(not str(n).strip() for n in negatives):
+            raise InputError("empty negative text", path=path, line=line, field="negatives")
+        if need_negatives and not negatives:
+            raise InputError(
+                "the listwise loss needs at least one negative per example", path=path, line=line, field="negatives"
+            )
+        out.append(TrainingExample.from_json(obj))
+    if not out:
+        raise InputError("no training examples in the file", path=path)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    name = path.name
+    if not name.startswith("checkpoint-"):
+        return None
+    try:
+        return int(name.split("-", 1)[1])
+    except ValueError:
+        return None
+
+
+def _is_complete(path: Path) -> bool:
+    if not (path / COMPLETE_MARKER).is_file():
+        return False
+    try:
+        json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def last_complete_checkpoint(ckpt_dir: str | Path, *, clean: bool = False) -> Path | None:
+    """The newest ``checkpoint-N`` folder that was written completely (marker file present).
+
+    With ``clean`` a folder newer than it that is incomplete (a run killed while saving) is removed, so
+    that the Trainer never mistakes it for a checkpoint.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return None
+    found = sorted(
+        ((step, p) for p in ckpt_dir.iterdir() if p.is_dir() and (step := _checkpoint_step(p)) is not None),
+        key=lambda t: t[0],
+    )
+    best: Path | None = None
+    for _, p in found:
+        if _is_complete(p):
+            best = p
+    if clean:
+        best_step = _checkpoint_step(best) if best is not None else -1
+        for step, p in found:
+            if step > (best_step if best_step is not None else -1) and not _is_complete(p):
+                log.warning("removing incomplete checkpoint %s (the run was killed while saving it)", p)
+                shutil.rmtree(p, ignore_errors=True)
+    return best
+
+
+def trainer_state_step(checkpoint: str | Path) -> int:
+    """``global_step`` recorded in a checkpoint's ``trainer_state.json``."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    return int(state.get("global_step", 0))
+
+
+# ---------------------------------------------------------------------------------------------------
+# transformers glue (imported lazily)
+
+
+LossFn = Callable[[Any, dict[str, Any]], Any]
+
+
+def make_trainer(loss_fn: LossFn, **kwargs: Any) -> Any:
+    """A :class:`transformers.Trainer` whose loss is ``loss_fn(model, inputs)``.
+
+    The loss is a per-micro-batch mean; the Trainer divides it by the gradient-accumulation steps.
+    """
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback
+
+    class RerankerTrainer(Trainer):
+        def compute_loss(  # type: ignore[override]
+            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:
+            loss = loss_fn(model, dict(inputs))
+            return (loss, {}) if return_outputs else loss
+
+    trainer = RerankerTrainer(**kwargs)
+    # Our loss is a mean per micro-batch: let the Trainer scale it for gradient accumulation.
+    trainer.model_accepts_loss_kwargs = False
+    # PrinterCallback print()s every log dict when tqdm is off; progress goes to our logger instead.
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def make_callbacks(log_every: int = 10) -> list[Any]:
+    """Callbacks: a marker file in each finished checkpoint, and progress lines on the logger."""
+    from transformers import TrainerCallback
+
+    class CheckpointMarker(TrainerCallback):
+        """Writes a marker once a checkpoint is fully saved (on_save runs after the Trainer wrote it)."""
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if folder.is_dir():
+                    with atomic_write(folder / COMPLETE_MARKER) as f:
+                        f.write(f"{state.global_step}\n")
+                    log.info("checkpoint saved: %s", folder)
+
+    class LogProgress(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            if not state.is_world_process_zero or not logs or "loss" not in logs:
+                return
+            step = state.global_step
+            if step % log_every == 0 or step == state.max_steps or step == 1:
+                log.info("step %d/%d loss %.4f lr %.3g", step, state.max_steps, logs["loss"], logs.get("learning_rate", 0.0))
+
+    return [CheckpointMarker(), LogProgress()]
+
+
+def show_progress_bar() -> bool:
+    return sys.stderr.isatty()
+
+
+# ---------------------------------------------------------------------------------------------------
+# outputs
+
+
+def loss_curve_from_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per logged optimiser step (``loss`` present), the latest value kept for each step."""
+    by_step: dict[int, dict[str, Any]] = {}
+    for entry in history:
+        if "loss" in entry and "step" in entry:
+            by_step[int(entry["step"])] = {
+                "step": int(entry["step"]),
+                "loss": float(entry["loss"]),
+                "learning_rate": float(entry.get("learning_rate", 0.0)),
+                "epoch": float(entry.get("epoch", 0.0)),
+            }
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def final_loss(curve: list[dict[str, Any]], window: int = FINAL_LOSS_WINDOW) -> float:
+    """Mean loss of the last ``window`` steps of the curve (nan for an empty curve)."""
+    tail = [c["loss"] for c in curve[-window:]]
+    return float(sum(tail) / len(tail)) if tail else math.nan
+
+
+def write_loss_curve(out_dir: Path, curve: list[dict[str, Any]]) -> Path:
+    """Write ``loss_curve.json`` and, when matplotlib is importable, ``loss_curve.png``."""
+    path = out_dir / LOSS_CURVE_FILE
+    write_json(path, curve)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("matplotlib not installed: no loss_curve.png")
+        return path
+    if curve:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([c["step"] for c in curve], [c["loss"] for c in curve], lw=1)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.set_title(out_dir.name)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        png = out_dir / "loss_curve.png"
+        with atomic_write(png, mode="wb") as f:
+            fig.savefig(f, format="png", dpi=100)
+        plt.close(fig)
+    return path
+
+
+def write_model_card(model_dir: Path, info: dict[str, Any], shown_path: Path | None = None) -> None:
+    """A short README.md in ``model_dir``: what it was trained from, on what, and how.
+
+    ``shown_path`` is the folder named in the usage example (where ``model_dir`` will be moved to).
+    """
+    from inpars import __version__
+
+    where = shown_path or model_dir
+
+    cfg = json.dumps(info["config"], indent=2, sort_keys=True)
+    if info["config"]["model_type"] == "monot5":
+        usage = (
+            "```python\n"
+            "from inpars.training.monot5 import load_monot5, monot5_scores\n"
+            f'model, tok = load_monot5("{where}")\n'
+            'monot5_scores(model, tok, [("a query", "a document")], batch_size=32, max_length=512)\n'
+            "```\n"
+            'Input: `Query: {q} Document: {d} Relevant:`; score = P("true") against "false" at the first decoder step.\n'
+        )
+    else:
+        usage = (
+            "```python\n"
+            "from sentence_transformers import CrossEncoder\n"
+            f'model = CrossEncoder("{where}")  # predict() applies a sigmoid\n'
+            'model.predict([("a query", "a document")])\n'
+            "# or: transformers.AutoModelForSequenceClassification + AutoTokenizer (one logit = the score)\n"
+            "```\n"
+        )
+    text = (
+        f"# Reranker trained with inpars {__version__}\n\n"
+        f"- model type: {info['config']['model_type']} (loss: {info['config']['loss']})\n"
+        f"- base model: {info['base_model']}\n"
+        f"- training data: {info['train_path']} (sha256 {info['train_sha256']})\n"
+        f"- training examples: {info['examples']} ({info['instances']} instances per epoch)\n"
+        f"- optimiser steps: {info['steps']}; final training loss (mean of last {FINAL_LOSS_WINDOW} steps): "
+        f"{info['final_loss']:.4f}\n"
+        f"- seed: {info['seed']}\n"
+        f"- date: {info['date']}\n"
+        f"- inpars version: {__version__}\n\n"
+        "The training data was generated without human relevance labels (InPars-style synthetic queries).\n\n"
+        "## Usage\n\n" + usage + "\n## Training configuration\n\n```json\n" + cfg + "\n```\n"
+    )
+    with atomic_write(model_dir / "README.md") as f:
+        f.write(text)
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Move a finished folder into place, replacing an older one."""
+    old = target.with_name(f".{target.name}.old")
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
