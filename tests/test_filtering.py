@@ -414,7 +414,6 @@ def test_consistency_on_scifact_train_claims(scifact_pairs: tuple, tmp_path_fact
 
 @pytest.mark.slow
 def test_reranker_filter_with_real_minilm(scifact_pairs: tuple, tmp_path: Path) -> None:
-    pytest.importorskip("inpars.rerank")
     ds, records = scifact_pairs
     sample = records[:24]
     step = {"name": "reranker", "top_k": 8, "model": "minilm-l6", "options": {"batch_size": 8, "max_length": 128}}

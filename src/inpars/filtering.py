@@ -264,11 +264,38 @@ class FilterContext:
         key = (model, model_type, tuple(sorted(kwargs.items())))
         if key not in self._scorers:
             from inpars.models import resolve_model
-            from inpars.rerank import load_scorer
 
             log.info("loading reranker %s", model)
-            self._scorers[key] = load_scorer(resolve_model(model), model_type, **kwargs)
+            try:
+                from inpars.rerank import load_scorer
+            except ModuleNotFoundError as exc:
+                if exc.name != "inpars.rerank":
+                    raise
+                self._scorers[key] = _CrossEncoderScorer(resolve_model(model), model_type, **kwargs)
+            else:
+                self._scorers[key] = load_scorer(resolve_model(model), model_type, **kwargs)
         return self._scorers[key]
+
+
+class _CrossEncoderScorer:
+    """Stand-in for :func:`inpars.rerank.load_scorer` while that module is absent: a sentence-transformers
+    CrossEncoder (cross-encoders only)."""
+
+    def __init__(
+        self, path: str, model_type: str | None = None, *, batch_size: int = 32, max_length: int = 256
+    ) -> None:
+        if model_type not in (None, "cross-encoder"):
+            raise ConfigError(f"model_type '{model_type}' needs inpars.rerank, which is not installed")
+        from sentence_transformers import CrossEncoder
+
+        self.batch_size = batch_size
+        self.model = CrossEncoder(path, max_length=max_length, device="cpu")
+
+    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        if not pairs:
+            return []
+        scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
+        return [float(x) for x in scores]
 
 
 # ------------------------------------------------------------------------------------------------ filters
