@@ -97,6 +97,7 @@ def run_pipeline(
     redo = set(STAGES[STAGES.index(from_stage) :]) if from_stage else set()
     eval_split = cfg.dataset.eval_split
     index_dir = run_dir / "bm25-index"
+    bm25_params = {k: v for k, v in cfg.retrieve.model_dump().items() if k != "k"}
 
     def stage(name: str, config: Any, inputs: dict[str, Path], fn: Callable[[Path], dict[str, Any]]) -> StageResult:
         res = run_stage(
@@ -170,11 +171,11 @@ def run_pipeline(
         def do_filter(folder: Path) -> dict[str, Any]:
             rep = filter_queries(
                 r_gen.folder / "queries.jsonl", folder / "filtered.jsonl", dataset=ds, seed=cfg.seed,
-                index_dir=index_dir, **filt_cfg,
+                index_dir=index_dir, bm25=bm25_params, **filt_cfg,
             )
             return _as_dict(rep)
 
-        r_filt = stage("filter", {"filter": filt_cfg, "seed": cfg.seed},
+        r_filt = stage("filter", {"filter": filt_cfg, "bm25": bm25_params, "seed": cfg.seed},
                        {"queries": r_gen.folder / "queries.jsonl"}, do_filter)
         if stop_after("filter"):
             return _finish(result, t0)
@@ -187,7 +188,7 @@ def run_pipeline(
         def do_negatives(folder: Path) -> dict[str, Any]:
             summary = mine_negatives(
                 r_filt.folder / "filtered.jsonl", folder / "train.jsonl", dataset=ds, seed=cfg.seed,
-                index_dir=index_dir, **neg_cfg,
+                index_dir=index_dir, bm25=bm25_params, **neg_cfg,
             )
             return _as_dict(summary)
 

@@ -45,7 +45,7 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
         info["metrics"] = _load_json(metrics)
         md = folders["evaluate"] / "metrics.md"
         info["metrics_md"] = md.read_text(encoding="utf-8") if md.is_file() else ""
-    freport = folders["filter"] / "filtered.jsonl.report.json"
+    freport = folders["filter"] / "filtered.report.json"
     if freport.is_file():
         info["filter_report"] = _load_json(freport)
     queries = folders["generate"] / "queries.jsonl"
