@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +115,49 @@ def cut_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> tuple[str, bool
     """
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def finish_generation(
+    ids: list[int],
+    log_probs: list[float],
+    decode: Callable[[list[int]], str],
+    stop: tuple[str, ...] | list[str],
+    eos_ids: set[int] | frozenset[int] = frozenset(),
+    prompt_tokens: int = 0,
+) -> Generation:
+    """Turn generated token ids (and their log-probs) into a :class:`Generation`, as llama.cpp reports it.
+
+    The ids are cut at the first end-of-sequence id; the decoded text is cut at the first stop string, and
+    only the tokens wholly before the cut are kept (the token holding the stop string is dropped, with its
+    log-prob). ``decode`` must skip special tokens. For engines (transformers, vLLM) that return every
+    generated id.
+
+    >>> pieces = {1: "What", 2: " is", 3: " it?", 4: "\\n", 9: "<eos>"}
+    >>> dec = lambda ids: "".join(pieces[i] for i in ids if i != 9)
+    >>> g = finish_generation([1, 2, 3, 4, 1], [-1.0, -2.0, -3.0, -4.0, -5.0], dec, ("\\n",), {9})
+    >>> g.text, g.log_probs, g.tokens, g.finish_reason
+    ('What is it?', [-1.0, -2.0, -3.0], ['What', ' is', ' it?'], 'stop')
+    >>> finish_generation([1, 9, 2], [-1.0, -2.0, -3.0], dec, ("\\n",), {9}).log_probs
+    [-1.0]
+    """
+    finish = "length"
+    for k, tid in enumerate(ids):
+        if tid in eos_ids:
+            ids, log_probs, finish = ids[:k], log_probs[:k], "stop"
+            break
+    text, found = cut_at_stop(decode(ids), stop)
+    prefixes = [decode(ids[:k]) for k in range(len(ids) + 1)]
+    keep = len(ids)
+    if found:
+        finish = "stop"
+        keep = max(k for k in range(len(ids) + 1) if text.startswith(prefixes[k]))
+    return Generation(
+        text=text,
+        log_probs=[float(x) for x in log_probs[:keep]],
+        tokens=[prefixes[k + 1][len(prefixes[k]) :] for k in range(keep)],
+        finish_reason=finish,
+        prompt_tokens=prompt_tokens,
+    )
 
 
 BACKENDS: Registry[type[Backend]] = Registry("generation backend")
