@@ -180,7 +180,7 @@ class OverlapScorer:
     def __init__(self) -> None:
         self.pairs: list[tuple[str, str]] = []
 
-    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+    def score(self, pairs: list[tuple[str, str]], **kw: object) -> list[float]:
         self.pairs.extend(pairs)
         return [float(len(set(q.lower().split()) & set(t.lower().replace(".", "").split()))) for q, t in pairs]
 
@@ -244,7 +244,7 @@ def test_consistency_counts_an_exact_duplicate_as_the_source(tmp_path: Path, mon
     by_text = {docs[0]["text"]: 1.0, docs[1]["text"]: 3.0, docs[2]["text"]: 2.0}
 
     class ByText:
-        def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        def score(self, pairs: list[tuple[str, str]], **kw: object) -> list[float]:
             return [by_text.get(t, 0.0) for _, t in pairs]
 
     monkeypatch.setattr(FilterContext, "scorer", lambda self, *a, **k: ByText())
@@ -266,7 +266,7 @@ def test_consistency_with_reranker_reranks_bm25_candidates(
 ) -> None:
     # BM25 ranks d6 above d5 for 'sleep quality' (see above); a reranker that prefers d5 keeps the query.
     class PrefersD5(OverlapScorer):
-        def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        def score(self, pairs: list[tuple[str, str]], **kw: object) -> list[float]:
             self.pairs.extend(pairs)
             return [10.0 if t.startswith("Sleep") else 1.0 for _, t in pairs]
 

@@ -38,7 +38,8 @@ Filters (``steps``; each a :class:`~inpars.config.FilterStep`):
     keep the ``top_k`` (or ``top_fraction``) queries by mean token log-probability (InPars v1).
 ``reranker``
     score (query, source document) with a reranker (:func:`inpars.rerank.load_scorer`; any cross-encoder
-    or monoT5 checkpoint in ``model``; options ``model_type``, ``batch_size``, ``max_length``) and keep the
+    or monoT5 checkpoint in ``model``; options ``model_type``, ``batch_size``, ``max_length``, ``engine``,
+    ``threads``, ``device``) and keep the
     best (InPars v2 keeps the top 10k of 100k by monoT5-3B). The default model is the packaged
     ``minilm-l6`` (all-MiniLM-L6-v2), a *bi-encoder*: loaded as a cross-encoder its classification head is
     untrained, so its scores are close to arbitrary. The step runs, but a real filter needs a trained
@@ -263,39 +264,11 @@ class FilterContext:
         """A reranker (:func:`inpars.rerank.load_scorer`), loaded once per set of arguments."""
         key = (model, model_type, tuple(sorted(kwargs.items())))
         if key not in self._scorers:
-            from inpars.models import resolve_model
+            from inpars.rerank import load_scorer
 
             log.info("loading reranker %s", model)
-            try:
-                from inpars.rerank import load_scorer
-            except ModuleNotFoundError as exc:
-                if exc.name != "inpars.rerank":
-                    raise
-                self._scorers[key] = _CrossEncoderScorer(resolve_model(model), model_type, **kwargs)
-            else:
-                self._scorers[key] = load_scorer(resolve_model(model), model_type, **kwargs)
+            self._scorers[key] = load_scorer(model, model_type, **kwargs)
         return self._scorers[key]
-
-
-class _CrossEncoderScorer:
-    """Stand-in for :func:`inpars.rerank.load_scorer` while that module is absent: a sentence-transformers
-    CrossEncoder (cross-encoders only)."""
-
-    def __init__(
-        self, path: str, model_type: str | None = None, *, batch_size: int = 32, max_length: int = 256
-    ) -> None:
-        if model_type not in (None, "cross-encoder"):
-            raise ConfigError(f"model_type '{model_type}' needs inpars.rerank, which is not installed")
-        from sentence_transformers import CrossEncoder
-
-        self.batch_size = batch_size
-        self.model = CrossEncoder(path, max_length=max_length, device="cpu")
-
-    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
-        if not pairs:
-            return []
-        scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
-        return [float(x) for x in scores]
 
 
 # ------------------------------------------------------------------------------------------------ filters
@@ -417,12 +390,16 @@ class RandomFilter(ScoreFilter):
         ]
 
 
+SCORER_OPTIONS = frozenset({"model_type", "batch_size", "max_length", "engine", "threads", "device"})
+"""Options of the ``reranker`` and ``consistency`` steps passed to :func:`inpars.rerank.load_scorer`."""
+
+
 @FILTERS.register("reranker")
 class RerankerFilter(ScoreFilter):
     """Reranker score of (query, source document) (InPars v2 uses monoT5-3B; default: packaged MiniLM)."""
 
     name = "reranker"
-    options = frozenset({"min_score", "model_type", "batch_size", "max_length"})
+    options = frozenset({"min_score"}) | SCORER_OPTIONS
     uses = frozenset({"top_k", "top_fraction", "model"})
     default_model = "minilm-l6"
 
@@ -435,11 +412,11 @@ class RerankerFilter(ScoreFilter):
             )
         scorer = ctx.scorer(model, **_scorer_kwargs(self.step.options))
         pairs = [(c.record.query, ctx.doc_text(c.record.doc_id)) for c in cands]
-        return list(scorer.score(pairs))
+        return list(scorer.score(pairs, show_progress=None))  # a bar on a terminal
 
 
 def _scorer_kwargs(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: options[k] for k in ("model_type", "batch_size", "max_length") if k in options}
+    return {k: options[k] for k in SCORER_OPTIONS if k in options}
 
 
 @FILTERS.register("consistency")
@@ -447,7 +424,7 @@ class ConsistencyFilter(Filter):
     """Keep a query when retrieval with it ranks its source document within ``top_k`` (round trip)."""
 
     name = "consistency"
-    options = frozenset({"model_type", "batch_size", "max_length"})
+    options = SCORER_OPTIONS
     uses = frozenset({"top_k", "model", "depth"})
     default_top_k = 3
     default_depth = 100
@@ -502,7 +479,7 @@ class ConsistencyFilter(Filter):
         pairs: list[tuple[str, str]] = []
         for c, hits in zip(part, hits_per, strict=True):
             pairs.extend((c.record.query, ctx.doc_text(d)) for d in hits)
-        scores = list(scorer.score(pairs)) if pairs else []
+        scores = list(scorer.score(pairs, show_progress=False)) if pairs else []
         out: list[dict[str, float]] = []
         pos = 0
         for hits in hits_per:
