@@ -289,7 +289,12 @@ def test_refuses_other_arguments(tiny_beir: Path, tmp_path: Path) -> None:
         gen(tiny_beir, out, n_docs=3, seed=2)
     with pytest.raises(ConfigError, match="n_docs=3"):
         gen(tiny_beir, out, n_docs=2)
+    with pytest.raises(ConfigError, match="backend_options"):
+        gen(tiny_beir, out, n_docs=3, backend_options={"n_ctx": 512})
     assert len(lines(out)) == 3 and n_prompts() == 3
+    # runtime-only backend options (threads, retries...) may change on resume
+    s = gen(tiny_beir, out, n_docs=3, backend_options={"n_threads": 1, "timeout": 5})
+    assert s.n_skipped_existing == 3 and s.n_generated == 0
     # overwrite starts again
     s = gen(tiny_beir, out, n_docs=2, temperature=0.9, overwrite=True)
     assert s.n_generated == 2 and s.n_skipped_existing == 0 and len(lines(out)) == 2

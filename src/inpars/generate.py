@@ -26,7 +26,8 @@ Flags (a generation is flagged, never silently dropped or kept; the filtering st
 
 Resumable: records are appended after each batch (:class:`~inpars.io.JsonlAppender`); a second run with the
 same arguments skips the (doc_id, query_index) pairs already in the file. The arguments are recorded in the
-sidecar ``<out>.meta.json``; a file made with different ones is refused unless ``overwrite=True``.
+sidecar ``<out>.meta.json``; a file made with different ones is refused unless ``overwrite=True``
+(backend options in :data:`RUNTIME_OPTIONS`, such as ``n_threads``, and ``batch_size`` may differ).
 Documents are the first ``n_docs`` of a seeded permutation of the sorted ids, so running again with a larger
 ``n_docs`` extends a file.
 """
@@ -58,6 +59,11 @@ FLAG_TRUNCATED = "truncated"
 FLAGS = (FLAG_EMPTY, FLAG_REPEATS_PROMPT, FLAG_COPIES_DOCUMENT, FLAG_TRUNCATED)
 
 DEFAULT_BATCH_SIZE = 8
+# Backend options that change speed or robustness but not what is generated: a file may be resumed with
+# other values (e.g. fewer threads on a busy machine).
+RUNTIME_OPTIONS = frozenset(
+    {"n_threads", "verbosity", "concurrency", "max_retries", "timeout", "backoff", "max_backoff"}
+)
 META_VERSION = 1
 
 
@@ -195,7 +201,7 @@ def _params_record(
         "top_p": top_p,
         "chat": chat,
         "min_doc_chars": min_doc_chars,
-        "backend_options": backend_options,
+        "backend_options": {k: v for k, v in sorted(backend_options.items()) if k not in RUNTIME_OPTIONS},
         "seed": seed,
         "train_split": train_split,
     }
@@ -459,7 +465,7 @@ def _run(
                 max_new_tokens=params.max_new_tokens,
                 temperature=params.temperature,
                 top_p=params.top_p,
-                seed=int(hash_obj([seed, [d.doc_id for d, _ in batch]])[:8], 16),
+                seed=int(hash_obj([seed, [d.doc_id for d, _ in batch]])[:7], 16),  # < 2**28: fits uint32
                 stop=params.stop,
                 n=params.n,
             )
