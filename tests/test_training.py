@@ -289,6 +289,21 @@ def test_finished_run_returns_at_once_and_mismatch_is_refused(tmp_path: Path, ti
     assert s3.steps == 4 and s3.resumed_from_step == 0
 
 
+def test_epochs_warmup_accumulation_bf16(tmp_path: Path, tiny_bert: str, toy_train: Path) -> None:
+    s = train_reranker(
+        toy_train, tmp_path / "o", model=tiny_bert, batch_size=8, gradient_accumulation_steps=2, epochs=2.0,
+        warmup_steps=3, learning_rate=1e-3, max_length=32, save_steps=1000, bf16=True,
+    )
+    curve = json.loads((tmp_path / "o" / "loss_curve.json").read_text())
+    assert s.steps == 2 * math.ceil(144 / 16) == len(curve)  # 48 x (1 + 2) pairs, 16 per optimiser step
+    lrs = [c["learning_rate"] for c in curve]
+    # linear warm-up from 0 over 3 steps, then linear decay towards 0 at step 18
+    assert lrs[:4] == pytest.approx([0.0, 1e-3 / 3, 2e-3 / 3, 1e-3])
+    assert lrs[4:] == pytest.approx([1e-3 * (18 - k) / 15 for k in range(4, 18)])
+    assert curve[-1]["epoch"] == pytest.approx(2.0)
+    assert all(math.isfinite(c["loss"]) for c in curve)
+
+
 def test_incomplete_checkpoint_is_ignored_and_removed(tmp_path: Path) -> None:
     ck = tmp_path / "checkpoints"
     for step, complete in ((2, True), (4, True), (6, False)):
@@ -304,6 +319,7 @@ def test_incomplete_checkpoint_is_ignored_and_removed(tmp_path: Path) -> None:
     assert not (ck / "checkpoint-6").exists() and not (ck / "checkpoint-4").exists()
 
 
+@pytest.mark.slow
 def test_kill_and_resume_cli(tmp_path: Path, tiny_bert: str, toy_train: Path, keep_threads) -> None:  # type: ignore[no-untyped-def]
     """SIGKILL the CLI after its first checkpoint; rerun: it resumes and ends as an uninterrupted run."""
     steps = 200

@@ -91,6 +91,39 @@ def _validated_config(values: dict[str, Any]) -> Any:
     return cfg
 
 
+def _training_arguments(cfg: Any, ckpt_dir: Path, seed: int) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        lr_scheduler_type="linear",
+        warmup_steps=cfg.warmup_steps,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        logging_strategy="steps",
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        seed=seed,
+        data_seed=seed,
+        bf16=cfg.bf16,
+        report_to="none",
+        disable_tqdm=not show_progress_bar(),
+        dataloader_num_workers=0,
+        dataloader_pin_memory=cuda,
+        # transformers refuses bf16 without a GPU unless told to train on the CPU
+        use_cpu=cfg.bf16 and not cuda,
+        remove_unused_columns=False,
+    )
+
+
 def train_reranker(
     train: str | Path,
     out_dir: str | Path,
@@ -187,7 +220,7 @@ def train_reranker(
         write_json(run_file, {"fingerprint": fingerprint, "identity": identity, "train": str(train)})
 
     import torch
-    from transformers import TrainingArguments, set_seed
+    from transformers import set_seed
 
     from inpars.models import resolve_model
 
@@ -207,30 +240,10 @@ def train_reranker(
         f"{cfg.max_steps} steps" if cfg.max_steps else f"{cfg.epochs} epochs",
     )
 
-    args = TrainingArguments(
-        output_dir=str(ckpt_dir),
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        lr_scheduler_type="linear",
-        warmup_steps=cfg.warmup_steps,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps or -1,
-        logging_strategy="steps",
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=2,
-        seed=seed,
-        data_seed=seed,
-        bf16=cfg.bf16,
-        report_to="none",
-        disable_tqdm=not show_progress_bar(),
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        remove_unused_columns=False,
-    )
+    try:
+        args = _training_arguments(cfg, ckpt_dir, seed)
+    except ValueError as exc:  # transformers refuses a combination (e.g. bf16 on an unsupported device)
+        raise ConfigError(f"invalid training options: {exc}") from None
     trainer = make_trainer(
         parts.loss_fn,
         model=parts.model,

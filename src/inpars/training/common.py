@@ -9,7 +9,8 @@ Layout of a training folder ``out_dir``::
       checkpoints/         checkpoint-N folders (last 2 kept); a killed run resumes from the newest
       train_run.json       fingerprint of the run the checkpoints belong to (refuses a mismatched resume)
       train_summary.json   :class:`TrainSummary` of the finished run
-      loss_curve.json      one entry per optimiser step: step, loss, learning_rate, epoch
+      loss_curve.json      one entry per optimiser step: step, loss, learning_rate, epoch, elapsed (seconds
+                           since training began in the process that ran the step)
       loss_curve.png       the same as a picture (when matplotlib is installed)
 """
 
@@ -22,6 +23,7 @@ import logging
 import math
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -207,11 +209,23 @@ def make_trainer(loss_fn: LossFn, **kwargs: Any) -> Any:
     from transformers.trainer_callback import PrinterCallback
 
     class RerankerTrainer(Trainer):
+        _t0: float | None = None
+
         def compute_loss(  # type: ignore[override]
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
         ) -> Any:
             loss = loss_fn(model, dict(inputs))
             return (loss, {}) if return_outputs else loss
+
+        def train(self, *args: Any, **kwargs: Any) -> Any:
+            self._t0 = time.perf_counter()
+            return super().train(*args, **kwargs)
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            # seconds since train() began in this process: step timings for the curve and benchmarks
+            if "loss" in logs and self._t0 is not None:
+                logs["elapsed"] = round(time.perf_counter() - self._t0, 4)
+            super().log(logs, start_time)
 
     trainer = RerankerTrainer(**kwargs)
     # Our loss is a mean per micro-batch: let the Trainer scale it for gradient accumulation.
@@ -256,7 +270,10 @@ def show_progress_bar() -> bool:
 
 
 def loss_curve_from_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per logged optimiser step (``loss`` present), the latest value kept for each step."""
+    """One entry per logged optimiser step (``loss`` present), the latest value kept for each step.
+
+    ``elapsed`` (seconds since ``train()`` began in the process that ran the step) is kept when logged.
+    """
     by_step: dict[int, dict[str, Any]] = {}
     for entry in history:
         if "loss" in entry and "step" in entry:
@@ -266,6 +283,8 @@ def loss_curve_from_history(history: list[dict[str, Any]]) -> list[dict[str, Any
                 "learning_rate": float(entry.get("learning_rate", 0.0)),
                 "epoch": float(entry.get("epoch", 0.0)),
             }
+            if "elapsed" in entry:
+                by_step[int(entry["step"])]["elapsed"] = float(entry["elapsed"])
     return [by_step[s] for s in sorted(by_step)]
 
 
