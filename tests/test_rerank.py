@@ -1,0 +1,335 @@
+"""Reranking: scorer invariances (length sorting, batch size, truncation), ONNX engines, monoT5 scoring,
+rerank_run on a SciFact slice (with resume), interpolation arithmetic, tuning refuses the test split, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from inpars import rerank
+from inpars.datasets import load_dataset, ranked, read_run, read_run_dict, write_run
+from inpars.errors import ConfigError, InputError, LeakageError
+
+PAIRS = [
+    ("does vitamin d prevent infections", "Vitamin D supplementation reduces respiratory infections in children."),
+    ("aspirin", "Aspirin lowers the risk of heart attack."),
+    ("sleep and obesity in children", "Short sleep is linked to obesity. " * 12),
+    ("statins cholesterol cardiovascular events in older adults", "Statins."),
+    ("exercise", "Regular exercise improves sleep quality and mood, and lowers blood pressure in adults."),
+    ("a", "b"),
+    ("protein folding", "Proteins fold into three-dimensional structures " * 3),
+]
+
+
+def _minilm_tokenizer():  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    from inpars.models import minilm_dir
+
+    return AutoTokenizer.from_pretrained(str(minilm_dir()))
+
+
+@pytest.fixture(scope="module")
+def tiny_ce(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 2-layer, 32-wide BERT with a random one-logit head and the MiniLM tokenizer."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tok = _minilm_tokenizer()
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128, num_labels=1,
+    )
+    model = BertForSequenceClassification(cfg)
+    with torch.no_grad():  # a head with a visible spread, so that differences in scores mean something
+        model.classifier.weight.mul_(20)
+    path = tmp_path_factory.mktemp("tiny_ce")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> str:
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    tok = _minilm_tokenizer()
+    torch.manual_seed(0)
+    cfg = T5Config(
+        vocab_size=tok.vocab_size, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2,
+        num_decoder_layers=2, pad_token_id=tok.pad_token_id, decoder_start_token_id=tok.pad_token_id,
+        eos_token_id=tok.sep_token_id,
+    )
+    path = tmp_path_factory.mktemp("tiny_t5")
+    T5ForConditionalGeneration(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INPARS_CACHE", str(tmp_path_factory.getbasetemp() / "inpars-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads():  # type: ignore[no-untyped-def]
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+# ------------------------------------------------------------------------------------------- scorer
+
+
+def test_length_sorting_restores_input_order(tiny_ce: str) -> None:
+    scorer = rerank.load_scorer(tiny_ce, batch_size=3, max_length=64)
+    assert isinstance(scorer, rerank.CrossEncoderScorer)
+    batched = scorer.score(PAIRS)
+    one_by_one = [scorer.score([p])[0] for p in PAIRS]  # no sorting, no padding
+    assert batched == pytest.approx(one_by_one, abs=1e-5)
+    assert len(set(round(s, 4) for s in batched)) == len(PAIRS)  # distinct: a permutation would show
+    rev = scorer.score(PAIRS[::-1])
+    assert rev[::-1] == pytest.approx(batched, abs=1e-5)
+
+
+def test_batch_size_does_not_change_scores(tiny_ce: str) -> None:
+    ref = rerank.load_scorer(tiny_ce, batch_size=1, max_length=64).score(PAIRS)
+    for bs in (2, 5, 32):
+        assert rerank.load_scorer(tiny_ce, batch_size=bs, max_length=64).score(PAIRS) == pytest.approx(ref, abs=1e-5)
+
+
+def test_truncation_cuts_the_document_not_the_query(tiny_ce: str) -> None:
+    scorer = rerank.load_scorer(tiny_ce, max_length=32)
+    q = "does vitamin d prevent infections"
+    doc = "word " * 100
+    # Past the limit the document's tail is cut: more text changes nothing...
+    a, b = scorer.score([(q, doc), (q, doc + "completely different ending text")])
+    assert a == pytest.approx(b, abs=1e-6)
+    # ...while the query is kept whole: changing its last word changes the score.
+    (c,) = scorer.score([("does vitamin d prevent cancer", doc)])
+    assert abs(c - a) > 1e-4
+    # A query longer than max_length alone still scores (both are cut).
+    (d,) = scorer.score([("long query " * 40, doc)])
+    assert math.isfinite(d)
+
+
+def test_empty_and_bad_pairs(tiny_ce: str) -> None:
+    scorer = rerank.load_scorer(tiny_ce)
+    assert scorer.score([]) == []
+    with pytest.raises(InputError, match="pair 1"):
+        scorer.score([("q", "d"), ("q",)])  # type: ignore[list-item]
+
+
+def test_onnx_engines_match_torch_and_are_cached(tiny_ce: str) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    ref = rerank.load_scorer(tiny_ce, max_length=64).score(PAIRS)
+    onnx = rerank.load_scorer(tiny_ce, max_length=64, engine="onnx", batch_size=3, threads=1)
+    assert onnx.score(PAIRS) == pytest.approx(ref, abs=1e-4)
+    int8 = rerank.load_scorer(tiny_ce, max_length=64, engine="onnx-int8", batch_size=3)
+    got = int8.score(PAIRS)
+    assert got != ref  # int8 weights move the scores a little...
+    assert got == pytest.approx(ref, abs=0.02 * max(1.0, *map(abs, ref)))  # ...but only a little
+    path = rerank.onnx_model_path(tiny_ce, quantize=True)
+    assert path.stat().st_size < 0.5 * rerank.onnx_model_path(tiny_ce).stat().st_size
+    mtime = path.stat().st_mtime_ns
+    rerank.load_scorer(tiny_ce, engine="onnx-int8")  # reuses the cached graph
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_unknown_engine_and_type(tiny_ce: str, tiny_t5: str) -> None:
+    with pytest.raises(ConfigError, match="unknown engine"):
+        rerank.load_scorer(tiny_ce, engine="tensorflow")
+    with pytest.raises(ConfigError, match="unknown model_type"):
+        rerank.load_scorer(tiny_ce, "colbert")
+    with pytest.raises(ConfigError, match="cross-encoders only"):
+        rerank.load_scorer(tiny_t5, engine="onnx")
+
+
+def test_monot5_scores_are_p_true_at_first_decoder_step(tiny_t5: str) -> None:
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    scorer = rerank.load_scorer(tiny_t5, batch_size=2, max_length=128)  # type detected from the config
+    assert isinstance(scorer, rerank.MonoT5Scorer)
+    got = scorer.score(PAIRS[:4])
+    tok = AutoTokenizer.from_pretrained(tiny_t5)
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5).eval()
+    true_id, false_id = tok.convert_tokens_to_ids("true"), tok.convert_tokens_to_ids("false")
+    want = []
+    for q, d in PAIRS[:4]:
+        enc = tok(f"Query: {q} Document: {d} Relevant:", return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**enc, decoder_input_ids=torch.tensor([[tok.pad_token_id]])).logits[0, 0]
+        want.append(torch.softmax(logits[[true_id, false_id]], dim=0)[0].item())
+    assert got == pytest.approx(want, abs=1e-5)
+    assert all(0.0 < s < 1.0 for s in got)
+
+
+# ------------------------------------------------------------------------------------------- rerank_run
+
+
+class CountingScorer(rerank.Scorer):
+    """Wraps a scorer and counts the pairs it is asked to score."""
+
+    def __init__(self, inner: rerank.Scorer) -> None:
+        super().__init__(inner.model, inner.batch_size, inner.max_length)
+        self.inner, self.pairs = inner, 0
+        self.model_type, self.engine = inner.model_type, inner.engine
+
+    def _score(self, pairs, show_progress):  # type: ignore[no-untyped-def]
+        self.pairs += len(pairs)
+        return self.inner.score(pairs)
+
+
+@pytest.fixture(scope="module")
+def scifact_slice(scifact_dir: Path) -> dict[str, dict[str, float]]:
+    run = read_run_dict(scifact_dir / "bm25_top100.test.trec")
+    return {q: run[q] for q in sorted(run, key=int)[:5]}
+
+
+def test_rerank_run_on_scifact_slice(tiny_ce: str, scifact_dir: Path, scifact_slice, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds = load_dataset(scifact_dir)
+    out = tmp_path / "reranked.trec"
+    result = rerank.rerank_run(ds, scifact_slice, out, model=tiny_ce, depth=10, max_length=64, batch_size=8)
+    written = read_run_dict(out)
+    assert written.keys() == scifact_slice.keys()
+    for q, docs in scifact_slice.items():
+        top10 = {d for d, _ in ranked(docs)[:10]}
+        assert set(written[q]) == top10 == set(result[q])
+    lines = out.read_text().splitlines()
+    assert len(lines) == 50 and len(read_run(out)) == 50
+    first = lines[0].split()
+    assert first[1] == "Q0" and first[3] == "1" and first[5] == "inpars-rerank"
+    # Scores are the scorer's on (query text, title + text).
+    q = next(iter(scifact_slice))
+    d = next(iter(result[q]))
+    pair = (ds.queries("test")[q], ds.docs()[d].full_text)
+    assert rerank.load_scorer(tiny_ce, max_length=64).score([pair])[0] == pytest.approx(result[q][d], abs=1e-5)
+    # The ranks follow the new scores.
+    ranks = [ln.split()[2] for ln in lines if ln.split()[0] == q]
+    assert ranks == [d for d, _ in ranked(result[q])]
+
+
+def test_rerank_run_resumes_from_its_score_cache(tiny_ce: str, scifact_dir: Path, scifact_slice, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds = load_dataset(scifact_dir)
+    out = tmp_path / "r.trec"
+    scorer = CountingScorer(rerank.load_scorer(tiny_ce, max_length=64))
+    full = rerank.rerank_run(ds, scifact_slice, out, scorer=scorer, depth=4)
+    assert scorer.pairs == 20
+    cache = Path(f"{out}.scores.jsonl")
+    lines = cache.read_text().splitlines()
+    assert json.loads(lines[0])["meta"]["max_length"] == 64 and len(lines) == 6
+    # Simulate a kill: last two queries lost, the one before half-written.
+    cache.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])
+    scorer.pairs = 0
+    again = rerank.rerank_run(ds, scifact_slice, out, scorer=scorer, depth=4)
+    assert scorer.pairs == 12  # three queries x 4 documents re-scored
+    assert again.keys() == full.keys()
+    for q in full:
+        assert again[q] == pytest.approx(full[q], abs=1e-6)
+    # Another depth changes the document sets: those queries are re-scored, not reused.
+    scorer.pairs = 0
+    rerank.rerank_run(ds, scifact_slice, out, scorer=scorer, depth=5)
+    assert scorer.pairs == 25
+    # Another max_length invalidates the whole cache.
+    other = CountingScorer(rerank.load_scorer(tiny_ce, max_length=32))
+    rerank.rerank_run(ds, scifact_slice, out, scorer=other, depth=5)
+    assert other.pairs == 25
+
+
+def test_rerank_run_input_errors(tiny_ce: str, tiny_beir: Path, tmp_path: Path) -> None:
+    scorer = rerank.load_scorer(tiny_ce, max_length=32)
+    with pytest.raises(InputError, match="not in the corpus"):
+        rerank.rerank_run(tiny_beir, {"q3": {"d5": 1.0, "nope": 0.5}}, scorer=scorer)
+    with pytest.raises(InputError, match="no query of the run"):
+        rerank.rerank_run(tiny_beir, {"q1": {"d1": 1.0}}, scorer=scorer, split="test")  # q1 is a train query
+    with pytest.raises(ConfigError, match="needs a model"):
+        rerank.rerank_run(tiny_beir, {"q3": {"d5": 1.0}})
+
+
+# --------------------------------------------------------------------------------------- interpolation
+
+
+def test_interpolation_arithmetic() -> None:
+    first = {"q": {"a": 9.0, "b": 7.0, "c": 5.0, "d": 1.0}}  # normalised: 1, .75, .5, 0
+    rr = {"q": {"a": -2.0, "b": 2.0, "c": 0.0, "d": 1.0}}  # normalised: 0, 1, .5, .75
+    half = rerank.interpolate(first, rr, 0.5)["q"]
+    assert half == pytest.approx({"a": 0.5, "b": 0.875, "c": 0.5, "d": 0.375})
+    assert rerank.interpolate(first, rr, 0.2)["q"]["d"] == pytest.approx(0.2 * 0.75)
+    order = lambda run: [d for d, _ in ranked(run["q"])]  # noqa: E731
+    assert order(rerank.interpolate(first, rr, 0.0)) == order(first) == ["a", "b", "c", "d"]
+    assert order(rerank.interpolate(first, rr, 1.0)) == order(rr) == ["b", "d", "c", "a"]
+    # Constant scores normalise to 0; a document without a first-stage score counts as the lowest.
+    assert rerank.interpolate({"q": {"a": 3.0}}, {"q": {"a": 5.0, "z": 1.0}}, 0.5)["q"] == {"a": 0.5, "z": 0.0}
+    with pytest.raises(ConfigError):
+        rerank.interpolate(first, rr, 1.5)
+
+
+def test_tune_alpha_picks_the_weight_on_train_and_refuses_test(tiny_beir: Path) -> None:
+    # Train queries of tiny_beir: q1 (relevant d1), q2 (relevant d3).
+    first = {"q1": {"d1": 3.0, "d2": 1.0}, "q2": {"d4": 2.0, "d3": 1.0, "d5": 0.0}}
+    rr = {"q1": {"d1": 0.0, "d2": 5.0}, "q2": {"d3": 10.0, "d4": 0.0, "d5": 5.0}}
+    alphas = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    best, table = rerank.tune_alpha(tiny_beir, "train", first, rr, alphas)
+    # By hand, normalised and interpolated:
+    #   q1: d1 = 1 - a, d2 = a                             -> d1 ranked 1st iff a < 1/2, else 2nd
+    #   q2: d3 = a + (1 - a)/2, d4 = 1 - a, d5 = a/2       -> d3 ranked 1st iff a > 1/3, else 2nd
+    # nDCG@10 with one relevant document at rank r: 1 / log2(r + 1).
+    r2 = 1 / math.log2(3)
+    want = {"0": (1 + r2) / 2, "0.2": (1 + r2) / 2, "0.4": 1.0, "0.6": (r2 + 1) / 2, "0.8": (r2 + 1) / 2,
+            "1": (r2 + 1) / 2}
+    assert table == pytest.approx(want)
+    assert best == 0.4
+    # Ties go to the larger alpha.
+    assert rerank.tune_alpha(tiny_beir, "train", first, rr, [0.0, 0.2])[0] == 0.2
+    with pytest.raises(LeakageError, match="reserved for evaluation"):
+        rerank.tune_alpha(tiny_beir, "test", first, rr)
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def test_cli_rerank_and_interpolate(tiny_ce: str, tiny_beir: Path, tmp_path: Path) -> None:
+    from inpars.cli import main
+
+    test_run = tmp_path / "bm25.test.trec"
+    write_run(test_run, {"q3": {"d5": 3.0, "d6": 2.0, "d1": 1.0}, "q4": {"d4": 2.0, "d3": 1.0, "d2": 0.5}})
+    train_run = tmp_path / "bm25.train.trec"
+    write_run(train_run, {"q1": {"d1": 3.0, "d2": 2.0}, "q2": {"d3": 1.0, "d4": 2.0}})
+    out = tmp_path / "rr.trec"
+    args = ["rerank", "--dataset", str(tiny_beir), "--run", str(test_run), "--model", tiny_ce, "--out", str(out)]
+    assert main([*args, "--depth", "2", "--max-length", "32"]) == 0
+    assert {q: set(d) for q, d in read_run_dict(out).items()} == {"q3": {"d5", "d6"}, "q4": {"d4", "d3"}}
+    out2 = tmp_path / "interp.trec"
+    args[-1] = str(out2)
+    assert main([*args, "--interpolate", "--tune-run", str(train_run)]) == 0
+    info = json.loads(Path(f"{out2}.interpolation.json").read_text())
+    assert info["tune_split"] == "train" and 0.0 <= info["alpha"] <= 1.0 and len(info["table"]) == 11
+    assert read_run_dict(out2).keys() == {"q3", "q4"}
+    assert (tmp_path / "interp.rerank-only.trec").is_file()
+    # Tuning on the split being reranked is refused.
+    assert main([*args, "--interpolate", "--tune-run", str(train_run), "--tune-split", "test"]) == 2
+
+
+@pytest.mark.slow
+def test_minilm_onnx_int8_agrees_with_torch_on_scifact(scifact_dir: Path, scifact_slice) -> None:  # type: ignore[no-untyped-def]
+    """The packaged MiniLM (untrained head): onnx == torch; onnx-int8 keeps the scores' order closely."""
+    pytest.importorskip("onnx")
+    from scipy.stats import spearmanr
+
+    ds = load_dataset(scifact_dir)
+    queries, docs = ds.queries("test"), ds.docs()
+    q = next(iter(scifact_slice))
+    pairs = [(queries[q], docs[d].full_text) for d, _ in ranked(scifact_slice[q])[:16]]
+    ref = rerank.load_scorer("minilm-l6", max_length=128).score(pairs)
+    assert rerank.load_scorer("minilm-l6", max_length=128, engine="onnx").score(pairs) == pytest.approx(ref, abs=1e-4)
+    int8 = rerank.load_scorer("minilm-l6", max_length=128, engine="onnx-int8").score(pairs)
+    assert spearmanr(ref, int8).statistic > 0.8
