@@ -113,11 +113,11 @@ def load_training_examples(path: str | Path, *, need_negatives: bool = False) ->
                 raise InputError(f"expected a string, got {type(value).__name__}", path=path, line=line, field=name)
             if not value.strip():
                 raise InputError("empty string", path=path, line=line, field=name)
-        for name in ("negatives", "neg_doc_ids"):
+        for name, types in (("negatives", (str,)), ("neg_doc_ids", (str, int))):
             value = obj.get(name)
             if value is None:
                 continue
-            if not isinstance(value, list) or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in value):
+            if not isinstance(value, list) or not all(isinstance(x, types) and not isinstance(x, bool) for x in value):
                 raise InputError("expected a list of strings", path=path, line=line, field=name)
         negatives = obj.get("negatives") or []
         neg_ids = obj.get("neg_doc_ids") or []
@@ -134,6 +134,8 @@ def load_training_examples(path: str | Path, *, need_negatives: bool = False) ->
         out.append(TrainingExample.from_json(obj))
     if not out:
         raise InputError("no training examples in the file", path=path)
+    if not any(ex.negatives for ex in out):
+        log.warning("%s: no example has a negative; the model will only see relevant pairs", path)
     return out
 
 
