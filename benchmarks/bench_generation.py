@@ -1,6 +1,6 @@
 """Query generation speed: SmolLM2-135M on the same SciFact documents, three ways.
 
-Usage: python benchmarks/bench_generation.py [--n-docs 100] [--seed 1] [--max-new-tokens 64]
+Usage: python benchmarks/bench_generation.py [--n-docs 100] [--seed 1] [--max-new-tokens 64] [--threads N]
        [--only llamacpp,transformers-batched,naive-loop] [--out benchmarks/results/generation.json]
 
 Every configuration writes one greedy query (3-shot ``inpars`` prompt, documents cut to 256 tokens of the
@@ -19,7 +19,8 @@ loading separately; "wall" is the whole generation loop after loading (prompt bu
 generation, writing). ``queries_per_second`` = documents / wall; ``tokens_per_second`` = generated
 tokens / wall. ``agreement_with_naive`` is the share of documents whose query equals the naive loop's
 (greedy decoding of the same weights; llama.cpp's quantised kernels and prefix cache may differ slightly).
-The machine's load average is recorded before and after each run: on a shared machine timings are contended.
+The machine's load average is recorded before and after each run: on a shared machine timings are contended
+(there, ``--threads 1`` avoids llama.cpp's spinning threads collapsing; on an idle machine use all cores).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
-def _threads() -> int:
+def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
@@ -64,12 +65,12 @@ def _stage_worker(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, A
 
     t0 = time.perf_counter()
     if name == "llamacpp":
-        backend = get_backend("llamacpp", "smollm2-135m", n_parallel=1, cache_prompt=True)
+        backend = get_backend("llamacpp", "smollm2-135m", n_parallel=1, cache_prompt=True, n_threads=args.threads)
         batch_size = 8
     else:
         import torch
 
-        torch.set_num_threads(_threads())
+        torch.set_num_threads(args.threads or _cores())
         backend = get_backend("transformers", "smollm2-135m", device="cpu", dtype="float32", batch_size=8)
         batch_size = 8
     load_s = time.perf_counter() - t0
@@ -109,7 +110,7 @@ def _naive_worker(args: argparse.Namespace) -> dict[str, Any]:
     from inpars.models import resolve_model
     from inpars.prompts import get_prompt
 
-    torch.set_num_threads(_threads())
+    torch.set_num_threads(args.threads or _cores())
     gguf = Path(resolve_model("smollm2-135m"))
     t0 = time.perf_counter()
     tok = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -185,6 +186,7 @@ def main() -> None:
     parser.add_argument("--n-docs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for every engine (default: all cores)")
     parser.add_argument("--only", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "generation.json"))
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
@@ -201,6 +203,8 @@ def main() -> None:
     for name in configs:
         cmd = [sys.executable, __file__, "--worker", name, "--dataset", args.dataset, "--n-docs", str(args.n_docs),
                "--seed", str(args.seed), "--max-new-tokens", str(args.max_new_tokens)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
         print(f"[{name}] running ...", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -239,7 +243,8 @@ def main() -> None:
         "seed": args.seed,
         "max_doc_tokens": MAX_DOC_TOKENS,
         "max_new_tokens": args.max_new_tokens,
-        "machine": {"cpus": _threads(), "platform": platform.platform(), "python": platform.python_version()},
+        "threads": args.threads or _cores(),
+        "machine": {"cpus": _cores(), "platform": platform.platform(), "python": platform.python_version()},
         "versions": {p: ver(p) for p in ("xllamacpp", "torch", "transformers", "inpars-toolkit")},
         "contention_note": "timings taken while other processes shared the 2 cores unless load averages are ~0",
         "target": "llamacpp >= 3x the naive one-at-a-time transformers loop (queries/s)",

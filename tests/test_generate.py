@@ -401,6 +401,11 @@ def _has_llamacpp() -> bool:
 needs_llamacpp = pytest.mark.skipif(not _has_llamacpp(), reason="inpars.generation.llamacpp is not available")
 
 
+# One llama.cpp thread: on a busy 2-core machine two spinning threads are many times slower (STACK.md
+# measures 2 threads fastest on an idle machine); the option does not change what is generated.
+ONE_THREAD = ("--backend-option", "n_threads=1")
+
+
 def _cli_cmd(*args: str) -> list[str]:
     return [sys.executable, "-c", "import sys; from inpars.cli import main; sys.exit(main())", *args]
 
@@ -417,7 +422,7 @@ def test_cli_real_smollm2_on_scifact(scifact_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "q.jsonl"
     proc = subprocess.run(
         _cli_cmd("generate", "--dataset", str(scifact_dir), "--n-docs", "3", "--seed", "1", "--out", str(out),
-                 "--max-new-tokens", "32"),
+                 "--max-new-tokens", "32", *ONE_THREAD),
         capture_output=True, text=True, env=_env(), timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
@@ -442,7 +447,7 @@ def test_sigkill_then_resume_real_subprocess(scifact_dir: Path, tmp_path: Path) 
     n_docs = 12
     cmd = _cli_cmd(
         "generate", "--dataset", str(scifact_dir), "--n-docs", str(n_docs), "--seed", "7", "--out", str(out),
-        "--max-new-tokens", "24", "--batch-size", "1", "--no-progress",
+        "--max-new-tokens", "24", "--batch-size", "1", "--no-progress", *ONE_THREAD,
     )
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
