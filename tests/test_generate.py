@@ -218,6 +218,37 @@ def test_chat_mode_wraps_prompt(tiny_beir: Path, tmp_path: Path) -> None:
     assert all(p.startswith("<user>") for c in FakeBackend.calls for p in c)
 
 
+def test_promptagator_examples_come_from_the_train_split(tiny_beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.jsonl"
+    gen(tiny_beir, out, prompt="promptagator", n_examples=2, n_docs=6, seed=3)
+    recs = {r["doc_id"]: r for r in lines(out)}
+    assert len(recs) == 6
+    for doc_id, r in recs.items():
+        # train qrels are q1->d1 and q2->d3; test pairs (q3, q4) must never be shown
+        shown = r["fewshot_examples"]
+        assert set(shown) <= {"q1:d1", "q2:d3"} and all(not s.endswith(f":{doc_id}") for s in shown)
+        assert len(shown) == (1 if doc_id in ("d1", "d3") else 2)
+        assert "sleep and obesity" not in r["prompt_text"] and "statins cholesterol" not in r["prompt_text"]
+    assert "Query: does vitamin d prevent infections" in recs["d2"]["prompt_text"]
+    # another train split is another configuration
+    with pytest.raises(ConfigError, match="train_split"):
+        gen(tiny_beir, out, prompt="promptagator", n_examples=2, n_docs=6, seed=3, train_split="dev")
+
+
+def test_template_prompt_and_template_changes(tiny_beir: Path, tmp_path: Path) -> None:
+    tmpl = tmp_path / "t.txt"
+    tmpl.write_text("Title: {title}\nText: {document}\nQuestion:", encoding="utf-8")
+    out = tmp_path / "q.jsonl"
+    gen(tiny_beir, out, prompt="template", template=str(tmpl), n_docs=2)
+    ds = load_dataset(tiny_beir)
+    for r in lines(out):
+        doc = ds.docs()[r["doc_id"]]
+        assert r["prompt_text"] == f"Title: {doc.title}\nText: {doc.text}\nQuestion:"
+    tmpl.write_text("Passage: {document}\nQuery:", encoding="utf-8")
+    with pytest.raises(ConfigError, match="template_sha256"):
+        gen(tiny_beir, out, prompt="template", template=str(tmpl), n_docs=2)
+
+
 def test_backend_instance_is_used_and_left_open(tiny_beir: Path, tmp_path: Path) -> None:
     be = FakeBackend("my-model")
     summary = generate_queries(tiny_beir, tmp_path / "q.jsonl", n_docs=2, backend_instance=be, progress=False)
