@@ -36,7 +36,7 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
         info["config"] = _load_json(run_dir / "config.json")
     for name, folder in folders.items():
         mpath = folder / "manifest.json"
-        if mpath.is_file():
+        if name != "report" and mpath.is_file():
             m = _load_json(mpath)
             info["timings"].append({"stage": name, "seconds": m.get("seconds"), "finished": m.get("finished"),
                                     "resumed": m.get("resumed", False), "summary": m.get("summary", {})})
