@@ -56,6 +56,9 @@ class Backend(ABC):
     name: str = "backend"
     #: prompts per :meth:`generate` call that keep this backend busy (the stage's default batch size)
     default_batch_size: int = 8
+    #: tokens (prompt + generation) one sequence may hold, where known (prompts can pass
+    #: ``max_prompt_tokens=context_length - max_new_tokens``); ``None``: unknown
+    context_length: int | None = None
 
     def __init__(self, model: str, **options: Any) -> None:
         self.model = model

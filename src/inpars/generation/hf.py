@@ -132,6 +132,7 @@ class TransformersBackend(Backend):
         self.max_positions: int | None = None
         if not self.is_encoder_decoder:
             self.max_positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        self.context_length = self.max_positions
         log.info("transformers: %s (%s) on %s, %s", source, type(self.model_obj).__name__, self.device, self.torch_dtype)
 
     # -- tokenizer ---------------------------------------------------------------------------------------

@@ -25,6 +25,10 @@ How it works: ``xllamacpp.Server`` runs llama.cpp's server loop in-process; each
   ``/detokenize`` and ``/apply-template`` of that llama.cpp server give the model's own tokenizer and chat
   template. :attr:`LlamaCppBackend.base_url` is that address (an OpenAI-compatible server: ``base_url +
   "/v1"``).
+- Flash attention: ``flash_attn="auto"`` (llama.cpp's default, used for the timings in STACK.md) can make
+  the log-probs of the same prompt differ (by up to ~0.1 per token, measured with SmolLM2) between an
+  evaluation with and without a cached prefix; with ``"off"`` they were identical (so scores do not
+  depend on which document came before). Greedy texts can differ between the two settings.
 - Gemma-3 (sliding-window attention) reuses a cached prefix only with ``swa_full``; it is on whenever
   ``cache_prompt`` is (``swa_full=None``).
 """
@@ -71,6 +75,7 @@ class LlamaCppBackend(Backend):
         swa_full: full-size sliding-window cache (needed by Gemma-3 for prefix reuse); ``None``: same as
             ``cache_prompt``.
         n_gpu_layers: layers to offload when llama.cpp was built with a GPU backend (``None``: its default).
+        flash_attn: ``"auto"``, ``"on"`` or ``"off"`` (see the module docstring).
         seed: default sampling seed when :class:`SamplingParams` has none.
         verbosity: llama.cpp's log verbosity (0 silences it).
     """
@@ -88,6 +93,7 @@ class LlamaCppBackend(Backend):
         cache_prompt: bool = True,
         swa_full: bool | None = None,
         n_gpu_layers: int | None = None,
+        flash_attn: str = "auto",
         seed: int = 0,
         verbosity: int = 0,
     ) -> None:
@@ -102,6 +108,7 @@ class LlamaCppBackend(Backend):
             raise FileNotFoundError(f"GGUF model file not found: {path} (give a .gguf path or a packaged name)")
         self.model_path = path
         self.n_ctx = n_ctx
+        self.context_length = n_ctx
         self.n_parallel = n_parallel
         self.n_threads = n_threads or available_cores()
         self.cache_prompt = cache_prompt
@@ -122,6 +129,15 @@ class LlamaCppBackend(Backend):
         p.cont_batching = True
         if n_gpu_layers is not None:
             p.n_gpu_layers = n_gpu_layers
+        fa_types = {
+            "auto": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_AUTO,
+            "on": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            "off": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        }
+        if flash_attn not in fa_types:
+            raise ValueError(f"flash_attn must be one of {', '.join(fa_types)}, got {flash_attn!r}")
+        p.flash_attn_type = fa_types[flash_attn]
+        self.flash_attn = flash_attn
         try:
             self._server: Any = xllamacpp.Server(p)
         except Exception as exc:  # xllamacpp raises RuntimeError on a file it cannot load
@@ -237,6 +253,7 @@ class LlamaCppBackend(Backend):
             "n_threads": self.n_threads,
             "cache_prompt": self.cache_prompt,
             "swa_full": self.swa_full,
+            "flash_attn": self.flash_attn,
             "seed": self.seed,
         }
 

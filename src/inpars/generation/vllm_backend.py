@@ -88,6 +88,10 @@ class VLLMBackend(Backend):
         eos = getattr(self.tokenizer, "eos_token_id", None)
         self.eos_ids: set[int] = {eos} if eos is not None else set()
         self.default_batch_size = 256
+        try:
+            self.context_length = int(self.llm.llm_engine.model_config.max_model_len)
+        except AttributeError:  # pragma: no cover - engine layout differs across vLLM versions
+            self.context_length = max_model_len
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
