@@ -227,7 +227,7 @@ def run_pipeline(
     first_stage = Path(cfg.rerank.first_stage) if cfg.rerank.first_stage else bm25_eval
 
     def do_rerank(folder: Path) -> dict[str, Any]:
-        kw = {"model": model_path, "model_type": model_type, "depth": cfg.rerank.depth,
+        kw: dict[str, Any] = {"model": model_path, "model_type": model_type, "depth": cfg.rerank.depth,
               "batch_size": cfg.rerank.batch_size, "max_length": cfg.rerank.max_length,
               "engine": cfg.rerank.engine}
         out: dict[str, Any] = {}
