@@ -51,6 +51,9 @@ from inpars.models import resolve_model
 
 log = logging.getLogger(__name__)
 
+# the in-process server listens on 127.0.0.1: never route its requests through an HTTP proxy
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 def available_cores() -> int:
     """CPU cores this process may run on."""
@@ -173,7 +176,7 @@ class LlamaCppBackend(Backend):
             headers={"Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(req, timeout=120) as resp:
+            with _LOOPBACK.open(req, timeout=120) as resp:
                 out: dict[str, Any] = json.loads(resp.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
             raise GenerationError(f"llama.cpp {endpoint} failed: HTTP {exc.code} {exc.read()[:300]!r}") from None
