@@ -535,8 +535,9 @@ def rerank_run(
             model, model_type, batch_size=batch_size, max_length=max_length, engine=engine,
             threads=threads, device=device,
         )
-    meta = {**scorer.describe(), "split": split, "dataset": ds.name}
-    meta["model"] = model_fingerprint(str(meta["model"]))
+    described = scorer.describe()  # threads, device and batch size do not change scores: not in the key
+    meta = {k: described.get(k) for k in ("model_type", "engine", "max_length")}
+    meta.update(model=model_fingerprint(str(described["model"])), split=split, dataset=ds.name)
     cache_path = Path(f"{out}.scores.jsonl") if out is not None else None
     done = _load_cache(cache_path, meta, first) if (cache_path and resume) else {}
     todo = [q for q in qids if q not in done]
