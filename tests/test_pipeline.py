@@ -94,10 +94,12 @@ def test_pipeline_end_to_end_cache_resume_and_report(
     cmd = [sys.executable, "-m", "inpars.cli", "run", str(cfg_path), "--from", "train"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpts = stage_dir(run_dir, "train") / "checkpoints"
+    pending = stage_dir(run_dir, "train") / "pending.json"
+    assert not pending.exists()
     deadline = time.time() + 240
     try:
         while time.time() < deadline and proc.poll() is None:
-            if ckpts.is_dir() and any(ckpts.iterdir()):
+            if pending.exists() and ckpts.is_dir() and any(ckpts.glob("checkpoint-*")):
                 break
             time.sleep(0.2)
         killed = proc.poll() is None

@@ -1,0 +1,7 @@
+"""``python -m inpars``: the same as the ``inpars`` command."""
+
+import sys
+
+from inpars.cli import main
+
+sys.exit(main())
