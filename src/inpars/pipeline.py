@@ -227,24 +227,30 @@ def run_pipeline(
     first_stage = Path(cfg.rerank.first_stage) if cfg.rerank.first_stage else bm25_eval
 
     def do_rerank(folder: Path) -> dict[str, Any]:
+        from inpars.datasets import read_run_dict, write_run
+
         kw: dict[str, Any] = {"model": model_path, "model_type": model_type, "depth": cfg.rerank.depth,
-              "batch_size": cfg.rerank.batch_size, "max_length": cfg.rerank.max_length,
-              "engine": cfg.rerank.engine}
+                              "batch_size": cfg.rerank.batch_size, "max_length": cfg.rerank.max_length,
+                              "engine": cfg.rerank.engine}
         out: dict[str, Any] = {}
         t = time.perf_counter()
-        reranked = rerank.rerank_run(ds, first_stage, folder / f"reranked.{eval_split}.trec", split=eval_split, **kw)
+        first = read_run_dict(first_stage)
+        top = rerank.rerank_run(ds, first, folder / f"top{cfg.rerank.depth}.{eval_split}.trec",
+                                split=eval_split, **kw)
         out["rerank_seconds"] = round(time.perf_counter() - t, 2)
-        out["pairs"] = sum(len(v) for v in reranked.values())
+        out["pairs"] = sum(len(v) for v in top.values())
+        out["pairs_per_second"] = round(out["pairs"] / max(out["rerank_seconds"], 1e-9), 2)
+        # below the reranked depth the first-stage order is kept, so deep recall is not cut
+        write_run(folder / f"reranked.{eval_split}.trec", rerank.append_tail(top, first, cfg.rerank.depth),
+                  tag="inpars-rerank")
         if tune:
-            from inpars.datasets import read_run_dict, write_run
-
-            tuned = rerank.rerank_run(ds, bm25_tune, folder / f"reranked.{cfg.rerank.tune_split}.trec",
+            tune_first = read_run_dict(bm25_tune)
+            tuned = rerank.rerank_run(ds, tune_first, folder / f"top{cfg.rerank.depth}.{cfg.rerank.tune_split}.trec",
                                       split=cfg.rerank.tune_split, **kw)
-            alpha, table = rerank.tune_alpha(ds, cfg.rerank.tune_split, read_run_dict(bm25_tune), tuned,
-                                             cfg.rerank.alphas)
+            alpha, table = rerank.tune_alpha(ds, cfg.rerank.tune_split, tune_first, tuned, cfg.rerank.alphas)
             out["alpha"] = alpha
             out["alpha_table"] = table
-            final = rerank.interpolate(read_run_dict(first_stage), reranked, alpha)
+            final = rerank.append_tail(rerank.interpolate(first, top, alpha), first, cfg.rerank.depth)
             write_run(folder / f"interpolated.{eval_split}.trec", final, tag=f"inpars-interp-{alpha}")
         return out
 
