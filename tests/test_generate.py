@@ -511,3 +511,26 @@ def test_sigkill_then_resume_real_subprocess(scifact_dir: Path, tmp_path: Path) 
     sampled = [d.doc_id for d in sample_documents(load_dataset(scifact_dir), n_docs, seed=7)]
     assert sorted(keys) == sorted((d, 0) for d in sampled)
     assert f"{n_docs} queries for {n_docs} documents" in done.stdout
+
+
+class SmallContextBackend(FakeBackend):
+    """The fake backend with a known context length (as llama.cpp's n_ctx per slot)."""
+
+    name = "fake-small-context"
+    context_length = 32 + 8 + 40  # margin + max_new_tokens + room for the prompt
+
+
+BACKENDS.register("fake-small-context")(SmallContextBackend)
+
+
+def test_few_shot_examples_are_dropped_to_fit_the_context(tiny_beir: Path, tmp_path: Path) -> None:
+    from inpars.generate import PROMPT_MARGIN
+
+    out = tmp_path / "q.jsonl"
+    gen(tiny_beir, out, backend="fake-small-context", prompt="promptagator", n_examples=2, n_docs=6,
+        max_new_tokens=8)
+    room = SmallContextBackend.context_length - 8 - PROMPT_MARGIN
+    shown = [len(r["fewshot_examples"]) for r in lines(out)]
+    assert all(len(r["prompt_text"].split()) <= room for r in lines(out))
+    assert max(shown) < 2  # two examples do not fit in 40 words here; one does for some documents
+    assert max(shown) == 1

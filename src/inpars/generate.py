@@ -157,11 +157,23 @@ def flag_generation(query: str, prompt_text: str, doc_text: str, finish_reason: 
     return flags
 
 
-def _build_prompt(name: str, backend: Backend, dataset: Dataset, options: dict[str, Any]) -> Prompt:
-    """Instantiate prompt ``name`` with the generator's tokenizer and the stage's options."""
+#: tokens kept free beside the prompt and the generation (chat templates add a few)
+PROMPT_MARGIN = 32
+
+
+def _build_prompt(
+    name: str, backend: Backend, dataset: Dataset, options: dict[str, Any], reserve: int = 0
+) -> Prompt:
+    """Instantiate prompt ``name`` with the generator's tokenizer and the stage's options.
+
+    When the backend knows its context length, few-shot examples are dropped until the prompt fits with
+    ``reserve`` tokens (the generation, plus a margin for a chat template) to spare.
+    """
     if options.get("template") is not None and name != "template":
         log.warning("prompt '%s' does not use a template; --template is ignored (use prompt 'template')", name)
     kwargs = {"truncate": backend.truncate, "count_tokens": backend.count_tokens, "dataset": dataset, **options}
+    if backend.context_length and "max_prompt_tokens" not in options:
+        kwargs["max_prompt_tokens"] = max(1, backend.context_length - reserve - PROMPT_MARGIN)
     return get_prompt(name, **{k: v for k, v in kwargs.items() if v is not None})
 
 
@@ -444,7 +456,7 @@ def _run(
     """Generate for ``todo`` batch by batch, appending records; returns (queries, tokens, seconds)."""
     from tqdm.auto import tqdm
 
-    builder = _build_prompt(prompt, be, ds, prompt_options)
+    builder = _build_prompt(prompt, be, ds, prompt_options, reserve=params.max_new_tokens)
     bs = batch_size or int(getattr(be, "default_batch_size", 0) or DEFAULT_BATCH_SIZE)
     n_generated = n_tokens = 0
     seconds = 0.0
