@@ -144,6 +144,23 @@ def test_onnx_engines_match_torch_and_are_cached(tiny_ce: str) -> None:
     assert path.stat().st_mtime_ns == mtime
 
 
+def test_auto_engine_prefers_onnx_and_falls_back_to_torch(tiny_ce: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    ref = rerank.load_scorer(tiny_ce, max_length=64).score(PAIRS)
+    auto = rerank.load_scorer(tiny_ce, max_length=64, engine="auto", device="cpu")
+    assert auto.engine == "onnx" and auto.score(PAIRS) == pytest.approx(ref, abs=1e-4)
+
+    def no_onnx(*args: object, **kwargs: object) -> None:
+        raise ImportError("onnxruntime is not installed")
+
+    monkeypatch.setattr(rerank, "onnx_model_path", no_onnx)
+    fallback = rerank.load_scorer(tiny_ce, max_length=64, engine="auto", device="cpu")
+    assert fallback.engine == "torch" and fallback.score(PAIRS) == pytest.approx(ref, abs=1e-6)
+    with pytest.raises(ImportError):
+        rerank.load_scorer(tiny_ce, engine="onnx")  # asked for explicitly: no silent fallback
+
+
 def test_unknown_engine_and_type(tiny_ce: str, tiny_t5: str) -> None:
     with pytest.raises(ConfigError, match="unknown engine"):
         rerank.load_scorer(tiny_ce, engine="tensorflow")

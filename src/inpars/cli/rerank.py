@@ -35,8 +35,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--depth", type=int, default=None, help="documents reranked per query (default 100)")
     p.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass (default 32)")
     p.add_argument("--max-length", type=int, default=None, help="tokens per pair, document cut (default 256)")
-    p.add_argument("--engine", choices=["torch", "onnx", "onnx-int8"], default=None,
-                   help="torch (fp32), onnx (onnxruntime fp32) or onnx-int8 (quantised, fastest on CPU)")
+    p.add_argument("--engine", choices=["auto", "torch", "onnx", "onnx-int8"], default=None,
+                   help="torch (fp32), onnx (onnxruntime fp32, same scores), onnx-int8 (quantised, fastest on "
+                   "CPU, scores move slightly) or auto (default: onnx on CPU when installed, else torch)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the config's, else all)")
     p.add_argument("--interpolate", action="store_true", default=None,
                    help="interpolate with the first-stage score, weight tuned on --tune-split")
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if not rc.interpolate:
         result = rerank.rerank_run(ds, rc.first_stage, out, split=split, tag=args.tag, **common)
         n = sum(len(v) for v in result.values())
-        print(f"{out}: {len(result)} {split} queries reranked, {n} lines ({scorer.model_type}, {rc.engine})")
+        print(f"{out}: {len(result)} {split} queries reranked, {n} lines ({scorer.model_type}, {scorer.engine})")
         return 0
 
     only = out.with_name(f"{out.stem}.rerank-only{out.suffix}")
