@@ -182,6 +182,22 @@ def read_queries(path: str | Path) -> list[GeneratedQuery]:
     return read_generated(path)
 
 
+def load_records(queries: str | Path | Sequence[GeneratedQuery], ds: Dataset) -> list[GeneratedQuery]:
+    """Generated queries from a JSONL file (or a list), each checked to belong to ``ds``'s corpus."""
+    source = str(queries) if isinstance(queries, (str, Path)) else "<records>"
+    records = read_queries(queries) if isinstance(queries, (str, Path)) else list(queries)
+    docs = ds.docs()
+    for i, rec in enumerate(records, start=1):
+        if rec.doc_id not in docs:
+            raise InputError(
+                f"record {i}: document '{rec.doc_id}' is not in the corpus of dataset '{ds.name}' "
+                "(queries generated for another dataset?)",
+                path=source,
+                field="doc_id",
+            )
+    return records
+
+
 def as_dataset(dataset: Dataset | str | Path) -> Dataset:
     return dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
 
@@ -735,16 +751,8 @@ def filter_queries(
     filters = [make_filter(s) for s in (steps or [])]
     ds = as_dataset(dataset)
     source = str(queries) if isinstance(queries, (str, Path)) else "<records>"
-    records = read_queries(queries) if isinstance(queries, (str, Path)) else list(queries)
+    records = load_records(queries, ds)
     docs = ds.docs()
-    for i, rec in enumerate(records, start=1):
-        if rec.doc_id not in docs:
-            raise InputError(
-                f"record {i}: document '{rec.doc_id}' is not in the corpus of dataset '{ds.name}' "
-                "(queries generated for another dataset?)",
-                path=source,
-                field="doc_id",
-            )
     ctx = FilterContext(ds, seed=seed, index_dir=index_dir, bm25=bm25)
     cands = [Candidate(i, rec) for i, rec in enumerate(records)]
     reports: list[StepReport] = []

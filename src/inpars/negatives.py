@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from inpars.datasets import PROTECTED_SPLITS, Dataset, ranked
-from inpars.errors import ConfigError, InputError
-from inpars.filtering import as_dataset, normalize_query, read_queries, resolve_bm25_params, text_key
+from inpars.errors import ConfigError
+from inpars.filtering import as_dataset, load_records, normalize_query, resolve_bm25_params, text_key
 from inpars.io import write_jsonl
 from inpars.records import Document, GeneratedQuery, TrainingExample
 
@@ -249,15 +249,8 @@ def mine_negatives(
         raise ConfigError(f"skip_top ({skip_top}) must be smaller than depth ({depth})")
     ds = as_dataset(dataset)
     source = str(queries) if isinstance(queries, (str, Path)) else "<records>"
-    records = read_queries(queries) if isinstance(queries, (str, Path)) else list(queries)
+    records = load_records(queries, ds)
     docs = ds.docs()
-    for i, rec in enumerate(records, start=1):
-        if rec.doc_id not in docs:
-            raise InputError(
-                f"record {i}: document '{rec.doc_id}' is not in the corpus of dataset '{ds.name}'",
-                path=source,
-                field="doc_id",
-            )
     corpus = _Corpus(docs)
     by_id, by_text = _known_positives(ds, qrels_split)
     qids = assign_query_ids(records)
