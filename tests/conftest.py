@@ -55,3 +55,31 @@ def tiny_beir(tmp_path: Path) -> Path:
     ]
     qrels = {"train": [("q1", "d1", 1), ("q2", "d3", 1)], "test": [("q3", "d5", 1), ("q4", "d4", 1)]}
     return write_beir(tmp_path / "tiny", docs, queries, qrels)
+
+
+def minilm_tokenizer():  # type: ignore[no-untyped-def]
+    """The packaged all-MiniLM-L6-v2 WordPiece tokenizer ("true"/"false" are single tokens in it)."""
+    from transformers import AutoTokenizer
+
+    from inpars.models import minilm_dir
+
+    return AutoTokenizer.from_pretrained(str(minilm_dir()))
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 2+2-layer, 32-wide T5 (random weights) with the MiniLM WordPiece tokenizer, saved to a folder."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    tok = minilm_tokenizer()
+    torch.manual_seed(0)
+    cfg = T5Config(
+        vocab_size=tok.vocab_size, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2,
+        num_decoder_layers=2, pad_token_id=tok.pad_token_id, decoder_start_token_id=tok.pad_token_id,
+        eos_token_id=tok.sep_token_id,
+    )
+    path = tmp_path_factory.mktemp("tiny_t5")
+    T5ForConditionalGeneration(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)

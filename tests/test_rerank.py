@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import minilm_tokenizer as _minilm_tokenizer
 from inpars import rerank
 from inpars.datasets import load_dataset, ranked, read_run, read_run_dict, write_run
 from inpars.errors import ConfigError, InputError, LeakageError
@@ -23,13 +24,6 @@ PAIRS = [
     ("protein folding", "Proteins fold into three-dimensional structures " * 3),
 ]
 
-
-def _minilm_tokenizer():  # type: ignore[no-untyped-def]
-    from transformers import AutoTokenizer
-
-    from inpars.models import minilm_dir
-
-    return AutoTokenizer.from_pretrained(str(minilm_dir()))
 
 
 @pytest.fixture(scope="module")
@@ -52,23 +46,6 @@ def tiny_ce(tmp_path_factory: pytest.TempPathFactory) -> str:
     tok.save_pretrained(path)
     return str(path)
 
-
-@pytest.fixture(scope="module")
-def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> str:
-    import torch
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    tok = _minilm_tokenizer()
-    torch.manual_seed(0)
-    cfg = T5Config(
-        vocab_size=tok.vocab_size, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2,
-        num_decoder_layers=2, pad_token_id=tok.pad_token_id, decoder_start_token_id=tok.pad_token_id,
-        eos_token_id=tok.sep_token_id,
-    )
-    path = tmp_path_factory.mktemp("tiny_t5")
-    T5ForConditionalGeneration(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
 
 
 @pytest.fixture(autouse=True)
