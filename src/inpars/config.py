@@ -41,6 +41,10 @@ class RetrieveConfig(Section):
     stopwords: str | None = "en"
     stemmer: str | None = "english"
 
+    def index_params(self) -> dict[str, Any]:
+        """The parameters that define the BM25 index (everything but the depth ``k``)."""
+        return self.model_dump(exclude={"k"})
+
 
 class GenerateConfig(Section):
     prompt: str = "inpars"

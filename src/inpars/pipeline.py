@@ -97,7 +97,7 @@ def run_pipeline(
     redo = set(STAGES[STAGES.index(from_stage) :]) if from_stage else set()
     eval_split = cfg.dataset.eval_split
     index_dir = run_dir / "bm25-index"
-    bm25_params = {k: v for k, v in cfg.retrieve.model_dump().items() if k != "k"}
+    bm25_params = cfg.retrieve.index_params()
 
     def stage(name: str, config: Any, inputs: dict[str, Path], fn: Callable[[Path], dict[str, Any]]) -> StageResult:
         res = run_stage(

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.seed = args.seed
     if not cfg.dataset.name:
         raise ConfigError("no dataset: give --dataset or a --config with dataset.name")
-    bm25 = {k: v for k, v in cfg.retrieve.model_dump().items() if k != "k"}
+    bm25 = cfg.retrieve.index_params()
     report = filter_queries(
         args.input,
         args.out,
