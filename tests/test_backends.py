@@ -292,6 +292,18 @@ def test_missing_optional_backend_names_the_extra() -> None:
         pytest.skip("vllm is installed")
 
 
+def test_gguf_through_transformers_without_gguf_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    gguf_path = tmp_path / "model.gguf"
+    gguf_path.write_bytes(b"GGUF")
+    monkeypatch.setitem(sys.modules, "gguf", None)  # makes `import gguf` raise ImportError
+    with pytest.raises(MissingExtraError, match=r"inpars-toolkit\[gguf\]"):
+        get_backend("transformers", str(gguf_path), device="cpu")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # llama.cpp (real SmolLM2)
 

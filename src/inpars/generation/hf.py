@@ -27,6 +27,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from inpars.errors import require
 from inpars.generation.base import (
     BACKENDS,
     Backend,
@@ -104,6 +105,9 @@ class TransformersBackend(Backend):
             source, gguf_file = str(Path(source).parent), Path(source).name
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if gguf_file:
+            # transformers dequantises GGUF weights through the `gguf` package and fails with a
+            # generic ImportError deep inside when it is missing: name the extra up front.
+            require("gguf", "gguf", "loading a GGUF file with the transformers backend")
             kwargs["gguf_file"] = gguf_file
         self.device = pick_device(device)
         self.torch_dtype = pick_dtype(dtype, self.device)
