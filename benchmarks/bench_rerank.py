@@ -1,7 +1,7 @@
 """Reranking throughput and ranking agreement: inpars' scorer engines against sentence-transformers.
 
 Usage: python benchmarks/bench_rerank.py [--model minilm-l6|PATH] [--queries 20] [--depth 100]
-       [--max-length 256] [--batch-size 32] [--threads 2] [--engines torch,onnx,onnx-int8]
+       [--max-length 256] [--batch-size 32] [--threads 2] [--engines torch,onnx,torch-bf16,onnx-int8]
        [--out benchmarks/results/rerank.json]
 
 Pairs: the first ``--queries`` SciFact test queries (natural id order) x their BM25 top ``--depth``
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--engines", default="torch,onnx,onnx-int8")
+    ap.add_argument("--engines", default="torch,onnx,torch-bf16,onnx-int8")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rerank.json"))
     args = ap.parse_args(argv)
 

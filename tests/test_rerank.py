@@ -121,6 +121,22 @@ def test_onnx_engines_match_torch_and_are_cached(tiny_ce: str) -> None:
     assert path.stat().st_mtime_ns == mtime
 
 
+def test_torch_bf16_engine_is_close_to_fp32_or_refused(tiny_ce: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not rerank.bf16_supported("cpu"):
+        with pytest.raises(ConfigError, match="no native bfloat16"):
+            rerank.load_scorer(tiny_ce, engine="torch-bf16", device="cpu")
+        return
+    ref = rerank.load_scorer(tiny_ce, max_length=64).score(PAIRS)
+    bf16 = rerank.load_scorer(tiny_ce, max_length=64, engine="torch-bf16", device="cpu", batch_size=3)
+    assert bf16.engine == "torch-bf16"
+    got = bf16.score(PAIRS)
+    assert all(isinstance(v, float) for v in got)
+    assert got == pytest.approx(ref, abs=0.05 * max(1.0, *map(abs, ref)))  # bf16 keeps ~3 significant digits
+    monkeypatch.setattr(rerank, "bf16_supported", lambda device="cpu": False)
+    with pytest.raises(ConfigError, match="no native bfloat16"):
+        rerank.load_scorer(tiny_ce, engine="torch-bf16", device="cpu")
+
+
 def test_auto_engine_prefers_onnx_and_falls_back_to_torch(tiny_ce: str, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")

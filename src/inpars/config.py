@@ -116,7 +116,7 @@ class RerankConfig(Section):
     alphas: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
     tune_split: str = "train"
     tune_queries: int = Field(100, ge=1)
-    engine: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+    engine: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
         "auto", description="auto: onnx (fp32, same scores as torch) on CPU when the [onnx] extra is installed"
     )
 

@@ -22,6 +22,10 @@ truncated to ``max_length`` (``truncation="only_second"``). Engines:
 ``onnx``        the same model exported once to ONNX (cached under ``$INPARS_CACHE/onnx``, keyed
                 by the checkpoint's files) and run by onnxruntime in fp32: same scores within 1e-4,
                 about 1.3x the pairs/s of ``torch`` on 2 CPU cores
+``torch-bf16``  the transformers model with bfloat16 weights (CPUs with AVX512-BF16/AMX, or a GPU
+                with bf16): about 2x the pairs/s of ``torch`` on 2 AMD EPYC cores; scores move by
+                about 0.01 (max 0.08 on SciFact), so close documents can swap: opt-in, check it
+                with ``benchmarks/bench_rerank.py --model``. Refused where bf16 is emulated (slow)
 ``onnx-int8``   that ONNX graph with dynamically quantised int8 weights (onnxruntime
                 ``quantize_dynamic``, per-channel): about 2x the pairs/s of ``torch``, but scores move
                 enough to reorder close documents (nDCG@10 moved by more than 0.002 in our checks with
@@ -59,7 +63,7 @@ from inpars.models import cache_dir, resolve_model
 log = logging.getLogger(__name__)
 
 MODEL_TYPES = ("cross-encoder", "monot5")
-ENGINES = ("auto", "torch", "onnx", "onnx-int8")
+ENGINES = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 DEFAULT_ALPHAS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 ONNX_OPSET = 17
 _ONNX_FORMAT = 1  # bump when the export recipe changes, so that cached graphs are rebuilt
@@ -128,7 +132,8 @@ class Scorer(ABC):
 
 
 class CrossEncoderScorer(Scorer):
-    """A cross-encoder run by torch (``engine="torch"``) or onnxruntime (``"onnx"``, ``"onnx-int8"``)."""
+    """A cross-encoder run by torch (``engine="torch"``, ``"torch-bf16"``) or onnxruntime (``"onnx"``,
+    ``"onnx-int8"``)."""
 
     model_type = "cross-encoder"
 
@@ -158,7 +163,9 @@ class CrossEncoderScorer(Scorer):
         self.num_labels = _head_labels(config)
         self._torch_model: Any = None
         self._session: Any = None
-        self.device = device or ("cuda" if torch.cuda.is_available() and engine in ("torch", "auto") else "cpu")
+        self.device = device or (
+            "cuda" if torch.cuda.is_available() and engine in ("torch", "torch-bf16", "auto") else "cpu"
+        )
         if engine == "auto":
             engine = "onnx" if self.device == "cpu" else "torch"
             if engine == "onnx":
@@ -167,12 +174,19 @@ class CrossEncoderScorer(Scorer):
                 except (ImportError, RuntimeError) as exc:  # no onnx extra, or a model that does not export
                     log.warning("engine 'auto': ONNX unavailable for %s (%s); using torch", model, exc)
                     engine = "torch"
-        elif engine != "torch":
+        elif engine.startswith("onnx"):
             if self.device != "cpu":
                 raise ConfigError(f"engine '{engine}' runs on the CPU only; use engine 'torch' on {self.device}")
             self._open_onnx(model, threads, quantize=engine == "onnx-int8")
-        if engine == "torch":
+        if engine in ("torch", "torch-bf16"):
             self._torch_model = _load_sequence_classifier(model, self.num_labels).to(self.device).eval()
+        if engine == "torch-bf16":
+            if not bf16_supported(self.device):
+                raise ConfigError(
+                    f"engine 'torch-bf16': this {self.device} has no native bfloat16 support "
+                    "(it would be emulated, slower than fp32); use engine 'onnx' or 'torch'"
+                )
+            self._torch_model.to(torch.bfloat16)
         self.engine = engine
 
     def _open_onnx(self, model: str, threads: int | None, quantize: bool) -> None:
@@ -312,6 +326,19 @@ def detect_model_type(model: str) -> str:
     return "monot5" if getattr(config, "is_encoder_decoder", False) else "cross-encoder"
 
 
+def bf16_supported(device: str = "cpu") -> bool:
+    """Whether ``device`` runs bfloat16 natively (CUDA with bf16, or a CPU with AVX512-BF16 or AMX that
+    oneDNN uses)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def load_scorer(
     model: str,
     model_type: str | None = None,
@@ -326,7 +353,8 @@ def load_scorer(
 
     ``model``: a packaged name (``minilm-l6``), a local folder or a hub id (see
     :func:`inpars.models.resolve_model`). ``model_type``: ``cross-encoder`` or ``monot5``; read from the
-    checkpoint's config when None. ``engine``: ``torch``, ``onnx`` or ``onnx-int8`` (cross-encoders), or
+    checkpoint's config when None. ``engine``: ``torch``, ``torch-bf16``, ``onnx`` or ``onnx-int8``
+    (cross-encoders; see the module docstring for their speed and accuracy), or
     ``auto``: ``onnx`` for a cross-encoder on the CPU when onnxruntime and onnx are installed (same scores
     as torch within 1e-4, faster), else ``torch``. ``scorer.engine`` tells which one runs.
     ``threads``: CPU threads (``torch.set_num_threads``; onnxruntime's intra-op threads).
@@ -334,7 +362,7 @@ def load_scorer(
     >>> load_scorer("minilm-l6", engine="tensorflow")     # doctest: +SKIP
     Traceback (most recent call last):
     ...
-    inpars.errors.ConfigError: unknown engine 'tensorflow'; choose from auto, torch, onnx, onnx-int8
+    inpars.errors.ConfigError: unknown engine 'tensorflow'; choose from auto, torch, torch-bf16, onnx, onnx-int8
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine '{engine}'; choose from {', '.join(ENGINES)}")

@@ -35,9 +35,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--depth", type=int, default=None, help="documents reranked per query (default 100)")
     p.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass (default 32)")
     p.add_argument("--max-length", type=int, default=None, help="tokens per pair, document cut (default 256)")
-    p.add_argument("--engine", choices=["auto", "torch", "onnx", "onnx-int8"], default=None,
-                   help="torch (fp32), onnx (onnxruntime fp32, same scores), onnx-int8 (quantised, fastest on "
-                   "CPU, scores move slightly) or auto (default: onnx on CPU when installed, else torch)")
+    p.add_argument("--engine", choices=["auto", "torch", "torch-bf16", "onnx", "onnx-int8"], default=None,
+                   help="torch (fp32), onnx (onnxruntime fp32, same scores), torch-bf16 (bfloat16, about 2x on "
+                   "CPUs with AVX512-BF16/AMX, scores move ~0.01), onnx-int8 (quantised, scores move more) or "
+                   "auto (default: onnx on CPU when installed, else torch)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the config's, else all)")
     p.add_argument("--interpolate", action="store_true", default=None,
                    help="interpolate with the first-stage score, weight tuned on --tune-split")
