@@ -343,3 +343,37 @@ def test_minilm_onnx_int8_agrees_with_torch_on_scifact(scifact_dir: Path, scifac
     assert rerank.load_scorer("minilm-l6", max_length=128, engine="onnx").score(pairs) == pytest.approx(ref, abs=1e-4)
     int8 = rerank.load_scorer("minilm-l6", max_length=128, engine="onnx-int8").score(pairs)
     assert spearmanr(ref, int8).statistic > 0.8
+
+
+def test_bi_encoder_scores_are_cosines_and_each_text_is_encoded_once() -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from inpars.models import resolve_model
+
+    docs = [
+        "Statins lower LDL cholesterol and reduce cardiovascular events.",
+        "The Eiffel Tower is a wrought-iron lattice tower in Paris.",
+    ]
+    pairs = [("what lowers cholesterol", d) for d in docs] + [("tall tower in paris", d) for d in docs]
+    scorer = rerank.load_scorer("minilm-l6", "bi-encoder", max_length=64, batch_size=2)
+    assert scorer.model_type == "bi-encoder" and scorer.describe()["model_type"] == "bi-encoder"
+    got = scorer.score(pairs)
+    assert scorer.encoded == 4  # two queries + two documents, not four pairs x 2
+    reference = SentenceTransformer(resolve_model("minilm-l6"), device="cpu")
+    reference.max_seq_length = 64
+    q = reference.encode([p[0] for p in pairs], normalize_embeddings=True)
+    d = reference.encode([p[1] for p in pairs], normalize_embeddings=True)
+    assert got == pytest.approx([float(a @ b) for a, b in zip(q, d, strict=True)], abs=1e-5)
+    assert got[0] > got[1] and got[3] > got[2]  # the relevant document wins for each query
+    assert scorer.score(pairs[:2]) == got[:2] and scorer.encoded == 4  # served from the cache
+    with pytest.raises(ConfigError, match="cross-encoders only"):
+        rerank.load_scorer("minilm-l6", "bi-encoder", engine="onnx")
+
+
+def test_rerank_run_with_a_bi_encoder(tmp_path: Path, scifact_dir: Path, scifact_slice) -> None:  # type: ignore[no-untyped-def]
+    first = {q: dict(ranked(scifact_slice[q])[:10]) for q in list(scifact_slice)[:2]}
+    out = tmp_path / "dense.trec"
+    reranked = rerank.rerank_run(scifact_dir, first, out, model="minilm-l6", model_type="bi-encoder", depth=10)
+    assert reranked.keys() == first.keys()
+    assert all(set(reranked[q]) == set(first[q]) for q in first)
+    assert all(-1.0 <= s <= 1.0 for docs in reranked.values() for s in docs.values())

@@ -107,7 +107,7 @@ class TrainConfig(Section):
 
 class RerankConfig(Section):
     model: str | None = Field(None, description="checkpoint; default: the model trained by the pipeline")
-    model_type: Literal["cross-encoder", "monot5"] | None = None
+    model_type: Literal["cross-encoder", "monot5", "bi-encoder"] | None = None
     first_stage: str | None = Field(None, description="TREC run to rerank; default: BM25 from 'retrieve'")
     depth: int = Field(100, ge=1)
     batch_size: int = Field(32, ge=1)

@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--dataset", "-d", help="BEIR folder, name under $INPARS_DATA_HOME, or irds:ID")
     p.add_argument("--run", "-r", dest="first_stage", default=None, help="first-stage TREC run to rerank")
     p.add_argument("--model", "-m", default=None, help="reranker checkpoint folder, hub id or packaged name")
-    p.add_argument("--model-type", choices=["cross-encoder", "monot5"], default=None,
+    p.add_argument("--model-type", choices=["cross-encoder", "monot5", "bi-encoder"], default=None,
                    help="default: read from the checkpoint (encoder-decoder -> monot5)")
     p.add_argument("--out", "-o", required=True, help="TREC run to write")
     p.add_argument("--split", default=None, help="query split of the run (default: dataset.eval_split, 'test')")
