@@ -250,10 +250,9 @@ class CrossEncoderScorer(Scorer):
         return _logits_to_scores(logits.tolist(), self.num_labels)
 
 
-class MonoT5Scorer(Scorer):
-    """A monoT5-style seq2seq reranker (torch); the score is P(``true``) (see module docstring)."""
-
-    model_type = "monot5"
+class _TorchScorer(Scorer):
+    """Set-up shared by the scorers that run in torch only (monot5, bi-encoder): engine check, threads,
+    device (CUDA when available)."""
 
     def __init__(
         self,
@@ -268,19 +267,30 @@ class MonoT5Scorer(Scorer):
         super().__init__(model, batch_size, max_length)
         import torch
 
-        from inpars.training.monot5 import load_monot5, monot5_token_ids
-
         if engine not in ("torch", "auto"):
-            raise ConfigError(f"engine '{engine}' supports cross-encoders only; use engine 'torch' for monot5")
+            raise ConfigError(
+                f"engine '{engine}' supports cross-encoders only; use engine 'torch' for {self.model_type}"
+            )
         if threads is not None:
             torch.set_num_threads(threads)
         self.threads = threads
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._model, self.tokenizer = load_monot5(model, device=self.device)
-        monot5_token_ids(self.tokenizer)  # fail now, not at the first batch, if 'true'/'false' are not tokens
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "threads": self.threads, "device": self.device}
+
+
+class MonoT5Scorer(_TorchScorer):
+    """A monoT5-style seq2seq reranker (torch); the score is P(``true``) (see module docstring)."""
+
+    model_type = "monot5"
+
+    def __init__(self, model: str, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        from inpars.training.monot5 import load_monot5, monot5_token_ids
+
+        self._model, self.tokenizer = load_monot5(model, device=self.device)
+        monot5_token_ids(self.tokenizer)  # fail now, not at the first batch, if 'true'/'false' are not tokens
 
     def _score(self, pairs: list[Pair], show_progress: bool | None) -> list[float]:
         from inpars.training.monot5 import monot5_scores
@@ -296,7 +306,7 @@ class MonoT5Scorer(Scorer):
         return out
 
 
-class BiEncoderScorer(Scorer):
+class BiEncoderScorer(_TorchScorer):
     """A sentence-transformers bi-encoder; the score is the cosine of the two embeddings.
 
     Embeddings are kept per text for the scorer's lifetime, so documents shared by several queries (or by
@@ -309,33 +319,14 @@ class BiEncoderScorer(Scorer):
 
     model_type = "bi-encoder"
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        batch_size: int = 32,
-        max_length: int = 256,
-        engine: str = "torch",
-        threads: int | None = None,
-        device: str | None = None,
-    ) -> None:
-        super().__init__(model, batch_size, max_length)
-        import torch
+    def __init__(self, model: str, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
         from sentence_transformers import SentenceTransformer
 
-        if engine not in ("torch", "auto"):
-            raise ConfigError(f"engine '{engine}' supports cross-encoders only; use engine 'torch' for bi-encoder")
-        if threads is not None:
-            torch.set_num_threads(threads)
-        self.threads = threads
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._model = SentenceTransformer(model, device=self.device)
-        self._model.max_seq_length = max_length
+        self._model.max_seq_length = self.max_length
         self._cache: dict[str, Any] = {}
         self.encoded = 0  # texts encoded so far (the cache's misses)
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "threads": self.threads, "device": self.device}
 
     def _embed(self, texts: list[str], show_progress: bool | None) -> None:
         todo = sorted({t for t in texts if t not in self._cache}, key=lambda t: (-len(t), t))
