@@ -27,7 +27,7 @@ truncated to ``max_length`` (``truncation="only_second"``). Engines:
 ``torch``       the transformers model in fp32 (reference scores)
 ``onnx``        the same model exported once to ONNX (cached under ``$INPARS_CACHE/onnx``, keyed
                 by the checkpoint's files) and run by onnxruntime in fp32: same scores within 1e-4,
-                about 1.3x the pairs/s of ``torch`` on 2 CPU cores
+                about 1.1x the pairs/s of ``torch`` on 2 idle CPU cores (24.6 vs 22.7)
 ``torch-bf16``  the transformers model with bfloat16 weights (CPUs with AVX512-BF16/AMX, or a GPU
                 with bf16): about 2x the pairs/s of ``torch`` on 2 AMD EPYC cores; scores move by
                 about 0.01 (max 0.08 on SciFact), so close documents can swap: opt-in, check it
