@@ -29,8 +29,8 @@ truncated to ``max_length`` (``truncation="only_second"``). Engines:
                 by the checkpoint's files) and run by onnxruntime in fp32: same scores within 1e-4,
                 about 1.1x the pairs/s of ``torch`` on 2 idle CPU cores (24.6 vs 22.7)
 ``torch-bf16``  the transformers model with bfloat16 weights (CPUs with AVX512-BF16/AMX, or a GPU
-                with bf16): about 2x the pairs/s of ``torch`` on 2 AMD EPYC cores; scores move by
-                about 0.01 (max 0.08 on SciFact), so close documents can swap: opt-in, check it
+                with bf16): 1.7x the pairs/s of ``torch`` on 2 idle AMD EPYC cores (39.5 vs 22.7);
+                scores move by about 0.01 (max 0.11 on SciFact), so close documents can swap: opt-in, check it
                 with ``benchmarks/bench_rerank.py --model``. Refused where bf16 is emulated (slow)
 ``onnx-int8``   that ONNX graph with dynamically quantised int8 weights (onnxruntime
                 ``quantize_dynamic``, per-channel): about 2x the pairs/s of ``torch``, but scores move
