@@ -431,3 +431,32 @@ def test_minilm_listwise_on_scifact(tmp_path: Path, scifact_train: Path, keep_th
     assert s.loss == "listwise" and s.instances == 32 and len(losses) == 2
     assert all(0 < x < 3 for x in losses)  # about log(3) for a fresh head over 1 positive + 2 negatives
     assert len(CrossEncoder(s.model_path).predict([("q", "d"), ("q2", "d2")])) == 2
+
+
+def test_bi_encoder_learns_toy_signal_and_saves_a_sentence_transformer(tmp_path: Path, tiny_bert: str, toy_train: Path, keep_threads) -> None:  # type: ignore[no-untyped-def]
+    from sentence_transformers import SentenceTransformer
+
+    from inpars import rerank
+
+    kw = dict(model=tiny_bert, model_type="bi-encoder", loss="listwise", batch_size=4, max_length=32,
+              learning_rate=3e-3, max_steps=40, save_steps=1000, threads=1)
+    s = train_reranker(toy_train, tmp_path / "bi", **kw)
+    losses = _losses(tmp_path / "bi")
+    assert s.model_type == "bi-encoder" and s.instances == 48 and len(losses) == 40
+    # 4 queries x 12 documents per batch; random embeddings (x20 scale) start well above a learned fit
+    assert losses[0] > 1.5
+    assert sum(losses[-5:]) / 5 < 0.5 * losses[0]
+    train_reranker(toy_train, tmp_path / "bi2", **kw)
+    assert _losses(tmp_path / "bi2") == losses  # same seed, same run
+
+    st = SentenceTransformer(s.model_path, device="cpu")
+    emb = st.encode(["cell protein gene", "cell protein gene dose risk trial"], normalize_embeddings=False)
+    assert abs(float((emb[0] ** 2).sum()) - 1.0) < 1e-4  # the Normalize module is part of the saved model
+    scorer = rerank.load_scorer(s.model_path, "bi-encoder", max_length=32)
+    pos = "cell protein gene dose risk trial"
+    neg = "brain cancer heart virus drug sleep"
+    got = scorer.score([("gene dose mice", pos), ("gene dose mice", neg)])
+    assert got[0] > got[1]  # it learned which words make a positive
+    assert "SentenceTransformer" in (Path(s.model_path) / "README.md").read_text(encoding="utf-8")
+    with pytest.raises(ConfigError, match="listwise"):
+        train_reranker(toy_train, tmp_path / "bad", **{**kw, "loss": "bce"})

@@ -90,7 +90,7 @@ class NegativesConfig(Section):
 
 
 class TrainConfig(Section):
-    model_type: Literal["cross-encoder", "monot5"] = "cross-encoder"
+    model_type: Literal["cross-encoder", "monot5", "bi-encoder"] = "cross-encoder"
     model: str = "minilm-l6"
     loss: Literal["bce", "listwise"] = "bce"
     batch_size: int = Field(16, ge=1)

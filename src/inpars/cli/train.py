@@ -24,7 +24,7 @@ def add_parser(subparsers: Any) -> None:
     add_config_arg(p)
     p.add_argument("--train", required=True, help="training examples (JSONL: query, pos_doc_id, positive, negatives...)")
     p.add_argument("--out", "-o", required=True, help="output folder")
-    p.add_argument("--model-type", choices=["cross-encoder", "monot5"], default=None, help="default cross-encoder")
+    p.add_argument("--model-type", choices=["cross-encoder", "monot5", "bi-encoder"], default=None, help="default cross-encoder")
     p.add_argument("--model", default=None, help="base model: minilm-l6 (default), a folder or a hub id")
     p.add_argument("--loss", choices=["bce", "listwise"], default=None, help="default bce")
     p.add_argument("--batch-size", type=int, default=None, help="pairs (bce) or groups (listwise) per device step (16)")

@@ -86,6 +86,8 @@ def _validated_config(values: dict[str, Any]) -> Any:
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("invalid training options:\n" + "\n".join(lines)) from None
+    if cfg.model_type == "bi-encoder" and cfg.loss != "listwise":
+        raise ConfigError(f"model_type 'bi-encoder' trains with loss 'listwise' (in-batch negatives), not {cfg.loss!r}")
     if cfg.model_type == "monot5" and cfg.loss != "bce":
         raise ConfigError(f"model_type 'monot5' trains with loss 'bce' (true/false targets), not {cfg.loss!r}")
     return cfg
@@ -150,8 +152,10 @@ def train_reranker(
     Keyword arguments are the fields of :class:`~inpars.config.TrainConfig` plus ``seed``, ``resume``
     and ``threads`` (``torch.set_num_threads``; None leaves torch's default).
 
-    - ``model_type``: ``cross-encoder`` (sequence classifier, one logit) or ``monot5`` (seq2seq,
-      ``true``/``false`` targets; see :mod:`inpars.training.monot5`).
+    - ``model_type``: ``cross-encoder`` (sequence classifier, one logit), ``monot5`` (seq2seq,
+      ``true``/``false`` targets; see :mod:`inpars.training.monot5`) or ``bi-encoder`` (mean-pooled
+      embeddings, in-batch-negatives loss, saved as a sentence-transformers model; see
+      :mod:`inpars.training.bi_encoder`).
     - ``model``: a packaged short name (``minilm-l6``), a local folder or a hub id
       (:func:`inpars.models.resolve_model`).
     - ``loss``: ``bce`` (pointwise; ``batch_size`` pairs) or ``listwise`` (softmax cross-entropy over
@@ -230,6 +234,8 @@ def train_reranker(
     set_seed(seed)  # the new classification head is initialised while loading
     if cfg.model_type == "monot5":
         from inpars.training import monot5 as family
+    elif cfg.model_type == "bi-encoder":
+        from inpars.training import bi_encoder as family  # type: ignore[no-redef]
     else:
         from inpars.training import cross_encoder as family  # type: ignore[no-redef]
     parts = family.build(base, examples, loss=cfg.loss, max_length=cfg.max_length)
@@ -265,6 +271,10 @@ def train_reranker(
     if main:
         shutil.rmtree(tmp, ignore_errors=True)
     trainer.save_model(str(tmp))
+    if cfg.model_type == "bi-encoder" and main:
+        from inpars.training.bi_encoder import finalize
+
+        finalize(tmp, cfg.max_length)
     curve = loss_curve_from_history(trainer.state.log_history)
     # Full batches assumed (a short last batch of an epoch is counted as full).
     instances_done = (steps - start_step) * cfg.batch_size * cfg.gradient_accumulation_steps * args.world_size

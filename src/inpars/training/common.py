@@ -342,6 +342,15 @@ def write_model_card(model_dir: Path, info: dict[str, Any], shown_path: Path | N
             "```\n"
             'Input: `Query: {q} Document: {d} Relevant:`; score = P("true") against "false" at the first decoder step.\n'
         )
+    elif info["config"]["model_type"] == "bi-encoder":
+        usage = (
+            "```python\n"
+            "from sentence_transformers import SentenceTransformer\n"
+            f'model = SentenceTransformer("{where}")  # mean pooling, normalised: score = dot product\n'
+            'q, d = model.encode(["a query", "a document"])\n'
+            "```\n"
+            f"Rerank with: `inpars rerank --model {where} --model-type bi-encoder ...`\n"
+        )
     else:
         usage = (
             "```python\n"
