@@ -271,9 +271,8 @@ def train_reranker(
     if main:
         shutil.rmtree(tmp, ignore_errors=True)
     trainer.save_model(str(tmp))
-    if cfg.model_type == "bi-encoder" and main:
-        from inpars.training.bi_encoder import finalize
-
+    finalize = getattr(family, "finalize", None)  # a family may complete the saved folder (bi-encoder)
+    if finalize is not None and main:
         finalize(tmp, cfg.max_length)
     curve = loss_curve_from_history(trainer.state.log_history)
     # Full batches assumed (a short last batch of an epoch is counted as full).

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from inpars.records import TrainingExample
-from inpars.training.cross_encoder import GroupDataset, TrainingParts
+from inpars.training.cross_encoder import GroupDataset, TrainingParts, pairs_per_group
 
 SCALE = 20.0  # sentence-transformers' MultipleNegativesRankingLoss default (cosine similarities x 20)
 
@@ -64,11 +64,11 @@ def mnrl_loss(model: Any, inputs: dict[str, Any]) -> Any:
     import torch
     import torch.nn.functional as F
 
-    sizes = inputs["group_sizes"].tolist()
+    sizes = inputs["group_sizes"]
     q = _embed(model, inputs, "q_")
     d = _embed(model, inputs, "d_")
-    starts = torch.tensor([sum(sizes[:i]) for i in range(len(sizes))], dtype=torch.long, device=q.device)
-    return F.cross_entropy(SCALE * q @ d.T, starts)
+    positives = (torch.cumsum(sizes, 0) - sizes).to(q.device)  # each group's first document
+    return F.cross_entropy(SCALE * q @ d.T, positives)
 
 
 def build(base_model: str, examples: list[TrainingExample], *, loss: str, max_length: int) -> TrainingParts:
@@ -77,19 +77,20 @@ def build(base_model: str, examples: list[TrainingExample], *, loss: str, max_le
 
     from inpars.errors import ConfigError
 
-    if loss != "listwise":
-        raise ConfigError(f"model_type 'bi-encoder' trains with loss 'listwise' (in-batch negatives), not {loss!r}")
+    # ``loss`` is always "listwise" here: train_reranker's config validation refuses anything else.
     config = AutoConfig.from_pretrained(base_model)
     if getattr(config, "is_encoder_decoder", False):
         raise ConfigError(f"{base_model} is an encoder-decoder (seq2seq) model: train it with model_type 'monot5'")
     model = AutoModel.from_pretrained(base_model, add_pooling_layer=False)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
-    pairs = sum(1 + len(ex.negatives) for ex in examples) / len(examples)
-    return TrainingParts(model, tokenizer, GroupDataset(examples), BiEncoderCollator(tokenizer, max_length), mnrl_loss, pairs)
+    return TrainingParts(
+        model, tokenizer, GroupDataset(examples), BiEncoderCollator(tokenizer, max_length), mnrl_loss,
+        pairs_per_group(examples),
+    )
 
 
 def finalize(model_dir: Path, max_length: int) -> None:
-    """Write the sentence-transformers module files beside the saved encoder (mean pooling, normalise)."""
+    """Training-family hook, run by ``train_reranker`` on the saved folder: write the sentence-transformers module files beside the saved encoder (mean pooling, normalise)."""
     from transformers import AutoConfig
 
     dim = int(AutoConfig.from_pretrained(model_dir).hidden_size)

@@ -143,13 +143,18 @@ def load_cross_encoder(path: str, *, num_labels: int = 1) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def pairs_per_group(examples: list[TrainingExample]) -> float:
+    """Mean (query, document) pairs per (positive, negatives...) group."""
+    return sum(1 + len(ex.negatives) for ex in examples) / len(examples)
+
+
 def build(base_model: str, examples: list[TrainingExample], *, loss: str, max_length: int) -> TrainingParts:
     """Model, tokenizer, dataset, collator and loss for a cross-encoder run."""
     model, tokenizer = load_cross_encoder(base_model)
     if loss == "listwise":
         dataset: Any = GroupDataset(examples)
         loss_fn = listwise_loss
-        pairs = sum(1 + len(ex.negatives) for ex in examples) / len(examples)
+        pairs = pairs_per_group(examples)
     else:
         dataset = PairDataset(examples)
         loss_fn = bce_loss
