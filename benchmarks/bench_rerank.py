@@ -1,7 +1,8 @@
 """Reranking throughput and ranking agreement: inpars' scorer engines against sentence-transformers.
 
 Usage: python benchmarks/bench_rerank.py [--model minilm-l6|PATH] [--queries 20] [--depth 100]
-       [--max-length 256] [--batch-size 32] [--threads 2] [--engines torch,onnx,torch-bf16,onnx-int8]
+       [--max-length 256] [--batch-size 32] [--threads 2]
+       [--engines torch,onnx,torch-bf16,onnx-int8,torch:full,torch-bf16:full]
        [--out benchmarks/results/rerank.json]
 
 Pairs: the first ``--queries`` SciFact test queries (natural id order) x their BM25 top ``--depth``
@@ -11,8 +12,10 @@ Measured in one process, on the same pairs, model and thread count:
 
 - ``sentence-transformers``: ``CrossEncoder(model, max_length).predict(pairs, batch_size)`` (it sorts by
   length too; its raw logits via ``activation_fn=Identity``);
-- ``inpars`` with each engine (:func:`inpars.rerank.load_scorer`). The ONNX graphs are exported and
-  quantised before timing (that one-off cost is reported apart as ``prepare_s``).
+- ``inpars`` with each engine (:class:`inpars.rerank.CrossEncoderScorer`, as ``load_scorer`` builds it).
+  The ONNX graphs are exported and quantised before timing (that one-off cost is reported apart as
+  ``prepare_s``). ``ENGINE:full`` (e.g. ``torch-bf16:full``) runs the torch engines without the
+  first-token last layer (:func:`inpars.rerank.prune_last_layer`), to show what that adds.
 
 Each is timed after a warm-up batch; ``pairs/s`` = pairs / wall seconds. The ranking check reranks the
 BM25 top ``--depth`` with each scorer and reports nDCG@10 on the test judgements (through
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--engines", default="torch,onnx,torch-bf16,onnx-int8")
+    ap.add_argument("--engines", default="torch,onnx,torch-bf16,onnx-int8,torch:full,torch-bf16:full")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rerank.json"))
     args = ap.parse_args(argv)
 
@@ -148,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
 
         for engine in [e for e in args.engines.split(",") if e]:
             t = time.perf_counter()
-            scorer = rerank.load_scorer(
-                model_path, "cross-encoder", batch_size=args.batch_size, max_length=args.max_length,
-                engine=engine, threads=args.threads, device="cpu",
+            # "ENGINE:full" keeps the whole last layer (no first-token pruning), to measure what it adds.
+            name, _, variant = engine.partition(":")
+            scorer = rerank.CrossEncoderScorer(
+                model_path, batch_size=args.batch_size, max_length=args.max_length,
+                engine=name, threads=args.threads, device="cpu", first_token_last_layer=variant != "full",
             )
             prepare = time.perf_counter() - t
             scores[engine], secs = _timed(scorer.score, pairs, warm)

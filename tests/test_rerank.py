@@ -97,6 +97,36 @@ def test_truncation_cuts_the_document_not_the_query(tiny_ce: str) -> None:
     assert math.isfinite(d)
 
 
+def test_last_layer_at_the_first_token_only_gives_the_same_scores(tiny_ce: str) -> None:
+    """The pruned last layer (CLS position only) is the same function as the full model: compared with
+    the unmodified transformers model on a padded batch, with sdpa and eager attention masks."""
+    import torch
+
+    pruned = rerank.load_scorer(tiny_ce, batch_size=4, max_length=64)
+    assert isinstance(pruned, rerank.CrossEncoderScorer) and pruned.describe()["first_token_last_layer"]
+    full = rerank.CrossEncoderScorer(tiny_ce, batch_size=4, max_length=64, first_token_last_layer=False)
+    assert not full.describe()["first_token_last_layer"]
+    got, ref = pruned.score(PAIRS), full.score(PAIRS)
+    assert got == pytest.approx(ref, abs=1e-5)
+    assert len(set(round(s, 4) for s in got)) == len(PAIRS)
+    enc = full.tokenizer(
+        [q for q, _ in PAIRS], [d for _, d in PAIRS], padding=True, truncation="only_second", max_length=64,
+        return_tensors="pt",
+    )
+    assert int(enc["attention_mask"].sum()) < enc["attention_mask"].numel()  # the batch really is padded
+    for impl in ("sdpa", "eager"):
+        model = rerank._load_sequence_classifier(tiny_ce, 1, attn_implementation=impl).eval()
+        with torch.inference_mode():
+            before = model(**enc).logits[:, 0]
+            assert rerank.prune_last_layer(model)
+            assert not rerank.prune_last_layer(model)  # once only
+            after = model(**enc).logits[:, 0]
+        assert after.tolist() == pytest.approx(before.tolist(), abs=1e-5)
+        assert after.tolist() == pytest.approx(ref, abs=1e-5)
+    training = rerank._load_sequence_classifier(tiny_ce, 1).train()
+    assert not rerank.prune_last_layer(training)  # dropout would differ: left alone
+
+
 def test_empty_and_bad_pairs(tiny_ce: str) -> None:
     scorer = rerank.load_scorer(tiny_ce)
     assert scorer.score([]) == []

@@ -19,23 +19,27 @@ cross-encoder).
 
 Speed on CPU (cross-encoders): pairs are tokenised once, sorted by token length so that each batch
 pads little, scored under ``torch.inference_mode`` and put back in input order; only the *document* is
-truncated to ``max_length`` (``truncation="only_second"``). Engines:
+truncated to ``max_length`` (``truncation="only_second"``). In the torch engines a BERT cross-encoder's
+last layer runs at the [CLS] position only (:func:`prune_last_layer`): the classification head reads
+nothing else, so the scores are the same (within 1e-6) for 1.09x (fp32) to 1.21x (bf16) the pairs/s.
+Engines (pairs/s on 2 idle AMD EPYC cores, the SciFact-trained MiniLM-L6, length 256, batch 32:
+``benchmarks/bench_rerank.py``, where ``CrossEncoder.predict`` gives 20.0):
 
 ==============  ==============================================================================
 ``auto``        ``onnx`` for a cross-encoder on the CPU when the ``[onnx]`` extra is installed, else
                 ``torch``
-``torch``       the transformers model in fp32 (reference scores)
+``torch``       the transformers model in fp32 (reference scores): 20.3 pairs/s
 ``onnx``        the same model exported once to ONNX (cached under ``$INPARS_CACHE/onnx``, keyed
                 by the checkpoint's files) and run by onnxruntime in fp32: same scores within 1e-4,
-                about 1.1x the pairs/s of ``torch`` on 2 idle CPU cores (24.6 vs 22.7)
+                22.1 pairs/s (the full model: the export keeps every position of the last layer)
 ``torch-bf16``  the transformers model with bfloat16 weights (CPUs with AVX512-BF16/AMX, or a GPU
-                with bf16): 1.7x the pairs/s of ``torch`` on 2 idle AMD EPYC cores (39.5 vs 22.7);
-                scores move by about 0.01 (max 0.11 on SciFact), so close documents can swap: opt-in, check it
-                with ``benchmarks/bench_rerank.py --model``. Refused where bf16 is emulated (slow)
+                with bf16): 42.2 pairs/s, 2.1x ``CrossEncoder.predict`` with the same nDCG@10 on 20
+                SciFact test queries; scores move by about 0.01 (max 0.11), so close documents can
+                swap (Kendall tau 0.945 against fp32): opt-in, check it with
+                ``benchmarks/bench_rerank.py --model``. Refused where bf16 is emulated (slow)
 ``onnx-int8``   that ONNX graph with dynamically quantised int8 weights (onnxruntime
-                ``quantize_dynamic``, per-channel): about 2x the pairs/s of ``torch``, but scores move
-                enough to reorder close documents (nDCG@10 moved by more than 0.002 in our checks with
-                weak models): opt-in; check it with ``benchmarks/bench_rerank.py --model``
+                ``quantize_dynamic``, per-channel): 47.1 pairs/s, but scores move enough to reorder
+                close documents (nDCG@10 -0.019 on the same check): opt-in
 ==============  ==============================================================================
 
 >>> scorer = load_scorer("minilm-l6", batch_size=16, max_length=128)           # doctest: +SKIP
@@ -152,6 +156,7 @@ class CrossEncoderScorer(Scorer):
         engine: str = "torch",
         threads: int | None = None,
         device: str | None = None,
+        first_token_last_layer: bool = True,
     ) -> None:
         super().__init__(model, batch_size, max_length)
         import torch
@@ -184,8 +189,11 @@ class CrossEncoderScorer(Scorer):
             if self.device != "cpu":
                 raise ConfigError(f"engine '{engine}' runs on the CPU only; use engine 'torch' on {self.device}")
             self._open_onnx(model, threads, quantize=engine == "onnx-int8")
+        self.first_token_last_layer = False
         if engine in ("torch", "torch-bf16"):
             self._torch_model = _load_sequence_classifier(model, self.num_labels).to(self.device).eval()
+            if first_token_last_layer:
+                self.first_token_last_layer = prune_last_layer(self._torch_model)
         if engine == "torch-bf16":
             if not bf16_supported(self.device):
                 raise ConfigError(
@@ -201,7 +209,10 @@ class CrossEncoderScorer(Scorer):
         self._input_names = [i.name for i in self._session.get_inputs()]
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "threads": self.threads, "device": self.device}
+        return {
+            **super().describe(), "threads": self.threads, "device": self.device,
+            "first_token_last_layer": self.first_token_last_layer,
+        }
 
     def _encode(self, pairs: list[Pair]) -> list[dict[str, list[int]]]:
         """Token ids of every pair, unpadded; the document is truncated, never the query (unless the query
@@ -365,6 +376,61 @@ def _load_sequence_classifier(model: str, num_labels: int, **kwargs: Any) -> Any
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return AutoModelForSequenceClassification.from_pretrained(model, num_labels=num_labels, **kwargs)
+
+
+def _first_token_layer(layer: Any) -> Any:
+    """A stand-in for the last layer of a BERT encoder that computes its output at the first ([CLS])
+    position only, which is all that the pooler and the classification head read. Keys and values still
+    come from every position, so it is the same function; the query projection, attention output and
+    feed-forward block run on one position instead of all of them."""
+    import torch
+
+    class FirstTokenLayer(torch.nn.Module):
+        def __init__(self, layer: Any) -> None:
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, hidden_states: Any, attention_mask: Any = None, *args: Any, **kwargs: Any) -> Any:
+            layer, sa = self.layer, self.layer.attention.self
+            b = hidden_states.shape[0]
+            first = hidden_states[:, :1]
+
+            def heads(x: Any) -> Any:
+                return x.view(b, x.shape[1], sa.num_attention_heads, sa.attention_head_size).transpose(1, 2)
+
+            mask = attention_mask
+            if mask is not None and mask.dim() == 4:  # (batch, 1, query, key): keep the first query row
+                mask = mask[:, :, :1, :]
+            context = torch.nn.functional.scaled_dot_product_attention(
+                heads(sa.query(first)), heads(sa.key(hidden_states)), heads(sa.value(hidden_states)),
+                attn_mask=mask, scale=sa.scaling,
+            )
+            attended = layer.attention.output(context.transpose(1, 2).reshape(b, 1, -1), first)
+            return layer.output(layer.intermediate(attended), attended)
+
+    return FirstTokenLayer(layer)
+
+
+def prune_last_layer(model: Any) -> bool:
+    """Make a BERT cross-encoder's last layer compute the [CLS] position only (:func:`_first_token_layer`):
+    the same scores (within float rounding: 4e-7 in fp32 on MiniLM-L6) for about 1.17x the pairs/s on
+    CPU. Applied to ``BertForSequenceClassification`` in eval mode without decoder or cross-attention
+    options; any other model is left alone. Returns whether it was applied."""
+    config = model.config
+    if (
+        type(model).__name__ != "BertForSequenceClassification"
+        or model.training
+        or config.is_decoder
+        or getattr(config, "add_cross_attention", False)
+        or getattr(config, "chunk_size_feed_forward", 0)
+        or config._attn_implementation not in ("sdpa", "eager")
+    ):
+        return False
+    layers = model.bert.encoder.layer
+    if not hasattr(layers[-1], "attention"):  # already replaced, or an unknown layout
+        return False
+    layers[-1] = _first_token_layer(layers[-1])
+    return True
 
 
 def _logits_to_scores(logits: list[list[float]], num_labels: int) -> list[float]:
