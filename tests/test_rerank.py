@@ -184,6 +184,16 @@ def test_auto_engine_prefers_onnx_and_falls_back_to_torch(tiny_ce: str, monkeypa
         rerank.load_scorer(tiny_ce, engine="onnx")  # asked for explicitly: no silent fallback
 
 
+def test_model_type_is_read_from_the_checkpoint(tiny_ce: str, tiny_t5: str) -> None:
+    from inpars.models import resolve_model
+
+    assert rerank.detect_model_type(tiny_ce) == "cross-encoder"
+    assert rerank.detect_model_type(tiny_t5) == "monot5"
+    # the packaged all-MiniLM-L6-v2 is a sentence-transformers model without a head: a bi-encoder
+    assert rerank.detect_model_type(resolve_model("minilm-l6")) == "bi-encoder"
+    assert isinstance(rerank.load_scorer("minilm-l6", max_length=32), rerank.BiEncoderScorer)
+
+
 def test_unknown_engine_and_type(tiny_ce: str, tiny_t5: str) -> None:
     with pytest.raises(ConfigError, match="unknown engine"):
         rerank.load_scorer(tiny_ce, engine="tensorflow")
@@ -369,9 +379,10 @@ def test_minilm_onnx_int8_agrees_with_torch_on_scifact(scifact_dir: Path, scifac
     queries, docs = ds.queries("test"), ds.docs()
     q = next(iter(scifact_slice))
     pairs = [(queries[q], docs[d].full_text) for d, _ in ranked(scifact_slice[q])[:16]]
-    ref = rerank.load_scorer("minilm-l6", max_length=128).score(pairs)
-    assert rerank.load_scorer("minilm-l6", max_length=128, engine="onnx").score(pairs) == pytest.approx(ref, abs=1e-4)
-    int8 = rerank.load_scorer("minilm-l6", max_length=128, engine="onnx-int8").score(pairs)
+    ce = "cross-encoder"  # MiniLM with a seeded head: engine agreement only
+    ref = rerank.load_scorer("minilm-l6", ce, max_length=128).score(pairs)
+    assert rerank.load_scorer("minilm-l6", ce, max_length=128, engine="onnx").score(pairs) == pytest.approx(ref, abs=1e-4)
+    int8 = rerank.load_scorer("minilm-l6", ce, max_length=128, engine="onnx-int8").score(pairs)
     assert spearmanr(ref, int8).statistic > 0.8
 
 

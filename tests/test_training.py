@@ -452,7 +452,8 @@ def test_bi_encoder_learns_toy_signal_and_saves_a_sentence_transformer(tmp_path:
     st = SentenceTransformer(s.model_path, device="cpu")
     emb = st.encode(["cell protein gene", "cell protein gene dose risk trial"], normalize_embeddings=False)
     assert abs(float((emb[0] ** 2).sum()) - 1.0) < 1e-4  # the Normalize module is part of the saved model
-    scorer = rerank.load_scorer(s.model_path, "bi-encoder", max_length=32)
+    assert rerank.detect_model_type(s.model_path) == "bi-encoder"  # reranks without --model-type
+    scorer = rerank.load_scorer(s.model_path, max_length=32)
     pos = "cell protein gene dose risk trial"
     neg = "brain cancer heart virus drug sleep"
     got = scorer.score([("gene dose mice", pos), ("gene dose mice", neg)])

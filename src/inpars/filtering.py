@@ -37,13 +37,14 @@ Filters (``steps``; each a :class:`~inpars.config.FilterStep`):
 ``logprob``
     keep the ``top_k`` (or ``top_fraction``) queries by mean token log-probability (InPars v1).
 ``reranker``
-    score (query, source document) with a reranker (:func:`inpars.rerank.load_scorer`; any cross-encoder
-    or monoT5 checkpoint in ``model``; options ``model_type``, ``batch_size``, ``max_length``, ``engine``,
-    ``threads``, ``device``) and keep the
+    score (query, source document) with a reranker (:func:`inpars.rerank.load_scorer`; any cross-encoder,
+    monoT5 or bi-encoder checkpoint in ``model``; options ``model_type``, ``batch_size``, ``max_length``,
+    ``engine``, ``threads``, ``device``) and keep the
     best (InPars v2 keeps the top 10k of 100k by monoT5-3B). The default model is the packaged
-    ``minilm-l6`` (all-MiniLM-L6-v2), a *bi-encoder*: loaded as a cross-encoder its classification head is
-    untrained, so its scores are close to arbitrary. The step runs, but a real filter needs a trained
-    cross-encoder (e.g. a checkpoint from ``inpars train`` or ``cross-encoder/ms-marco-MiniLM-L-6-v2``).
+    ``minilm-l6`` (all-MiniLM-L6-v2), detected as a *bi-encoder*: the score is the cosine of query and
+    document embeddings (zero-shot). A trained cross-encoder (a checkpoint from ``inpars train`` or
+    ``cross-encoder/ms-marco-MiniLM-L-6-v2``) is the InPars v2 set-up; ``model_type: cross-encoder``
+    forces the packaged model through a seeded, untrained head (engine checks only).
 ``consistency``
     round-trip check (Promptagator; InPars-light): retrieve with the query and keep it only when its
     source document ranks within the ``top_k`` (default 3). Retrieval is BM25 (top ``depth``, default

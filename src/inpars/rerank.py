@@ -1,6 +1,6 @@
 """Reranking: score (query, document) pairs with a trained reranker and reorder a first-stage run.
 
-Two kinds of rerankers, both loaded with :func:`load_scorer`:
+Three kinds of rerankers, all loaded with :func:`load_scorer`:
 
 - ``cross-encoder``: a BERT-like encoder with a one-logit classification head
   (``AutoModelForSequenceClassification``, ``num_labels=1``); the score is the raw logit. A checkpoint
@@ -11,10 +11,10 @@ Two kinds of rerankers, both loaded with :func:`load_scorer`:
 
 - ``bi-encoder``: a sentence-transformers embedding model (e.g. the packaged all-MiniLM-L6-v2 as it was
   trained); the score is the cosine of the query and document embeddings. Each distinct text is encoded
-  once per scorer, so reranking costs one pass per document, not one per pair. Only chosen explicitly
-  (``model_type="bi-encoder"``).
+  once per scorer, so reranking costs one pass per document, not one per pair.
 
-The type is read from the checkpoint's config when not given (``is_encoder_decoder`` -> monot5, else
+The type is read from the checkpoint when not given (:func:`detect_model_type`: ``is_encoder_decoder``
+-> monot5; a sentence-transformers folder without a classification head -> bi-encoder; else
 cross-encoder).
 
 Speed on CPU (cross-encoders): pairs are tokenised once, sorted by token length so that each batch
@@ -440,11 +440,19 @@ def _logits_to_scores(logits: list[list[float]], num_labels: int) -> list[float]
 
 
 def detect_model_type(model: str) -> str:
-    """``monot5`` for an encoder-decoder checkpoint, else ``cross-encoder``."""
+    """``monot5`` for an encoder-decoder checkpoint; ``bi-encoder`` for a sentence-transformers folder
+    (``modules.json``) without a classification head, such as the packaged all-MiniLM-L6-v2 or a
+    bi-encoder trained by :func:`inpars.training.train_reranker` (read as a cross-encoder, it would score
+    with a randomly initialised head); else ``cross-encoder``."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(model)
-    return "monot5" if getattr(config, "is_encoder_decoder", False) else "cross-encoder"
+    if getattr(config, "is_encoder_decoder", False):
+        return "monot5"
+    heads = [a for a in (config.architectures or []) if a.endswith("ForSequenceClassification")]
+    if not heads and (Path(model) / "modules.json").is_file():
+        return "bi-encoder"
+    return "cross-encoder"
 
 
 def bf16_supported(device: str = "cpu") -> bool:
@@ -474,8 +482,7 @@ def load_scorer(
 
     ``model``: a packaged name (``minilm-l6``), a local folder or a hub id (see
     :func:`inpars.models.resolve_model`). ``model_type``: ``cross-encoder``, ``monot5`` or ``bi-encoder``;
-    cross-encoder or monot5 is read from the
-    checkpoint's config when None. ``engine``: ``torch``, ``torch-bf16``, ``onnx`` or ``onnx-int8``
+    read from the checkpoint when None (:func:`detect_model_type`). ``engine``: ``torch``, ``torch-bf16``, ``onnx`` or ``onnx-int8``
     (cross-encoders; see the module docstring for their speed and accuracy), or
     ``auto``: ``onnx`` for a cross-encoder on the CPU when onnxruntime and onnx are installed (same scores
     as torch within 1e-4, faster), else ``torch``. ``scorer.engine`` tells which one runs.

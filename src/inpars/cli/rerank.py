@@ -29,7 +29,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--run", "-r", dest="first_stage", default=None, help="first-stage TREC run to rerank")
     p.add_argument("--model", "-m", default=None, help="reranker checkpoint folder, hub id or packaged name")
     p.add_argument("--model-type", choices=["cross-encoder", "monot5", "bi-encoder"], default=None,
-                   help="default: read from the checkpoint (encoder-decoder -> monot5)")
+                   help="default: read from the checkpoint (encoder-decoder -> monot5; sentence-transformers model "
+                        "without a classification head -> bi-encoder; else cross-encoder)")
     p.add_argument("--out", "-o", required=True, help="TREC run to write")
     p.add_argument("--split", default=None, help="query split of the run (default: dataset.eval_split, 'test')")
     p.add_argument("--depth", type=int, default=None, help="documents reranked per query (default 100)")
