@@ -68,7 +68,7 @@ def _with_head(path: str, tmp: Path) -> tuple[str, bool]:
     from inpars import rerank
 
     config = AutoConfig.from_pretrained(path)
-    if any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+    if rerank.has_classification_head(config):
         return path, True
     target = tmp / "with-head"
     rerank._load_sequence_classifier(path, 1).save_pretrained(target)

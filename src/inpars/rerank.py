@@ -356,10 +356,15 @@ class BiEncoderScorer(_TorchScorer):
         return [float(self._cache[q] @ self._cache[d]) for q, d in pairs]
 
 
+def has_classification_head(config: Any) -> bool:
+    """Whether a checkpoint's config names a sequence-classification architecture (a cross-encoder head)."""
+    archs = getattr(config, "architectures", None) or []
+    return any(a.endswith("ForSequenceClassification") for a in archs)
+
+
 def _head_labels(config: Any) -> int:
     """Labels of an existing classification head, or 1 for a bare encoder (a new one-logit head)."""
-    archs = getattr(config, "architectures", None) or []
-    if any(a.endswith("ForSequenceClassification") for a in archs):
+    if has_classification_head(config):
         n = int(getattr(config, "num_labels", 1))
         if n not in (1, 2):
             raise ConfigError(f"a cross-encoder needs a 1- or 2-label head; this checkpoint has {n} labels")
@@ -449,8 +454,7 @@ def detect_model_type(model: str) -> str:
     config = AutoConfig.from_pretrained(model)
     if getattr(config, "is_encoder_decoder", False):
         return "monot5"
-    heads = [a for a in (config.architectures or []) if a.endswith("ForSequenceClassification")]
-    if not heads and (Path(model) / "modules.json").is_file():
+    if not has_classification_head(config) and (Path(model) / "modules.json").is_file():
         return "bi-encoder"
     return "cross-encoder"
 

@@ -7,7 +7,7 @@ being its own positive. ``batch_size`` counts groups, so larger batches give mor
 
 Queries and documents are tokenised separately, truncated to ``max_length``, dynamically padded. The saved
 folder is a sentence-transformers model (``modules.json``: Transformer -> mean Pooling -> Normalize): it
-loads with ``SentenceTransformer(path)`` and reranks with ``inpars rerank --model-type bi-encoder``.
+loads with ``SentenceTransformer(path)`` and ``inpars rerank`` reads it as a bi-encoder (``detect_model_type``).
 """
 
 from __future__ import annotations
