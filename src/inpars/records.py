@@ -53,13 +53,28 @@ class ScoredDoc:
 
 @dataclass(slots=True)
 class GeneratedQuery:
-    """A synthetic query written by an LLM for a document (one line of the generation JSONL)."""
+    """A synthetic query written by an LLM for a document (one line of the generation JSONL).
+
+    The original toolkit's five fields come first; ``query_index`` (which of a document's queries this is),
+    ``flags`` (problems found at generation) and ``filter_scores`` (scores the filter steps gave it) are
+    fields every later stage relies on; anything else is kept in ``extra`` and written back unchanged.
+
+    >>> q = GeneratedQuery.from_json({"doc_id": "d1", "query": "why?", "query_index": 2, "flags": ["empty"],
+    ...                               "backend": "llamacpp"})
+    >>> (q.query_index, q.flags, q.extra)
+    (2, ['empty'], {'backend': 'llamacpp'})
+    >>> GeneratedQuery.from_json(q.to_json()) == q
+    True
+    """
 
     doc_id: str
     query: str
     log_probs: list[float] = field(default_factory=list)
     prompt_text: str = ""
     fewshot_examples: list[Any] = field(default_factory=list)
+    query_index: int = 0
+    flags: list[str] = field(default_factory=list)
+    filter_scores: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -74,23 +89,40 @@ class GeneratedQuery:
             "log_probs": self.log_probs,
             "prompt_text": self.prompt_text,
             "fewshot_examples": self.fewshot_examples,
+            "query_index": self.query_index,
+            "flags": self.flags,
         }
+        if self.filter_scores:
+            out["filter_scores"] = self.filter_scores
         out.update(self.extra)
         return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> GeneratedQuery:
-        """Build from a JSON object; unknown fields are kept in ``extra``. Raises KeyError/TypeError."""
-        known = {"doc_id", "query", "log_probs", "prompt_text", "fewshot_examples"}
+        """Build from a JSON object; unknown fields are kept in ``extra``. Raises KeyError/TypeError/ValueError."""
         log_probs = obj.get("log_probs") or []
+        qi = obj.get("query_index", 0)
+        if isinstance(qi, bool) or not isinstance(qi, int):
+            raise TypeError(f"query_index: expected an integer, got {qi!r}")
+        scores = obj.get("filter_scores") or {}
+        if not isinstance(scores, dict):
+            raise TypeError(f"filter_scores: expected an object, got {scores!r}")
         return cls(
             doc_id=str(obj["doc_id"]),
             query=str(obj["query"]),
             log_probs=[float(x) for x in log_probs],
             prompt_text=str(obj.get("prompt_text") or ""),
             fewshot_examples=list(obj.get("fewshot_examples") or []),
-            extra={k: v for k, v in obj.items() if k not in known},
+            query_index=qi,
+            flags=[str(f) for f in obj.get("flags") or []],
+            filter_scores={str(k): float(v) for k, v in scores.items()},
+            extra={k: v for k, v in obj.items() if k not in _GENERATED_FIELDS},
         )
+
+
+_GENERATED_FIELDS = frozenset(
+    {"doc_id", "query", "log_probs", "prompt_text", "fewshot_examples", "query_index", "flags", "filter_scores"}
+)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,163 @@
+"""One rule for "is this cached result still valid", on the model of HF datasets' fingerprinting.
+
+Every cache in the toolkit (stage manifests, the generation sidecar, the training run file, the rerank
+score cache, the BM25 index, the ONNX export) is keyed by :func:`fingerprint` of
+
+- the *identity* of the config that produced it: :func:`identity` drops the fields marked runtime-only
+  (threads, batch sizes, save steps: they change speed, never results), so a change of thread count never
+  throws away finished work;
+- the hashes of its inputs (files by content, datasets by :func:`dataset_fingerprint`, models by
+  :func:`model_fingerprint`);
+- a version constant of the code that writes it (:data:`VERSIONS`): bumping one invalidates exactly that
+  kind of cache, and nothing else.
+
+Runtime-only fields are declared once, where the field is declared, with :func:`runtime_field`::
+
+    >>> from pydantic import BaseModel
+    >>> class Params(BaseModel):
+    ...     temperature: float = 0.0
+    ...     batch_size: int = runtime_field(8)
+    >>> identity(Params(batch_size=32))
+    {'temperature': 0.0}
+    >>> fingerprint(identity(Params(batch_size=1))) == fingerprint(identity(Params(batch_size=32)))
+    True
+
+Per-item seeds come from the item, never from the batch it happens to be in::
+
+    >>> item_seed(1, "doc-7", 0) == item_seed(1, "doc-7", 0)
+    True
+    >>> item_seed(1, "doc-7", 0) != item_seed(1, "doc-7", 1)
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from inpars.datasets import Dataset
+
+#: Code versions, one per kind of cached result. Bump the entry whose writer changed what it writes.
+VERSIONS: dict[str, int] = {
+    "retrieve": 1,
+    "generate": 2,  # 2: per-(seed, doc_id, query_index) sampling seeds
+    "filter": 1,
+    "negatives": 1,
+    "train": 1,
+    "rerank": 1,
+    "evaluate": 1,
+    "report": 1,
+    "bm25-index": 1,
+    "onnx-export": 1,
+    "rerank-scores": 1,
+}
+
+#: Keys of free-form option dicts (``generate.backend_options``) that change speed or robustness only.
+RUNTIME_OPTIONS = frozenset(
+    {"n_threads", "n_threads_batch", "poll", "verbosity", "concurrency", "max_retries", "timeout", "backoff",
+     "max_backoff", "n_parallel"}
+)
+
+_RUNTIME = "runtime_only"
+
+
+def runtime_field(default: Any = None, **kwargs: Any) -> Any:
+    """A pydantic ``Field`` that is left out of every fingerprint (threads, batch sizes, save steps)."""
+    from pydantic import Field
+
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra[_RUNTIME] = True
+    return Field(default, json_schema_extra=extra, **kwargs)
+
+
+def is_runtime(model: type[BaseModel], name: str) -> bool:
+    """Whether field ``name`` of ``model`` was declared with :func:`runtime_field`."""
+    info = model.model_fields[name]
+    extra = info.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get(_RUNTIME))
+
+
+def identity(section: BaseModel | Mapping[str, Any] | Any) -> Any:
+    """The part of a config that decides a result: its JSON dump minus runtime-only fields, recursively.
+
+    Free-form ``backend_options`` mappings lose their :data:`RUNTIME_OPTIONS` keys. Plain values pass
+    through unchanged.
+    """
+    from pydantic import BaseModel
+
+    if isinstance(section, BaseModel):
+        out: dict[str, Any] = {}
+        for name in type(section).model_fields:
+            if is_runtime(type(section), name):
+                continue
+            value = getattr(section, name)
+            if name == "backend_options" and isinstance(value, Mapping):
+                value = {k: v for k, v in sorted(value.items()) if k not in RUNTIME_OPTIONS}
+            out[name] = identity(value)
+        return out
+    if isinstance(section, Mapping):
+        return {str(k): identity(v) for k, v in section.items()}
+    if isinstance(section, (list, tuple)):
+        return [identity(v) for v in section]
+    if isinstance(section, Path):
+        return str(section)
+    return section
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable SHA-256 (hex) of JSON-serialisable parts (mapping keys sorted)."""
+    blob = json.dumps(list(parts), sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def versioned(kind: str, *parts: Any) -> str:
+    """:func:`fingerprint` of ``parts`` together with the code version of cache kind ``kind``."""
+    return fingerprint({"kind": kind, "version": VERSIONS[kind]}, *parts)
+
+
+def file_hash(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, or of a folder's files (relative names and contents, sorted)."""
+    from inpars.io import sha256_path
+
+    return sha256_path(path)
+
+
+def dataset_fingerprint(ds: Dataset, *, splits: Iterable[str] = ()) -> str:
+    """What the non-evaluation stages of ``ds`` may read: corpus and queries, plus the named qrels splits.
+
+    A label-free run names no split; a run that opts in to train judgements names that split, so adding or
+    changing them invalidates exactly the stages that read them. Datasets that are not folders on disk
+    (``irds:`` ids) are keyed by name.
+    """
+    from inpars.datasets import BeirDataset
+
+    if isinstance(ds, BeirDataset):
+        parts: dict[str, str] = {"corpus": file_hash(ds.corpus_path), "queries": file_hash(ds.queries_path)}
+        for split in sorted(set(splits)):
+            if ds.has_split(split):
+                parts[f"qrels/{split}"] = file_hash(ds.qrels_path(split))
+        return fingerprint(parts)
+    return fingerprint({"dataset": ds.name, "splits": sorted(set(splits))})
+
+
+def model_fingerprint(model: str | Path) -> str:
+    """A checkpoint's identity: the contents of a local model folder or file, else the name (hub id)."""
+    p = Path(model)
+    if p.exists():
+        return file_hash(p)
+    return fingerprint({"model": str(model)})
+
+
+def item_seed(seed: int, *key: Any) -> int:
+    """A sampling seed for one item (``seed, doc_id, query_index``), in ``[0, 2**31)``.
+
+    It depends on the item only, never on the batch it is generated in, so a resumed or re-batched run
+    samples exactly what an uninterrupted one did.
+    """
+    return int(fingerprint("item-seed", seed, *key)[:8], 16) & 0x7FFFFFFF
