@@ -81,13 +81,15 @@ def bench_rank_bm25(docs: list[Any], queries: dict[str, str], k: int) -> tuple[d
     import Stemmer
     from rank_bm25 import BM25Okapi
 
-    stemmer = Stemmer.Stemmer("english")
+    from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS
+
+    stemmer = Stemmer.Stemmer(BM25_STEMMER)
 
     def tok(texts: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+        return bm25s.tokenize(texts, stopwords=BM25_STOPWORDS, stemmer=stemmer, return_ids=False, show_progress=False)
 
     t = time.perf_counter()
-    model = BM25Okapi(tok([d.full_text for d in docs]), k1=0.9, b=0.4)
+    model = BM25Okapi(tok([d.full_text for d in docs]), k1=BM25_K1, b=BM25_B)
     index_s = time.perf_counter() - t
     ids = np.array([d.doc_id for d in docs])
     qids = list(queries)
@@ -103,7 +105,7 @@ def bench_rank_bm25(docs: list[Any], queries: dict[str, str], k: int) -> tuple[d
         "docs_per_second": round(len(docs) / index_s, 1),
         "search_seconds": round(search_s, 3),
         "queries_per_second": round(len(queries) / search_s, 1),
-        "params": "BM25Okapi k1=0.9 b=0.4 epsilon=0.25, bm25s tokens",
+        "params": f"BM25Okapi k1={BM25_K1} b={BM25_B} epsilon=0.25, bm25s tokens",
     }, run
 
 

@@ -271,6 +271,22 @@ def test_transformers_sampling_is_seeded(tiny_models: dict[str, Path]) -> None:
     assert greedy[0][0].text == greedy[0][1].text
 
 
+def test_transformers_per_prompt_seeds_do_not_depend_on_the_batch(tiny_models: dict[str, Path]) -> None:
+    backend = get_backend("transformers", str(tiny_models["causal"]), device="cpu", batch_size=4)
+    params = SamplingParams(max_new_tokens=6, temperature=1.0, n=2, stop=())
+    seeds = [11, 22, 33]
+    batched = backend.generate(PROMPTS[:3], params, seeds=seeds)
+    alone = [backend.generate([p], params, seeds=[s])[0] for p, s in zip(PROMPTS[:3], seeds, strict=True)]
+    assert [[g.text for g in gs] for gs in batched] == [[g.text for g in gs] for gs in alone]
+    # the same prompt with another seed samples something else; without seeds, params.seed is used
+    other = backend.generate([PROMPTS[0]], params, seeds=[12])[0]
+    assert [g.text for g in other] != [g.text for g in alone[0]]
+    default = backend.generate([PROMPTS[0]], SamplingParams(max_new_tokens=6, temperature=1.0, n=2, stop=(), seed=11))
+    assert [g.text for g in default[0]] == [g.text for g in alone[0]]
+    with pytest.raises(ValueError, match="2 seeds for 3 prompts"):
+        backend.generate(PROMPTS[:3], params, seeds=[1, 2])
+
+
 def test_transformers_tokenizer_helpers(tiny_models: dict[str, Path]) -> None:
     backend = get_backend("transformers", str(tiny_models["causal"]), device="cpu")
     text = "Statins reduce cholesterol and cardiovascular events."
@@ -366,6 +382,17 @@ def test_llamacpp_sampling_tokenizer_and_errors(llama: Any) -> None:
     assert llama.chat_prompt("hi").endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
     with pytest.raises(GenerationError, match=r"exceeds the available context size.*n_ctx per slot is 1024"):
         llama.generate(["word " * 1500], SamplingParams(max_new_tokens=4))
+
+
+@pytest.mark.slow
+def test_llamacpp_per_prompt_seeds_do_not_depend_on_the_batch(llama: Any) -> None:
+    prompts = ["Q: What is the capital of France?\nA:", "Q: Name a fruit.\nA:"]
+    params = SamplingParams(max_new_tokens=10, temperature=1.0, n=2)
+    batched = llama.generate(prompts, params, seeds=[5, 9])
+    alone = [llama.generate([p], params, seeds=[s])[0] for p, s in zip(prompts, [5, 9], strict=True)]
+    assert [[g.text for g in gs] for gs in batched] == [[g.text for g in gs] for gs in alone]
+    assert [g.text for g in llama.generate(prompts[1:], SamplingParams(max_new_tokens=10, temperature=1.0, n=2,
+                                                                        seed=9))[0]] == [g.text for g in alone[1]]
 
 
 @pytest.mark.slow

@@ -74,3 +74,22 @@ def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.startswith("inpars ")
+
+
+def test_identity_leaves_out_runtime_only_fields() -> None:
+    from inpars.config import GenerateConfig, RerankConfig, TrainConfig
+    from inpars.fingerprint import fingerprint, identity
+
+    a = GenerateConfig(batch_size=1, backend_options={"n_threads": 1, "n_ctx": 512})
+    b = GenerateConfig(batch_size=4, backend_options={"n_threads": 2, "n_threads_batch": 2, "n_ctx": 512})
+    assert identity(a) == identity(b) and fingerprint(identity(a)) == fingerprint(identity(b))
+    assert "batch_size" not in identity(a) and identity(a)["backend_options"] == {"n_ctx": 512}
+    assert identity(a) != identity(GenerateConfig(batch_size=1, backend_options={"n_ctx": 1024}))
+    assert identity(a) != identity(GenerateConfig(batch_size=1, temperature=0.7))
+    # training batch size changes the model; save_steps only where checkpoints land
+    assert identity(TrainConfig(batch_size=8)) != identity(TrainConfig(batch_size=16))
+    assert identity(TrainConfig(save_steps=10)) == identity(TrainConfig(save_steps=500))
+    assert identity(RerankConfig(batch_size=8)) == identity(RerankConfig(batch_size=64))
+    full = load_config_dict({"dataset": {"name": "scifact"}, "threads": 1})
+    assert identity(full) == identity(load_config_dict({"dataset": {"name": "scifact"}, "threads": 2}))
+    assert full.model_dump()["threads"] == 1  # still part of the config, only not of its identity

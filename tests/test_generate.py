@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 from inpars.cli import main as cli_main
 from inpars.datasets import load_dataset
 from inpars.errors import ConfigError, InputError
+from inpars.fingerprint import item_seed
 from inpars.generate import (
     FLAG_COPIES_DOCUMENT,
     FLAG_EMPTY,
@@ -32,7 +34,7 @@ from inpars.generate import (
     read_generated,
     sample_documents,
 )
-from inpars.generation.base import BACKENDS, Backend, Generation, SamplingParams
+from inpars.generation.base import BACKENDS, Backend, Generation, SamplingParams, prompt_seeds
 from inpars.prompts import get_prompt
 from inpars.records import Document
 
@@ -44,11 +46,15 @@ class FakeBackend(Backend):
 
     Word-level tokenizer. A document containing EMPTY gives "", REPEAT gives the prompt's first example
     query, COPY gives the document's first four words, LONG stops at max_new_tokens; any other gives
-    "what about <first word> <sample index>" with log-prob -0.1 * (position + 1).
+    "what about <first word> <sample index>" (greedy) or "what about <first word> <seed + sample index>"
+    (temperature > 0: the text depends on the prompt's seed, as a real sampler's does), with log-prob
+    -0.1 * (position + 1).
     """
 
     name = "fake-test"
     calls: list[list[str]] = []
+    seeds: list[list[int]] = []
+    fail_after_calls: int | None = None  # raise KeyboardInterrupt in the call after this many
 
     def __init__(self, model: str, **options: Any) -> None:
         super().__init__(model, **options)
@@ -63,13 +69,18 @@ class FakeBackend(Backend):
     def chat_prompt(self, user_message: str) -> str:
         return f"<user>{user_message}</user><assistant>"
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Generation]]:
+    def generate(
+        self, prompts: list[str], params: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[list[Generation]]:
         FakeBackend.calls.append(list(prompts))
+        FakeBackend.seeds.append(list(prompt_seeds(self, params, len(prompts), seeds)))
         delay = float(self.options.get("delay", 0))
         out = []
-        for prompt in prompts:
+        for prompt, seed in zip(prompts, FakeBackend.seeds[-1], strict=True):
             if delay:
                 time.sleep(delay)
+            if FakeBackend.fail_after_calls is not None and len(FakeBackend.calls) > FakeBackend.fail_after_calls:
+                raise KeyboardInterrupt  # an interrupted run: the batches before this one are on disk
             doc = prompt.rsplit("Document:", 1)[-1]
             gens = []
             for i in range(params.n):
@@ -84,7 +95,7 @@ class FakeBackend(Backend):
                     text = " " + " ".join(["word"] * params.max_new_tokens)
                     finish = "length"
                 else:
-                    text = f" what about {doc.split()[0].lower()} {i}"
+                    text = f" what about {doc.split()[0].lower()} {seed + i if params.temperature > 0 else i}"
                 words = text.split()
                 gens.append(
                     Generation(
@@ -109,6 +120,8 @@ if "fake-test" not in BACKENDS:
 @pytest.fixture(autouse=True)
 def _reset_calls() -> None:
     FakeBackend.calls = []
+    FakeBackend.seeds = []
+    FakeBackend.fail_after_calls = None
 
 
 def n_prompts() -> int:
@@ -117,6 +130,10 @@ def n_prompts() -> int:
 
 def lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def without_timing(rec: dict) -> dict:
+    return {k: v for k, v in rec.items() if k != "seconds"}
 
 
 def marker_beir(tmp_path: Path) -> Path:
@@ -177,8 +194,8 @@ def test_output_fields_and_summary(tiny_beir: Path, tmp_path: Path) -> None:
     assert summary.n_docs == 4 and summary.n_skipped_existing == 0
     assert summary.backend == {"backend": "fake-test", "model": "fake-model"}
     assert summary.queries_per_second > 0 and summary.tokens_per_second > 0
-    # batches of 3 documents: 4 documents -> 2 backend calls
-    assert [len(c) for c in FakeBackend.calls] == [3, 1]
+    # sampling: one prompt per query, 3 prompts per backend call -> 8 prompts in 3 calls
+    assert [len(c) for c in FakeBackend.calls] == [3, 3, 2]
     sampled = [d.doc_id for d in sample_documents(ds, 4, seed=5)]
     assert [r["doc_id"] for r in recs] == [d for d in sampled for _ in range(2)]
     assert [r["query_index"] for r in recs] == [0, 1] * 4
@@ -192,7 +209,8 @@ def test_output_fields_and_summary(tiny_beir: Path, tmp_path: Path) -> None:
         }
         doc = docs[r["doc_id"]]
         first = doc.full_text.split()[0].lower()
-        assert r["query"] == f"what about {first} {r['query_index']}"  # stripped
+        # stripped; sampled with the seed of its (seed, doc_id, query_index)
+        assert r["query"] == f"what about {first} {item_seed(5, r['doc_id'], r['query_index'])}"
         assert r["log_probs"] == pytest.approx([-0.1, -0.2, -0.3, -0.4])
         assert r["n_tokens"] == 4 and r["finish_reason"] == "stop" and r["flags"] == []
         assert r["text"] == doc.full_text
@@ -205,7 +223,7 @@ def test_output_fields_and_summary(tiny_beir: Path, tmp_path: Path) -> None:
     # read back through the reader
     back = read_generated(out)
     assert [(g.doc_id, g.query) for g in back] == [(r["doc_id"], r["query"]) for r in recs]
-    assert back[0].extra["query_index"] == 0 and back[0].mean_log_prob == pytest.approx(-0.25)
+    assert back[0].query_index == 0 and back[0].mean_log_prob == pytest.approx(-0.25)
     meta = json.loads(meta_path(out).read_text())
     assert meta["n_docs"] == 4 and meta["params"]["temperature"] == 0.7 and meta["params"]["seed"] == 5
 
@@ -220,7 +238,7 @@ def test_chat_mode_wraps_prompt(tiny_beir: Path, tmp_path: Path) -> None:
 
 def test_promptagator_examples_come_from_the_train_split(tiny_beir: Path, tmp_path: Path) -> None:
     out = tmp_path / "q.jsonl"
-    gen(tiny_beir, out, prompt="promptagator", n_examples=2, n_docs=6, seed=3)
+    gen(tiny_beir, out, prompt="promptagator", n_examples=2, n_docs=6, seed=3, train_split="train")
     recs = {r["doc_id"]: r for r in lines(out)}
     assert len(recs) == 6
     for doc_id, r in recs.items():
@@ -286,13 +304,13 @@ def test_resume_skips_done_and_extends(tiny_beir: Path, tmp_path: Path) -> None:
     out = tmp_path / "q.jsonl"
     gen(tiny_beir, out, n_docs=3, queries_per_doc=2, temperature=0.5)
     first = out.read_bytes()
-    assert n_prompts() == 3
+    assert n_prompts() == 6  # sampling: one prompt per query
     # same arguments: nothing to do, no backend call, file unchanged
     s = gen(tiny_beir, out, n_docs=3, queries_per_doc=2, temperature=0.5)
-    assert n_prompts() == 3 and s.n_generated == 0 and s.n_skipped_existing == 6 and out.read_bytes() == first
+    assert n_prompts() == 6 and s.n_generated == 0 and s.n_skipped_existing == 6 and out.read_bytes() == first
     # a larger n_docs extends the file: only the 3 new documents go to the backend
     s = gen(tiny_beir, out, n_docs=6, queries_per_doc=2, temperature=0.5)
-    assert n_prompts() == 6 and s.n_generated == 6 and s.n_skipped_existing == 6 and s.n_queries == 12
+    assert n_prompts() == 12 and s.n_generated == 6 and s.n_skipped_existing == 6 and s.n_queries == 12
     assert out.read_bytes().startswith(first)
     recs = lines(out)
     assert sorted((r["doc_id"], r["query_index"]) for r in recs) == sorted(
@@ -309,6 +327,8 @@ def test_resume_skips_done_and_extends(tiny_beir: Path, tmp_path: Path) -> None:
     assert sorted((r["doc_id"], r["query_index"]) for r in recs2) == sorted(
         (r["doc_id"], r["query_index"]) for r in recs
     )
+    # per-item seeds: the regenerated queries are the ones that were lost
+    assert [without_timing(r) for r in recs2] == [without_timing(r) for r in recs]
 
 
 def test_refuses_other_arguments(tiny_beir: Path, tmp_path: Path) -> None:
@@ -334,6 +354,46 @@ def test_refuses_other_arguments(tiny_beir: Path, tmp_path: Path) -> None:
     meta_path(out).unlink()
     with pytest.raises(ConfigError, match="no q.jsonl.meta.json"):
         gen(tiny_beir, out, n_docs=2, temperature=0.9)
+
+
+def test_runtime_settings_never_refuse_a_resume(tiny_beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.jsonl"
+    gen(tiny_beir, out, n_docs=2, batch_size=1, backend_options={"n_threads": 1, "n_ctx": 256})
+    s = gen(tiny_beir, out, n_docs=4, batch_size=4,
+            backend_options={"n_threads": 2, "n_threads_batch": 2, "poll": 0, "n_ctx": 256})
+    assert s.n_skipped_existing == 2 and s.n_generated == 2
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["params"]["backend_options"] == {"n_ctx": 256} and "batch_size" not in meta["params"]
+    assert meta["params"]["code_version"] >= 2
+
+
+# ------------------------------------------------------------------------------------------ seeds
+
+
+def _sampled(tiny_beir: Path, out: Path, **kw: Any) -> list[dict]:
+    gen(tiny_beir, out, n_docs=5, queries_per_doc=3, temperature=0.8, seed=11, **kw)
+    return [without_timing(r) for r in lines(out)]
+
+
+def test_sampling_does_not_depend_on_the_batch_size(tiny_beir: Path, tmp_path: Path) -> None:
+    one = _sampled(tiny_beir, tmp_path / "b1.jsonl", batch_size=1)
+    four = _sampled(tiny_beir, tmp_path / "b4.jsonl", batch_size=4)
+    assert len(one) == 15 and one == four
+    assert len({r["query"] for r in one}) == 15  # each query has its own seed
+    assert FakeBackend.seeds[0] == [item_seed(11, one[0]["doc_id"], 0)]
+
+
+def test_interrupted_sampling_resumes_to_the_uninterrupted_file(tiny_beir: Path, tmp_path: Path) -> None:
+    whole = _sampled(tiny_beir, tmp_path / "whole.jsonl", batch_size=4)
+    out = tmp_path / "resumed.jsonl"
+    FakeBackend.calls = []
+    FakeBackend.fail_after_calls = 2
+    with pytest.raises(KeyboardInterrupt):
+        _sampled(tiny_beir, out, batch_size=4)
+    assert len(lines(out)) == 8  # two batches of four were written before the interruption
+    FakeBackend.fail_after_calls = None
+    resumed = _sampled(tiny_beir, out, batch_size=3)
+    assert resumed == whole
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -467,7 +527,7 @@ def test_cli_real_smollm2_on_scifact(scifact_dir: Path, tmp_path: Path) -> None:
         # one log-prob per generated token, each a log-probability
         assert len(r.log_probs) == r.extra["n_tokens"]
         assert all(lp <= 0 for lp in r.log_probs)
-        if not r.extra["flags"]:
+        if not r.flags:
             assert r.query.strip() and "\n" not in r.query and r.extra["n_tokens"] > 0
 
 
@@ -506,7 +566,7 @@ def test_sigkill_then_resume_real_subprocess(scifact_dir: Path, tmp_path: Path) 
     after = out.read_bytes()
     assert after.startswith(complete)  # records written before the kill are unchanged
     recs = read_generated(out)
-    keys = [(r.doc_id, r.extra["query_index"]) for r in recs]
+    keys = [(r.doc_id, r.query_index) for r in recs]
     assert len(keys) == len(set(keys)) == n_docs
     sampled = [d.doc_id for d in sample_documents(load_dataset(scifact_dir), n_docs, seed=7)]
     assert sorted(keys) == sorted((d, 0) for d in sampled)
@@ -527,10 +587,37 @@ def test_few_shot_examples_are_dropped_to_fit_the_context(tiny_beir: Path, tmp_p
     from inpars.generate import PROMPT_MARGIN
 
     out = tmp_path / "q.jsonl"
-    gen(tiny_beir, out, backend="fake-small-context", prompt="promptagator", n_examples=2, n_docs=6,
+    gen(tiny_beir, out, backend="fake-small-context", prompt="promptagator", train_split="train", n_examples=2, n_docs=6,
         max_new_tokens=8)
     room = SmallContextBackend.context_length - 8 - PROMPT_MARGIN
     shown = [len(r["fewshot_examples"]) for r in lines(out)]
     assert all(len(r["prompt_text"].split()) <= room for r in lines(out))
     assert max(shown) < 2  # two examples do not fit in 40 words here; one does for some documents
     assert max(shown) == 1
+
+
+@pytest.mark.slow
+@needs_llamacpp
+def test_real_sampling_is_the_same_for_any_batch_size_and_after_a_resume(scifact_dir: Path, tmp_path: Path) -> None:
+    # flash attention off: log-probs then do not depend on which prompt filled the prefix cache before
+    kw: dict[str, Any] = dict(
+        backend="llamacpp", model="smollm2-135m", n_docs=4, temperature=0.8, max_new_tokens=16, seed=3,
+        backend_options={"n_threads": 1, "flash_attn": "off", "n_ctx": 1024}, progress=False,
+    )
+    ds = load_dataset(scifact_dir)
+    generate_queries(ds, tmp_path / "b1.jsonl", batch_size=1, **kw)
+    generate_queries(ds, tmp_path / "b4.jsonl", batch_size=4, **kw)
+    one, four = read_generated(tmp_path / "b1.jsonl"), read_generated(tmp_path / "b4.jsonl")
+    assert [(r.doc_id, r.query) for r in one] == [(r.doc_id, r.query) for r in four]
+    for a, b in zip(one, four, strict=True):
+        assert a.log_probs == pytest.approx(b.log_probs, abs=1e-4)
+    # interrupted after two records (the rest lost), then resumed: the same queries as the whole run
+    out = tmp_path / "b4.jsonl"
+    kept = out.read_text(encoding="utf-8").splitlines(keepends=True)[:2]
+    out.write_text("".join(kept), encoding="utf-8")
+    s = generate_queries(ds, out, batch_size=2, **kw)
+    assert s.n_skipped_existing == 2 and s.n_generated == 2
+    resumed = read_generated(out)
+    assert [(r.doc_id, r.query) for r in resumed] == [(r.doc_id, r.query) for r in one]
+    for a, b in zip(resumed, one, strict=True):
+        assert a.log_probs == pytest.approx(b.log_probs, abs=1e-4)

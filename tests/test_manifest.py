@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inpars.manifest import PENDING, read_manifest, run_stage
+from inpars.manifest import PENDING, read_manifest, run_stage, stage_fingerprint
 
 
 def _writer(calls: list[str], fail_after: int | None = None):
@@ -65,3 +65,70 @@ def test_interrupted_stage_with_other_config_starts_afresh(tmp_path: Path) -> No
     (tmp_path / "s" / "stale.txt").write_text("from the old config")
     run_stage("s", tmp_path / "s", {"v": 2}, {}, _writer(calls))
     assert not (tmp_path / "s" / "stale.txt").exists()
+
+
+def test_deleted_or_modified_output_is_not_up_to_date(tmp_path: Path) -> None:
+    calls: list[str] = []
+    run_stage("s", tmp_path / "s", {"k": 1}, {}, _writer(calls))
+    assert run_stage("s", tmp_path / "s", {"k": 1}, {}, _writer(calls)).skipped
+    out = tmp_path / "s" / "out.txt"
+    out.write_text("0\n1\n")  # modified after the stage finished
+    r = run_stage("s", tmp_path / "s", {"k": 1}, {}, _writer(calls))
+    assert not r.skipped and len(calls) == 2 and out.read_text().splitlines() == [str(i) for i in range(5)]
+    out.unlink()  # deleted
+    r = run_stage("s", tmp_path / "s", {"k": 1}, {}, _writer(calls))
+    assert not r.skipped and len(calls) == 3 and out.is_file()
+    assert run_stage("s", tmp_path / "s", {"k": 1}, {}, _writer(calls)).skipped
+
+
+@pytest.mark.parametrize("text", ["{not json", "", "[1, 2]", "\xff\xfe"])
+def test_corrupt_manifest_means_redo(tmp_path: Path, text: str) -> None:
+    calls: list[str] = []
+    run_stage("s", tmp_path / "s", {}, {}, _writer(calls))
+    (tmp_path / "s" / "manifest.json").write_bytes(text.encode("latin-1"))
+    assert read_manifest(tmp_path / "s") is None
+    r = run_stage("s", tmp_path / "s", {}, {}, _writer(calls))
+    assert not r.skipped and len(calls) == 2
+    assert read_manifest(tmp_path / "s")["fingerprint"] == r.manifest["fingerprint"]
+
+
+def test_corrupt_pending_means_start_afresh(tmp_path: Path) -> None:
+    calls: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("s", tmp_path / "s", {}, {}, _writer(calls, fail_after=3))
+    (tmp_path / "s" / PENDING).write_text("{torn")
+    run_stage("s", tmp_path / "s", {}, {}, _writer(calls))
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["resumed"] is False
+
+
+def test_fingerprint_follows_the_stage_code_version(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from inpars import fingerprint
+
+    fp = stage_fingerprint("generate", {"k": 1}, {"in": "abc"})
+    assert stage_fingerprint("filter", {"k": 1}, {"in": "abc"}) != fp  # each stage has its own kind
+    monkeypatch.setitem(fingerprint.VERSIONS, "filter", fingerprint.VERSIONS["filter"] + 1)
+    assert stage_fingerprint("generate", {"k": 1}, {"in": "abc"}) == fp  # another stage's bump: no change
+    monkeypatch.setitem(fingerprint.VERSIONS, "generate", fingerprint.VERSIONS["generate"] + 1)
+    assert stage_fingerprint("generate", {"k": 1}, {"in": "abc"}) != fp
+    # and a finished stage runs again after its version bump, not after the package version changes
+    calls: list[str] = []
+    run_stage("generate", tmp_path / "g", {}, {}, _writer(calls))
+    monkeypatch.setattr("inpars.__version__", "999.0")
+    assert run_stage("generate", tmp_path / "g", {}, {}, _writer(calls)).skipped
+    monkeypatch.setitem(fingerprint.VERSIONS, "generate", fingerprint.VERSIONS["generate"] + 1)
+    assert not run_stage("generate", tmp_path / "g", {}, {}, _writer(calls)).skipped and len(calls) == 2
+
+
+def test_runtime_fields_do_not_change_the_fingerprint(tmp_path: Path) -> None:
+    from inpars.config import GenerateConfig, RerankConfig
+
+    a = {"generate": GenerateConfig(batch_size=1, backend_options={"n_threads": 1}), "seed": 1}
+    b = {"generate": GenerateConfig(batch_size=8, backend_options={"n_threads": 2}), "seed": 1}
+    assert stage_fingerprint("generate", a, {}) == stage_fingerprint("generate", b, {})
+    c = {"generate": GenerateConfig(temperature=0.5), "seed": 1}
+    assert stage_fingerprint("generate", a, {}) != stage_fingerprint("generate", c, {})
+    calls: list[str] = []
+    run_stage("rerank", tmp_path / "r", RerankConfig(batch_size=4), {}, _writer(calls))
+    assert run_stage("rerank", tmp_path / "r", RerankConfig(batch_size=64), {}, _writer(calls)).skipped
+    m = read_manifest(tmp_path / "r")
+    assert m is not None and m["config"]["batch_size"] == 4  # recorded in full, keyed on the identity

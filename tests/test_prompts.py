@@ -102,7 +102,7 @@ def labelled(tmp_path: Path) -> Path:
 
 def test_promptagator_structure_and_ids(labelled: Path) -> None:
     ds = load_dataset(labelled)
-    built = get_prompt("promptagator", dataset=ds, n_examples=2, seed=1).build(Document("d15", "target text", "Tt"))
+    built = get_prompt("promptagator", train_split="train", dataset=ds, n_examples=2, seed=1).build(Document("d15", "target text", "Tt"))
     pairs = [tuple(x.split(":")) for x in built.fewshot_examples]
     assert len(pairs) == 2
     expected = "".join(
@@ -116,9 +116,9 @@ def test_promptagator_structure_and_ids(labelled: Path) -> None:
 def test_promptagator_is_seeded_and_uses_only_train(labelled: Path) -> None:
     ds = load_dataset(labelled)
     doc = Document("d13", "target")
-    a = get_prompt("promptagator", dataset=ds, seed=0).build(doc)
-    b = get_prompt("promptagator", dataset=load_dataset(labelled), seed=0).build(doc)
-    c = get_prompt("promptagator", dataset=ds, seed=1).build(doc)
+    a = get_prompt("promptagator", train_split="train", dataset=ds, seed=0).build(doc)
+    b = get_prompt("promptagator", train_split="train", dataset=load_dataset(labelled), seed=0).build(doc)
+    c = get_prompt("promptagator", train_split="train", dataset=ds, seed=1).build(doc)
     assert a == b
     assert len(a.fewshot_examples) == 8 and len(set(a.fewshot_examples)) == 8
     assert a.fewshot_examples != c.fewshot_examples
@@ -127,37 +127,37 @@ def test_promptagator_is_seeded_and_uses_only_train(labelled: Path) -> None:
     # q0 has two relevant documents: one example per query, its first relevant document
     assert not any(x == "q0:d19" for x in a.fewshot_examples + c.fewshot_examples)
     # every document gets the same examples in the same order (a shared prefix for the KV cache) ...
-    other = get_prompt("promptagator", dataset=ds, seed=0).build(Document("d14", "another"))
+    other = get_prompt("promptagator", train_split="train", dataset=ds, seed=0).build(Document("d14", "another"))
     assert other.fewshot_examples == a.fewshot_examples
     # ... except that the target document is never shown as an example
     shown_doc = a.fewshot_examples[0].split(":")[1]
-    own = get_prompt("promptagator", dataset=ds, seed=0).build(Document(shown_doc, "itself"))
+    own = get_prompt("promptagator", train_split="train", dataset=ds, seed=0).build(Document(shown_doc, "itself"))
     assert all(x.split(":")[1] != shown_doc for x in own.fewshot_examples) and len(own.fewshot_examples) == 8
 
 
 def test_promptagator_drops_examples_to_fit(labelled: Path) -> None:
     ds = load_dataset(labelled)
     doc = Document("d13", "target")
-    full = get_prompt("promptagator", dataset=ds).build(doc)
+    full = get_prompt("promptagator", train_split="train", dataset=ds).build(doc)
     # words per example block: "Article: Tn text of document n" (6) + "Query: train query n" (4) = 10
     # target "Article: target" + "Query:" = 3 words
-    fitted = get_prompt("promptagator", dataset=ds, max_prompt_tokens=3 + 10 * 3 + 5).build(doc)
+    fitted = get_prompt("promptagator", train_split="train", dataset=ds, max_prompt_tokens=3 + 10 * 3 + 5).build(doc)
     assert fitted.fewshot_examples == full.fewshot_examples[:3]
     assert len(fitted.text.split()) == 33
     counted: list[str] = []
     fitted = get_prompt(
-        "promptagator", dataset=ds, max_prompt_tokens=50, count_tokens=lambda s: counted.append(s) or len(s) // 10
+        "promptagator", train_split="train", dataset=ds, max_prompt_tokens=50, count_tokens=lambda s: counted.append(s) or len(s) // 10
     ).build(doc)
     assert counted and len(fitted.text) // 10 <= 50
     with pytest.raises(ValueError, match="does not fit in max_prompt_tokens=2"):
-        get_prompt("promptagator", dataset=ds, max_prompt_tokens=2).build(doc)
+        get_prompt("promptagator", train_split="train", dataset=ds, max_prompt_tokens=2).build(doc)
 
 
 def test_promptagator_without_train_split_is_a_clear_error(tmp_path: Path, tiny_beir: Path) -> None:
     docs = [{"_id": "d1", "text": "x"}]
     only_test = write_beir(tmp_path / "notrain", docs, [{"_id": "q1", "text": "q"}], {"test": [("q1", "d1", 1)]})
     ds = load_dataset(only_test)
-    prompt = get_prompt("promptagator", dataset=ds)
+    prompt = get_prompt("promptagator", train_split="train", dataset=ds)
     with pytest.raises(InputError, match=r"dataset 'notrain' has no 'train' split.*splits: test"):
         prompt.build(Document("d1", "x"))
     with pytest.raises(ValueError, match="needs a dataset"):
@@ -177,7 +177,7 @@ def test_template_prompt(tmp_path: Path, labelled: Path) -> None:
     path = tmp_path / "t.txt"
     path.write_text("Examples:\n{examples}\n\nTitle: {title}\nText: {document}\nA {{literal}} query:\n", encoding="utf-8")
     ds = load_dataset(labelled)
-    built = get_prompt("template", template=path, dataset=ds, n_examples=2, max_doc_tokens=3).build(
+    built = get_prompt("template", train_split="train", template=path, dataset=ds, n_examples=2, max_doc_tokens=3).build(
         Document("d15", "one two three four", "My title")
     )
     assert built.text.startswith("Examples:\nDocument: ")

@@ -195,3 +195,24 @@ def test_scifact_top100_matches_reference(scifact_dir: Path, scifact_index: tupl
             assert abs(mine[d] - cutoff) <= tol, (qid, d)
         if min(docs.values()) > 0:
             assert len(mine) == 100
+
+
+def test_index_key_follows_the_index_code_version(
+    tmp_path: Path, tiny_beir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inpars import fingerprint
+
+    where = tmp_path / "index"
+    assert get_index(tiny_beir, where).from_cache is False
+    assert get_index(tiny_beir, where).from_cache is True
+    monkeypatch.setitem(fingerprint.VERSIONS, "bm25-index", fingerprint.VERSIONS["bm25-index"] + 1)
+    assert get_index(tiny_beir, where).from_cache is False  # the index code changed: built again
+    assert get_index(tiny_beir, where).from_cache is True
+
+
+def test_retrieve_given_queries_needs_no_judgements(tmp_path: Path, tiny_beir: Path) -> None:
+    import shutil
+
+    shutil.rmtree(tiny_beir / "qrels")  # a corpus with no labels at all
+    run = retrieve(tiny_beir, queries={"s1": "aspirin heart attack"}, k=2, index_dir=tmp_path / "idx")
+    assert list(run) == ["s1"] and next(iter(run["s1"])) == "d3"

@@ -4,8 +4,8 @@
 
     >>> from inpars.generate import generate_queries, read_generated
     >>> summary = generate_queries("scifact", "queries.jsonl", n_docs=200, seed=1)   # doctest: +SKIP
-    >>> summary.n_queries, round(summary.queries_per_second, 2)                       # doctest: +SKIP
-    (200, 2.1)
+    >>> summary.n_queries, summary.n_generated                                         # doctest: +SKIP
+    (200, 200)
     >>> read_generated("queries.jsonl")[0].query                                      # doctest: +SKIP
     'Does vitamin D supplementation reduce the incidence of respiratory infections?'
 
@@ -15,26 +15,25 @@ Output: one JSON line per (document, query index), with the field names of the o
 ``prompt_tokens``, ``cached_tokens``, ``seconds`` (generation time of the batch divided by its queries) and
 ``flags``. Files written by the original toolkit load unchanged with :func:`read_generated`.
 
-Flags (a generation is flagged, never silently dropped or kept; the filtering stage decides):
+Flags (:mod:`inpars.generation.flags`: ``empty``, ``repeats_prompt``, ``copies_document``, ``truncated``):
+a generation is flagged, never silently dropped or kept; the filtering stage decides.
 
-- ``empty``: no text after stripping whitespace;
-- ``repeats_prompt``: the query equals a line of the prompt (e.g. a few-shot example's query) that is not
-  part of the document;
-- ``copies_document``: the query is a verbatim (case-insensitive) piece of the document, the original
-  toolkit's ``--skip_questions_copied_from_context`` rule;
-- ``truncated``: the generation hit ``max_new_tokens`` before the stop string (over-long output).
+Seeds: with ``temperature > 0`` each query is sampled on its own with the seed
+:func:`~inpars.fingerprint.item_seed` ``(seed, doc_id, query_index)``, so neither the batch size nor an
+interruption changes what is sampled (the backends take one seed per prompt). Greedy decoding computes a
+document's generation once and repeats it for its ``queries_per_doc`` indices.
 
 Resumable: records are appended after each batch (:class:`~inpars.io.JsonlAppender`); a second run with the
 same arguments skips the (doc_id, query_index) pairs already in the file. The arguments are recorded in the
-sidecar ``<out>.meta.json``; a file made with different ones is refused unless ``overwrite=True``
-(backend options in :data:`RUNTIME_OPTIONS`, such as ``n_threads``, and ``batch_size`` may differ).
+sidecar ``<out>.meta.json`` (:mod:`inpars.generation.meta`); a file made with different ones is refused
+unless ``overwrite=True`` (runtime-only settings such as ``batch_size`` and ``backend_options.n_threads``
+may differ).
 Documents are the first ``n_docs`` of a seeded permutation of the sorted ids, so running again with a larger
 ``n_docs`` extends a file.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -44,27 +43,31 @@ from pathlib import Path
 from typing import Any
 
 from inpars.datasets import Dataset, load_dataset
-from inpars.errors import ConfigError, InputError
+from inpars.errors import InputError
+from inpars.fingerprint import RUNTIME_OPTIONS, fingerprint, item_seed
 from inpars.generation.base import Backend, Generation, SamplingParams, get_backend
-from inpars.io import JsonlAppender, hash_obj, read_jsonl, repair_jsonl, sha256_file, write_json
+from inpars.generation.flags import (
+    FLAG_COPIES_DOCUMENT,
+    FLAG_EMPTY,
+    FLAG_REPEATS_PROMPT,
+    FLAG_TRUNCATED,
+    FLAGS,
+    flag_generation,
+)
+from inpars.generation.meta import META_VERSION, check_meta, meta_path, params_record
+from inpars.io import JsonlAppender, read_jsonl, repair_jsonl
 from inpars.prompts import PROMPTS, BuiltPrompt, Prompt, get_prompt
 from inpars.records import Document, GeneratedQuery
 
+__all__ = [
+    "DEFAULT_BATCH_SIZE", "FLAGS", "FLAG_COPIES_DOCUMENT", "FLAG_EMPTY", "FLAG_REPEATS_PROMPT", "FLAG_TRUNCATED",
+    "META_VERSION", "PROMPT_MARGIN", "RUNTIME_OPTIONS", "GenerateSummary", "flag_generation", "generate_queries",
+    "meta_path", "read_generated", "sample_documents",
+]
+
 log = logging.getLogger(__name__)
 
-FLAG_EMPTY = "empty"
-FLAG_REPEATS_PROMPT = "repeats_prompt"
-FLAG_COPIES_DOCUMENT = "copies_document"
-FLAG_TRUNCATED = "truncated"
-FLAGS = (FLAG_EMPTY, FLAG_REPEATS_PROMPT, FLAG_COPIES_DOCUMENT, FLAG_TRUNCATED)
-
 DEFAULT_BATCH_SIZE = 8
-# Backend options that change speed or robustness but not what is generated: a file may be resumed with
-# other values (e.g. fewer threads on a busy machine).
-RUNTIME_OPTIONS = frozenset(
-    {"n_threads", "verbosity", "concurrency", "max_retries", "timeout", "backoff", "max_backoff"}
-)
-META_VERSION = 1
 
 
 @dataclass
@@ -91,12 +94,6 @@ class GenerateSummary:
         return asdict(self)
 
 
-def meta_path(out: str | Path) -> Path:
-    """The sidecar holding the arguments a generation file was made with: ``<out>.meta.json``."""
-    out = Path(out)
-    return out.with_name(out.name + ".meta.json")
-
-
 def sample_documents(
     dataset: Dataset, n_docs: int, seed: int = 1, min_doc_chars: int = 0
 ) -> list[Document]:
@@ -112,49 +109,6 @@ def sample_documents(
     if n_docs > len(order):
         log.warning("n_docs=%d is more than the %d eligible documents; using all of them", n_docs, len(order))
     return [docs[i] for i in order[:n_docs]]
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split()).strip(" .?!:;\"'`")
-
-
-def _prompt_segments(prompt_text: str) -> set[str]:
-    """Normalised lines of a prompt, and what follows a ``Label:`` on each line."""
-    out: set[str] = set()
-    for line in prompt_text.splitlines():
-        out.add(_norm(line))
-        if ":" in line:
-            out.add(_norm(line.split(":", 1)[1]))
-            out.add(_norm(line.rsplit(":", 1)[1]))
-    out.discard("")
-    return out
-
-
-def flag_generation(query: str, prompt_text: str, doc_text: str, finish_reason: str = "stop") -> list[str]:
-    """The flags (see the module docstring) of one generated query.
-
-    >>> flag_generation("", "Query:", "doc")
-    ['empty']
-    >>> flag_generation("what is aspirin", "Document: x\\nQuery: what is aspirin\\n\\nDocument: y\\nQuery:", "y")
-    ['repeats_prompt']
-    >>> flag_generation("Aspirin lowers risk", "Document: Aspirin lowers risk.\\nQuery:", "Aspirin lowers risk.")
-    ['copies_document']
-    >>> flag_generation("does aspirin lower the risk of", "...", "...", finish_reason="length")
-    ['truncated']
-    """
-    flags: list[str] = []
-    q = _norm(query)
-    if not q:
-        flags.append(FLAG_EMPTY)
-    else:
-        in_doc = q in _norm(doc_text)
-        if not in_doc and q in _prompt_segments(prompt_text):
-            flags.append(FLAG_REPEATS_PROMPT)
-        if in_doc:
-            flags.append(FLAG_COPIES_DOCUMENT)
-    if finish_reason == "length":
-        flags.append(FLAG_TRUNCATED)
-    return flags
 
 
 #: tokens kept free beside the prompt and the generation (chat templates add a few)
@@ -175,91 +129,6 @@ def _build_prompt(
     if backend.context_length and "max_prompt_tokens" not in options:
         kwargs["max_prompt_tokens"] = max(1, backend.context_length - reserve - PROMPT_MARGIN)
     return get_prompt(name, **{k: v for k, v in kwargs.items() if v is not None})
-
-
-def _params_record(
-    dataset: Dataset,
-    population_hash: str,
-    *,
-    prompt: str,
-    template: str | None,
-    backend: str,
-    model: str,
-    queries_per_doc: int,
-    n_examples: int | None,
-    max_doc_tokens: int,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float,
-    chat: bool,
-    min_doc_chars: int,
-    backend_options: dict[str, Any],
-    seed: int,
-    train_split: str,
-) -> dict[str, Any]:
-    """The arguments that determine a file's content (everything but n_docs and batch size)."""
-    return {
-        "dataset": getattr(dataset, "name", str(dataset)),
-        "population_sha256": population_hash,
-        "prompt": prompt,
-        "template_sha256": sha256_file(template) if template else None,
-        "backend": backend,
-        "model": model,
-        "queries_per_doc": queries_per_doc,
-        "n_examples": n_examples,
-        "max_doc_tokens": max_doc_tokens,
-        "max_new_tokens": max_new_tokens,
-        "temperature": temperature,
-        "top_p": top_p,
-        "chat": chat,
-        "min_doc_chars": min_doc_chars,
-        "backend_options": {k: v for k, v in sorted(backend_options.items()) if k not in RUNTIME_OPTIONS},
-        "seed": seed,
-        "train_split": train_split,
-    }
-
-
-def _check_meta(out: Path, params: dict[str, Any], n_docs: int, overwrite: bool) -> None:
-    """Refuse to resume a file made with other arguments; then (re)write the sidecar atomically."""
-    mpath = meta_path(out)
-    has_records = out.is_file() and out.stat().st_size > 0
-    if overwrite:
-        if out.exists():
-            log.info("overwrite: removing %s", out)
-            out.unlink()
-        has_records = False
-    elif has_records:
-        if not mpath.is_file():
-            raise ConfigError(
-                f"{out} exists but has no {mpath.name}, so its arguments are unknown; "
-                "choose another output or pass overwrite=True (--overwrite)"
-            )
-        try:
-            old = json.loads(mpath.read_text(encoding="utf-8"))
-            old_params = old["params"]
-            old_n_docs = int(old["n_docs"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"unreadable generation metadata ({exc})", path=mpath) from None
-        if hash_obj(old_params) != hash_obj(params):
-            diffs = [
-                f"{k}: {old_params.get(k)!r} in the file, {params.get(k)!r} now"
-                for k in sorted(set(old_params) | set(params))
-                if old_params.get(k) != params.get(k)
-            ]
-            raise ConfigError(
-                f"{out} was generated with different arguments ({'; '.join(diffs)}); "
-                "use another output file or pass overwrite=True (--overwrite) to start again"
-            )
-        if n_docs < old_n_docs:
-            raise ConfigError(
-                f"{out} holds generations for n_docs={old_n_docs}; asked for n_docs={n_docs}. "
-                "Use n_docs >= the file's, another output file, or overwrite=True (--overwrite)"
-            )
-        n_docs = max(n_docs, old_n_docs)
-    write_json(
-        mpath,
-        {"version": META_VERSION, "params_hash": hash_obj(params), "params": params, "n_docs": n_docs},
-    )
 
 
 def _existing(out: Path) -> tuple[set[tuple[str, int]], Counter[str]]:
@@ -304,7 +173,7 @@ def generate_queries(
     min_doc_chars: int = 0,
     backend_options: dict[str, Any] | None = None,
     seed: int = 1,
-    train_split: str = "train",
+    train_split: str | None = None,
     batch_size: int | None = None,
     backend_instance: Backend | None = None,
     overwrite: bool = False,
@@ -345,41 +214,33 @@ def generate_queries(
 
     docs = sample_documents(ds, n_docs, seed=seed, min_doc_chars=min_doc_chars)
     eligible = sorted(d for d, doc in ds.docs().items() if len(doc.full_text) >= min_doc_chars)
-    params = _params_record(
-        ds,
-        hash_obj(eligible),
-        prompt=prompt,
-        template=template,
-        backend=backend,
-        model=model,
-        queries_per_doc=queries_per_doc,
-        n_examples=n_examples,
-        max_doc_tokens=max_doc_tokens,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        chat=chat,
-        min_doc_chars=min_doc_chars,
-        backend_options=backend_options,
+    from inpars.config import GenerateConfig
+
+    config = GenerateConfig.model_construct(
+        prompt=prompt, template=template, backend=backend, model=model, n_docs=n_docs,
+        queries_per_doc=queries_per_doc, n_examples=n_examples, max_doc_tokens=max_doc_tokens,
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, chat=chat,
+        min_doc_chars=min_doc_chars, backend_options=backend_options, batch_size=batch_size,
+    )
+    params = params_record(
+        config,
+        dataset=str(getattr(ds, "name", ds)),
+        population_hash=fingerprint(eligible),
         seed=seed,
         train_split=train_split,
     )
     if prompt not in PROMPTS:
         PROMPTS.get(prompt)  # raises UnknownNameError listing the prompts
-    _check_meta(out, params, len(docs), overwrite)
+    check_meta(out, params, len(docs), overwrite)
 
     done, flag_counts = _existing(out)
     n_existing = len(done)
-    todo: list[tuple[Document, list[int]]] = []
-    for doc in docs:
-        missing = [i for i in range(queries_per_doc) if (doc.doc_id, i) not in done]
-        if missing:
-            todo.append((doc, missing))
+    todo = _work_units(docs, done, queries_per_doc, sampling=temperature > 0)
     n_todo = sum(len(m) for _, m in todo)
     total = len(docs) * queries_per_doc
     log.info(
         "generating %d queries for %d documents into %s (%d already there)",
-        n_todo, len(todo), out, total - n_todo,
+        n_todo, len({d.doc_id for d, _ in todo}), out, total - n_todo,
     )
 
     own_backend = backend_instance is None
@@ -401,7 +262,10 @@ def generate_queries(
                     "template": template,
                 },
                 params=SamplingParams(
-                    max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=queries_per_doc
+                    max_new_tokens=max_new_tokens,
+                    temperature=temperature,
+                    top_p=top_p,
+                    n=1 if temperature > 0 else queries_per_doc,
                 ),
                 seed=seed,
                 model=model,
@@ -436,6 +300,24 @@ def generate_queries(
     return summary
 
 
+def _work_units(
+    docs: list[Document], done: set[tuple[str, int]], queries_per_doc: int, *, sampling: bool
+) -> list[tuple[Document, list[int]]]:
+    """The prompts still to send, as (document, query indices), in file order.
+
+    Sampling: one prompt per missing (document, query index), each with its own seed. Greedy: one prompt
+    per document with missing indices (its generation is the same for every index).
+    """
+    units: list[tuple[Document, list[int]]] = []
+    for doc in docs:
+        missing = [i for i in range(queries_per_doc) if (doc.doc_id, i) not in done]
+        if sampling:
+            units.extend((doc, [i]) for i in missing)
+        elif missing:
+            units.append((doc, missing))
+    return units
+
+
 def _run(
     be: Backend,
     ds: Dataset,
@@ -453,11 +335,17 @@ def _run(
     total: int,
     progress: bool | None,
 ) -> tuple[int, int, float]:
-    """Generate for ``todo`` batch by batch, appending records; returns (queries, tokens, seconds)."""
+    """Generate for ``todo`` (from :func:`_work_units`) batch by batch, appending records.
+
+    Prompt ``(doc, [i, ...])`` is sent with the seed ``item_seed(seed, doc_id, i)``; with greedy decoding
+    (``params.n`` continuations) generation ``i`` of the prompt is query ``i``. Returns (queries, tokens,
+    seconds).
+    """
     from tqdm.auto import tqdm
 
     builder = _build_prompt(prompt, be, ds, prompt_options, reserve=params.max_new_tokens)
     bs = batch_size or int(getattr(be, "default_batch_size", 0) or DEFAULT_BATCH_SIZE)
+    sampling = params.temperature > 0
     n_generated = n_tokens = 0
     seconds = 0.0
     bar = tqdm(
@@ -468,31 +356,30 @@ def _run(
         disable=None if progress is None else not progress,
         dynamic_ncols=True,
     )
+    last: tuple[str, BuiltPrompt] | None = None  # a document's units are adjacent: build its prompt once
     with JsonlAppender(out) as writer, bar:
         for start in range(0, len(todo), bs):
             batch = todo[start : start + bs]
-            built: list[BuiltPrompt] = [builder.build(doc) for doc, _ in batch]
+            built: list[BuiltPrompt] = []
+            for doc, _ in batch:
+                if last is None or last[0] != doc.doc_id:
+                    last = (doc.doc_id, builder.build(doc))
+                built.append(last[1])
             texts = [be.chat_prompt(b.text) if chat else b.text for b in built]
-            batch_params = SamplingParams(
-                max_new_tokens=params.max_new_tokens,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                seed=int(hash_obj([seed, [d.doc_id for d, _ in batch]])[:7], 16),  # < 2**28: fits uint32
-                stop=params.stop,
-                n=params.n,
-            )
+            seeds = [item_seed(seed, doc.doc_id, missing[0]) for doc, missing in batch]
             t0 = time.perf_counter()
-            results = be.generate(texts, batch_params)
+            results = be.generate(texts, params, seeds=seeds)
             dt = time.perf_counter() - t0
             if len(results) != len(batch):
                 raise RuntimeError(f"backend {be.name} returned {len(results)} results for {len(batch)} prompts")
             n_batch = sum(len(m) for _, m in batch)
             per_query = dt / max(1, n_batch)
             for (doc, missing), b, text, gens in zip(batch, built, texts, results, strict=True):
-                if len(gens) < max(missing) + 1:
+                want = 1 if sampling else max(missing) + 1
+                if len(gens) < want:
                     raise RuntimeError(f"backend {be.name} returned {len(gens)} generations; asked for {params.n}")
                 for qi in missing:
-                    gen = gens[qi]
+                    gen = gens[0] if sampling else gens[qi]
                     query = gen.text.strip()
                     flags = flag_generation(query, b.text, doc.full_text, gen.finish_reason)
                     flag_counts.update(flags)
@@ -502,9 +389,10 @@ def _run(
                         log_probs=[float(x) for x in gen.log_probs],
                         prompt_text=text,
                         fewshot_examples=list(b.fewshot_examples),
+                        query_index=qi,
+                        flags=flags,
                         extra={
                             "text": doc.full_text,
-                            "query_index": qi,
                             "backend": be.name,
                             "model": model,
                             "finish_reason": gen.finish_reason,
@@ -512,7 +400,6 @@ def _run(
                             "prompt_tokens": gen.prompt_tokens,
                             "cached_tokens": gen.cached_tokens,
                             "seconds": round(per_query, 4),
-                            "flags": flags,
                         },
                     )
                     writer.write(rec.to_json())

@@ -1,15 +1,21 @@
 """Stage bookkeeping: each stage writes its outputs into its own folder with a ``manifest.json``.
 
-The manifest records the stage's config slice, the hashes of its inputs, package versions, the seed,
-timings and counts. Its *fingerprint* (a hash of config slice + input hashes + the code's version) decides
-whether a finished stage can be skipped: same fingerprint, same result, nothing to do.
+The manifest records the stage's config slice, the hashes of its inputs and outputs, package versions,
+the seed, timings and counts. Its *fingerprint* (:func:`stage_fingerprint`:
+:func:`inpars.fingerprint.versioned` of the stage's code version ``VERSIONS[stage]``, the
+:func:`~inpars.fingerprint.identity` of its config slice and its input hashes) decides whether a finished
+stage can be skipped: same fingerprint and intact outputs, same result, nothing to do. Runtime-only
+settings (threads, batch sizes) are not part of it, and neither is the package version: bumping
+``VERSIONS[stage]`` invalidates that stage only.
 
 A stage folder has three states:
 
-- ``manifest.json`` present with the current fingerprint: finished; skipped.
+- ``manifest.json`` readable, with the current fingerprint, and every output it records present with the
+  recorded hash: finished; skipped.
 - ``pending.json`` present with the current fingerprint: interrupted; the stage resumes in place
   (stages append crash-safely or checkpoint, so nothing is lost or duplicated).
-- anything else (another fingerprint, ``force``): the folder is cleared and the stage runs from scratch.
+- anything else (another fingerprint, an output deleted or modified, a corrupt ``manifest.json``,
+  ``force``): the folder is cleared and the stage runs from scratch.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from inpars import __version__
-from inpars.io import hash_obj, sha256_path, write_json
+from inpars.fingerprint import VERSIONS, fingerprint, identity
+from inpars.io import sha256_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +68,63 @@ class StageResult:
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any] | None:
+    """The stage's manifest, or ``None`` when it is missing or unreadable (a corrupt one is logged)."""
     import json
 
     path = Path(folder) / MANIFEST
     if not path.is_file():
         return None
-    with open(path, encoding="utf-8") as f:
-        data: dict[str, Any] = json.load(f)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("%s is unreadable (%s); the stage will run again", path, exc)
+        return None
+    if not isinstance(data, dict):
+        log.warning("%s is not a JSON object; the stage will run again", path)
+        return None
     return data
 
 
-def fingerprint(config: Any, input_hashes: Mapping[str, str]) -> str:
-    return hash_obj({"config": config, "inputs": dict(input_hashes), "inpars": __version__})
+def stage_fingerprint(name: str, config: Any, input_hashes: Mapping[str, str]) -> str:
+    """What decides a stage's result: its code version, its config's identity and its input hashes.
+
+    Stages without an entry in :data:`~inpars.fingerprint.VERSIONS` have version 0.
+    """
+    return fingerprint(
+        {"kind": name, "version": VERSIONS.get(name, 0)}, identity(config), dict(sorted(input_hashes.items()))
+    )
+
+
+def outputs_intact(folder: str | Path, manifest: Mapping[str, Any]) -> bool:
+    """Whether every output a manifest records is still in ``folder`` with the recorded hash."""
+    folder = Path(folder)
+    outputs = manifest.get("outputs")
+    if not isinstance(outputs, dict):
+        return False
+    for name, digest in outputs.items():
+        path = folder / str(name)
+        if not path.exists():
+            log.info("%s: recorded output %s is missing", folder, name)
+            return False
+        if sha256_path(path) != digest:
+            log.info("%s: recorded output %s was modified", folder, name)
+            return False
+    return True
+
+
+def _jsonable(config: Any) -> Any:
+    """``config`` for the manifest: pydantic sections dumped (runtime fields included), recursively."""
+    from pydantic import BaseModel
+
+    if isinstance(config, BaseModel):
+        return config.model_dump(mode="json")
+    if isinstance(config, Mapping):
+        return {str(k): _jsonable(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [_jsonable(v) for v in config]
+    if isinstance(config, Path):
+        return str(config)
+    return config
 
 
 def run_stage(
@@ -87,26 +138,26 @@ def run_stage(
     force: bool = False,
     extra_hashes: Mapping[str, str] | None = None,
 ) -> StageResult:
-    """Run ``fn(folder)`` unless a manifest with the same fingerprint says it is done.
+    """Run ``fn(folder)`` unless a manifest with the same fingerprint and intact outputs says it is done.
 
-    ``inputs`` maps names to files or folders whose contents the stage depends on; ``extra_hashes`` adds
-    precomputed hashes (e.g. of a dataset). ``fn`` returns a JSON-able summary (counts, figures).
+    ``config`` is the stage's config slice: pydantic sections (their runtime-only fields are left out of
+    the fingerprint), mappings of them, or plain JSON values. ``inputs`` maps names to files or folders
+    whose contents the stage depends on; ``extra_hashes`` adds precomputed hashes (e.g. of a dataset).
+    ``fn`` returns a JSON-able summary (counts, figures).
     """
     folder = Path(folder)
     t0 = time.perf_counter()
     hashes = {k: sha256_path(v) for k, v in inputs.items()}
     hashes.update(extra_hashes or {})
-    fp = fingerprint(config, hashes)
+    fp = stage_fingerprint(name, config, hashes)
     done = read_manifest(folder)
-    if done is not None and done.get("fingerprint") == fp and not force:
+    if done is not None and done.get("fingerprint") == fp and not force and outputs_intact(folder, done):
         log.info("stage %s: up to date (%s), skipped", name, folder)
         return StageResult(name, folder, skipped=True, manifest=done)
     pending = folder / PENDING
     resume = False
     if pending.is_file() and not force:
-        import json
-
-        resume = json.loads(pending.read_text(encoding="utf-8")).get("fingerprint") == fp
+        resume = _pending_fingerprint(pending) == fp
     if folder.exists() and not resume:
         if done is not None or pending.is_file() or force:
             log.info("stage %s: inputs or config changed%s; starting afresh", name, " (forced)" if force else "")
@@ -126,7 +177,7 @@ def run_stage(
     manifest = {
         "stage": name,
         "fingerprint": fp,
-        "config": config,
+        "config": _jsonable(config),
         "inputs": {k: {"path": str(v), "sha256": hashes[k]} for k, v in inputs.items()}
         | {k: {"sha256": v} for k, v in (extra_hashes or {}).items()},
         "outputs": outputs,
@@ -142,3 +193,14 @@ def run_stage(
     pending.unlink(missing_ok=True)
     log.info("stage %s: done in %.1f s", name, manifest["seconds"])
     return StageResult(name, folder, skipped=False, manifest=manifest)
+
+
+def _pending_fingerprint(pending: Path) -> str | None:
+    """The fingerprint an interrupted run recorded, or ``None`` when ``pending.json`` is unreadable."""
+    import json
+
+    try:
+        data = json.loads(pending.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data.get("fingerprint") if isinstance(data, dict) else None

@@ -2,7 +2,7 @@
 
 Lucene's BM25 (``method="lucene"``, k1=0.9, b=0.4), bm25s' English stopwords and the Snowball English
 stemmer (PyStemmer), over ``title + " " + text`` (:attr:`~inpars.records.Document.full_text`): Pyserini's
-BEIR "flat" settings with bm25s' tokenizer. On SciFact (test) it gives nDCG@10 0.6762 and R@100 0.9127.
+BEIR "flat" settings with bm25s' tokenizer (defaults: :data:`inpars.config.BM25_K1` and its neighbours).
 
 >>> from inpars.records import Document
 >>> index = BM25Index.build([
@@ -15,7 +15,8 @@ BEIR "flat" settings with bm25s' tokenizer. On SciFact (test) it gives nDCG@10 0
 Other stages use two entry points, which stay stable:
 
 - :func:`get_index` returns the index of a dataset's corpus, built once and then loaded from disk while
-  the corpus (its SHA-256) and the parameters are unchanged;
+  its key is unchanged: :func:`index_fingerprint`, i.e. ``versioned("bm25-index", corpus SHA-256,
+  parameters)`` (:mod:`inpars.fingerprint`);
 - :meth:`BM25Index.search` maps ``{query_id: text}`` to a run ``{query_id: {doc_id: score}}``, and
   :meth:`BM25Index.search_one` ranks for one text.
 
@@ -39,9 +40,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS
 from inpars.datasets import BeirDataset, Dataset, load_dataset, ranked, write_run
 from inpars.errors import ConfigError
-from inpars.io import hash_obj, sha256_file, write_json
+from inpars.fingerprint import versioned
+from inpars.io import sha256_file, write_json
 from inpars.records import Document
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,7 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "INPARS_CACHE"
 MANIFEST = "inpars_index.json"
 DOC_IDS = "doc_ids.json"
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: keyed by index_fingerprint
 _QUERY_BATCH = 1024
 
 
@@ -60,7 +63,7 @@ def cache_dir() -> Path:
 
 
 def bm25_params(
-    k1: float = 0.9, b: float = 0.4, stopwords: str | None = "en", stemmer: str | None = "english"
+    k1: float = BM25_K1, b: float = BM25_B, stopwords: str | None = BM25_STOPWORDS, stemmer: str | None = BM25_STEMMER
 ) -> dict[str, Any]:
     """The parameters that define an index (stored in its manifest and compared on reuse)."""
     return {"method": "lucene", "k1": float(k1), "b": float(b), "stopwords": stopwords, "stemmer": stemmer}
@@ -123,10 +126,10 @@ class BM25Index:
     def build(
         cls,
         docs: Iterable[Document],
-        k1: float = 0.9,
-        b: float = 0.4,
-        stopwords: str | None = "en",
-        stemmer: str | None = "english",
+        k1: float = BM25_K1,
+        b: float = BM25_B,
+        stopwords: str | None = BM25_STOPWORDS,
+        stemmer: str | None = BM25_STEMMER,
         *,
         corpus_sha256: str | None = None,
         show_progress: bool = False,
@@ -176,6 +179,7 @@ class BM25Index:
             path / MANIFEST,
             {
                 "format": INDEX_FORMAT,
+                "fingerprint": index_fingerprint(self.corpus_sha256, self.params),
                 "params": self.params,
                 "corpus_sha256": self.corpus_sha256,
                 "n_docs": len(self.doc_ids),
@@ -281,20 +285,19 @@ def corpus_fingerprint(dataset: Dataset) -> str:
     return h.hexdigest()
 
 
+def index_fingerprint(corpus_sha256: str | None, params: dict[str, Any]) -> str:
+    """The key of an index: ``versioned("bm25-index", ...)`` of its corpus hash and parameters."""
+    return versioned("bm25-index", {"corpus": corpus_sha256, "params": params})
+
+
 def default_index_dir(dataset: Dataset, corpus_sha256: str, params: dict[str, Any]) -> Path:
-    """``<cache>/indexes/<dataset-name>-<hash of corpus and parameters>``."""
+    """``<cache>/indexes/<dataset-name>-<index_fingerprint(...)[:12]>``."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.name).strip("._") or "corpus"
-    key = hash_obj({"corpus": corpus_sha256, "params": params, "format": INDEX_FORMAT})[:12]
-    return cache_dir() / "indexes" / f"{name}-{key}"
+    return cache_dir() / "indexes" / f"{name}-{index_fingerprint(corpus_sha256, params)[:12]}"
 
 
 def _matches(manifest: dict[str, Any] | None, corpus_sha256: str, params: dict[str, Any]) -> bool:
-    return (
-        manifest is not None
-        and manifest.get("format") == INDEX_FORMAT
-        and manifest.get("corpus_sha256") == corpus_sha256
-        and manifest.get("params") == params
-    )
+    return manifest is not None and manifest.get("fingerprint") == index_fingerprint(corpus_sha256, params)
 
 
 def _as_dataset(dataset: Dataset | str | Path) -> Dataset:
@@ -305,16 +308,17 @@ def get_index(
     dataset: Dataset | str | Path,
     index_dir: str | Path | None = None,
     *,
-    k1: float = 0.9,
-    b: float = 0.4,
-    stopwords: str | None = "en",
-    stemmer: str | None = "english",
+    k1: float = BM25_K1,
+    b: float = BM25_B,
+    stopwords: str | None = BM25_STOPWORDS,
+    stemmer: str | None = BM25_STEMMER,
     rebuild: bool = False,
     mmap: bool = False,
 ) -> BM25Index:
     """The BM25 index of ``dataset``'s corpus: loaded from ``index_dir`` when it matches, else built there.
 
-    It matches when its manifest holds the same corpus SHA-256 and the same parameters; otherwise (or
+    It matches when its manifest holds the same key (:func:`index_fingerprint` of the corpus SHA-256 and
+    the parameters, with the index code's version ``VERSIONS["bm25-index"]``); otherwise (or
     with ``rebuild``) the index is built in a temporary folder beside ``index_dir`` and renamed into
     place. ``index_dir`` defaults to :func:`default_index_dir` under ``$INPARS_CACHE``
     (``~/.cache/inpars``). ``index.from_cache`` tells which happened.
@@ -372,10 +376,10 @@ def retrieve(
     split: str = "test",
     queries: Mapping[str, str] | None = None,
     k: int = 1000,
-    k1: float = 0.9,
-    b: float = 0.4,
-    stopwords: str | None = "en",
-    stemmer: str | None = "english",
+    k1: float = BM25_K1,
+    b: float = BM25_B,
+    stopwords: str | None = BM25_STOPWORDS,
+    stemmer: str | None = BM25_STEMMER,
     index_dir: str | Path | None = None,
     out: str | Path | None = None,
     tag: str = "bm25",
@@ -384,7 +388,9 @@ def retrieve(
     """BM25 run of ``split``'s queries (or of ``queries``) over the dataset's corpus.
 
     Returns ``{query_id: {doc_id: score}}`` and, with ``out``, writes it as a TREC run (tag ``tag``).
-    Only the split's query ids are read from its judgements, never the labels, so any split is allowed.
+    With ``queries`` (``{query_id: text}``, e.g. synthetic or tuning queries) no split and no judgements
+    are read at all; otherwise only the split's query ids are read from its judgements, never the labels,
+    so any split is allowed.
     ``seed`` is accepted for the uniform stage signature; BM25 is deterministic.
 
     >>> run = retrieve("scifact", split="test", k=100, out="runs/bm25.trec")   # doctest: +SKIP

@@ -22,20 +22,25 @@ def _parse_option(text: str) -> tuple[str, Any]:
 
 
 def add_parser(subparsers: Any) -> None:
+    from inpars.generation.base import _BACKEND_MODULES
+    from inpars.prompts import PROMPTS
+
+    backends = list(_BACKEND_MODULES)  # the built-in backends (each imported only when used)
     p = subparsers.add_parser(
         "generate",
         help="generate synthetic queries for documents with an LLM",
         description=(
             "Generate synthetic queries for a seeded sample of documents. The output JSONL is written as "
-            "it goes; running the same command again resumes it."
+            "it goes; running the same command again resumes it (with other --batch-size or thread options "
+            "too: they change speed, never the queries)."
         ),
     )
     add_config_arg(p)
     p.add_argument("--dataset", "-d", help="BEIR folder, name under $INPARS_DATA_HOME, or irds:ID")
     p.add_argument("--out", "-o", required=True, help="output JSONL (resumed when it exists)")
-    p.add_argument("--prompt", default=None, help="inpars, inpars-gbq, promptagator or template")
+    p.add_argument("--prompt", default=None, help="one of: " + ", ".join(PROMPTS.names()) + " (default inpars)")
     p.add_argument("--template", default=None, help="template file for --prompt template")
-    p.add_argument("--backend", default=None, help="llamacpp (default), transformers, vllm or openai")
+    p.add_argument("--backend", default=None, help="one of: " + ", ".join(backends) + " (default llamacpp)")
     p.add_argument("--model", default=None, help="smollm2-135m (default), gemma3-270m, a path or hub id")
     p.add_argument("--n-docs", type=int, default=None, help="documents to sample (default 1000)")
     p.add_argument("--queries-per-doc", type=int, default=None)
@@ -46,7 +51,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--chat", action="store_true", default=None, help="wrap prompts in the chat template")
     p.add_argument("--min-doc-chars", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="prompts per backend call")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="prompts per backend call (speed only: the queries are the same)"
+    )
     p.add_argument(
         "--backend-option",
         action="append",
@@ -55,7 +62,9 @@ def add_parser(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="backend option (repeatable), e.g. --backend-option n_threads=2",
     )
-    p.add_argument("--seed", type=int, default=None, help="sampling seed (default 1)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the document sample and of each query's sampling (default 1)"
+    )
     p.add_argument("--overwrite", action="store_true", help="start again instead of resuming --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

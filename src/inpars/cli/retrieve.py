@@ -10,6 +10,8 @@ from inpars.errors import ConfigError
 
 
 def add_parser(subparsers: Any) -> None:
+    from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS
+
     p = subparsers.add_parser(
         "retrieve",
         help="BM25 run (TREC format) of a dataset split",
@@ -24,10 +26,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--split", default=None, help="query split (default: dataset.eval_split, 'test')")
     p.add_argument("--out", "-o", required=True, help="TREC run to write")
     p.add_argument("--k", type=int, default=None, help="documents per query (default 1000, capped at corpus size)")
-    p.add_argument("--k1", type=float, default=None, help="BM25 k1 (default 0.9)")
-    p.add_argument("--b", type=float, default=None, help="BM25 b (default 0.4)")
-    p.add_argument("--stopwords", default=None, help="bm25s stopword list (default 'en'; 'none' for none)")
-    p.add_argument("--stemmer", default=None, help="PyStemmer algorithm (default 'english'; 'none' for none)")
+    p.add_argument("--k1", type=float, default=None, help=f"BM25 k1 (default {BM25_K1})")
+    p.add_argument("--b", type=float, default=None, help=f"BM25 b (default {BM25_B})")
+    p.add_argument(
+        "--stopwords", default=None, help=f"bm25s stopword list (default '{BM25_STOPWORDS}'; 'none' for none)"
+    )
+    p.add_argument(
+        "--stemmer", default=None, help=f"PyStemmer algorithm (default '{BM25_STEMMER}'; 'none' for none)"
+    )
     p.add_argument("--index-dir", default=None, help="where the index is kept (reused when it matches)")
     p.add_argument("--tag", default="bm25", help="run tag, last column of the TREC run (default bm25)")
     p.set_defaults(func=run)

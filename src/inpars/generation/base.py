@@ -7,13 +7,18 @@ A backend turns prompts into continuations with per-token log-probabilities::
     >>> gens[0].text, gens[0].log_probs[:3]                        # doctest: +SKIP
 
 A new backend is one class: subclass :class:`Backend` and decorate it with ``@BACKENDS.register("name")``.
+
+Seeds: ``generate(prompts, params, seeds=[...])`` gives each prompt its own sampling seed; sample ``j`` of
+prompt ``i`` is drawn with ``seeds[i] + j``. A backend's output for a prompt depends on that prompt and
+its seed only, never on the other prompts of the call, so the caller's batch size does not change what is
+sampled (:func:`prompt_seeds` resolves the defaults).
 """
 
 from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +32,10 @@ class GenerationError(InparsError, RuntimeError):
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to decode. ``temperature == 0`` is greedy; ``n`` continuations per prompt."""
+    """How to decode. ``temperature == 0`` is greedy; ``n`` continuations per prompt.
+
+    ``seed`` is the default seed of every prompt of a call that passes no per-prompt ``seeds``.
+    """
 
     max_new_tokens: int = 64
     temperature: float = 0.0
@@ -59,14 +67,22 @@ class Backend(ABC):
     #: tokens (prompt + generation) one sequence may hold, where known (prompts can pass
     #: ``max_prompt_tokens=context_length - max_new_tokens``); ``None``: unknown
     context_length: int | None = None
+    #: sampling seed of prompts that get none (neither per prompt nor in :class:`SamplingParams`)
+    seed: int = 0
 
     def __init__(self, model: str, **options: Any) -> None:
         self.model = model
         self.options = options
 
     @abstractmethod
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Generation]]:
-        """Return, for each prompt, ``params.n`` generations."""
+    def generate(
+        self, prompts: list[str], params: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[list[Generation]]:
+        """Return, for each prompt, ``params.n`` generations; sample ``j`` of prompt ``i`` uses ``seeds[i] + j``.
+
+        Without ``seeds`` every prompt uses ``params.seed`` (or the backend's ``seed``). The generations of
+        a prompt must not depend on the other prompts of the call.
+        """
 
     @abstractmethod
     def tokenize(self, text: str) -> list[int]:
@@ -106,6 +122,24 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """What to write into outputs and manifests about this backend."""
         return {"backend": self.name, "model": self.model}
+
+
+def prompt_seeds(backend: Backend, params: SamplingParams, n_prompts: int, seeds: Sequence[int] | None) -> list[int]:
+    """The sampling seed of each prompt of a call: ``seeds``, else ``params.seed``, else ``backend.seed``.
+
+    >>> class B(Backend):
+    ...     def generate(self, prompts, params, seeds=None): return []
+    ...     def tokenize(self, text): return []
+    >>> prompt_seeds(B("m"), SamplingParams(seed=5), 2, None), prompt_seeds(B("m"), SamplingParams(), 2, [7, 9])
+    ([5, 5], [7, 9])
+    """
+    if seeds is None:
+        base = backend.seed if params.seed is None else params.seed
+        return [int(base)] * n_prompts
+    out = [int(s) for s in seeds]
+    if len(out) != n_prompts:
+        raise ValueError(f"got {len(out)} seeds for {n_prompts} prompts")
+    return out
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> tuple[str, bool]:

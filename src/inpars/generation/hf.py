@@ -15,8 +15,9 @@
 - Log-probabilities: ``compute_transition_scores(sequences, logits, normalize_logits=True)`` on the raw
   logits (``output_logits=True``), i.e. the log-probability of each chosen token under the model's full
   distribution, also when sampling with temperature / top-p (as llama.cpp reports them).
-- Seeds: sample ``i`` of every prompt in a batch is drawn after ``transformers.set_seed(seed + i)``; the
-  same prompts, batch size and seed give the same output.
+- Seeds: sample ``i`` of a prompt is drawn after ``transformers.set_seed(seed + i)`` with that prompt's
+  seed. Sampling draws from one global generator, so with ``temperature > 0`` each prompt is decoded on its
+  own (a batch would make a prompt's sample depend on its neighbours); greedy decoding is batched.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import copy
 import gc
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from inpars.generation.base import (
     GenerationError,
     SamplingParams,
     finish_generation,
+    prompt_seeds,
 )
 from inpars.models import resolve_model
 
@@ -161,21 +164,25 @@ class TransformersBackend(Backend):
         )
 
     # -- generation --------------------------------------------------------------------------------------
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Generation]]:
+    def generate(
+        self, prompts: list[str], params: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[list[Generation]]:
         """For each prompt, ``params.n`` generations (greedy: computed once and repeated)."""
         if params.n < 1:
             raise ValueError(f"SamplingParams.n must be >= 1, got {params.n}")
-        base_seed = self.seed if params.seed is None else params.seed
-        n_distinct = 1 if params.temperature == 0 else params.n
+        bases = prompt_seeds(self, params, len(prompts), seeds)
         out: list[list[Generation]] = [[] for _ in prompts]
-        for start in range(0, len(prompts), self.batch_size):
-            batch = prompts[start : start + self.batch_size]
-            for j in range(n_distinct):
-                for i, gen in enumerate(self._generate_batch(batch, params, base_seed + j)):
+        if params.temperature == 0:
+            for start in range(0, len(prompts), self.batch_size):
+                batch = prompts[start : start + self.batch_size]
+                for i, gen in enumerate(self._generate_batch(batch, params, 0)):
                     out[start + i].append(gen)
-        if n_distinct < params.n:
             for gens in out:
-                gens.extend(copy.deepcopy(gens[0]) for _ in range(params.n - n_distinct))
+                gens.extend(copy.deepcopy(gens[0]) for _ in range(params.n - 1))
+            return out
+        for i, (prompt, base) in enumerate(zip(prompts, bases, strict=True)):
+            for j in range(params.n):
+                out[i].extend(self._generate_batch([prompt], params, base + j))
         return out
 
     def _generate_batch(self, batch: list[str], params: SamplingParams, seed: int) -> list[Generation]:

@@ -18,7 +18,7 @@ How it works: ``xllamacpp.Server`` runs llama.cpp's server loop in-process; each
   a thread pool. ``n_ctx`` is the context *per slot*; llama.cpp gets ``n_ctx * n_parallel``.
 - Sampling: ``temperature == 0`` is greedy. Otherwise plain temperature + top-p sampling (llama.cpp's
   default top-k 40, min-p 0.05 and repeat penalty are switched off, to match the other backends); sample
-  ``i`` of a prompt uses ``seed + i``.
+  ``i`` of a prompt uses that prompt's seed ``+ i`` (per-prompt seeds: see :mod:`inpars.generation.base`).
 - Errors: xllamacpp returns errors as a dict (e.g. a prompt longer than the context); every response is
   checked and an error raises :class:`~inpars.generation.base.GenerationError` with llama.cpp's message.
 - Tokenizer and chat template: the server also listens on a loopback HTTP port; ``/tokenize``,
@@ -26,9 +26,9 @@ How it works: ``xllamacpp.Server`` runs llama.cpp's server loop in-process; each
   template. :attr:`LlamaCppBackend.base_url` is that address (an OpenAI-compatible server: ``base_url +
   "/v1"``).
 - Flash attention: ``flash_attn="auto"`` (llama.cpp's default, used for the timings in STACK.md) can make
-  the log-probs of the same prompt differ (by up to ~0.1 per token, measured with SmolLM2) between an
-  evaluation with and without a cached prefix; with ``"off"`` they were identical (so scores do not
-  depend on which document came before). Greedy texts can differ between the two settings.
+  the log-probs of the same prompt differ slightly between an evaluation with and without a cached
+  prefix; with ``"off"`` they were identical (so scores do not depend on which document came before).
+  Greedy texts can differ between the two settings.
 - Gemma-3 (sliding-window attention) reuses a cached prefix only with ``swa_full``; it is on whenever
   ``cache_prompt`` is (``swa_full=None``).
 """
@@ -41,12 +41,20 @@ import logging
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from inpars.errors import require
-from inpars.generation.base import BACKENDS, Backend, Generation, GenerationError, SamplingParams
+from inpars.generation.base import (
+    BACKENDS,
+    Backend,
+    Generation,
+    GenerationError,
+    SamplingParams,
+    prompt_seeds,
+)
 from inpars.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -219,13 +227,17 @@ class LlamaCppBackend(Backend):
         resp = self.server.handle_completions(req)
         return parse_completion(resp, n_ctx=self.n_ctx)
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Generation]]:
+    def generate(
+        self, prompts: list[str], params: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[list[Generation]]:
         """For each prompt, ``params.n`` generations (greedy: computed once and repeated)."""
         if params.n < 1:
             raise ValueError(f"SamplingParams.n must be >= 1, got {params.n}")
-        base_seed = self.seed if params.seed is None else params.seed
+        bases = prompt_seeds(self, params, len(prompts), seeds)
         n_distinct = 1 if params.temperature == 0 else params.n
-        jobs = [self._request(p, params, base_seed + j) for p in prompts for j in range(n_distinct)]
+        jobs = [
+            self._request(p, params, base + j) for p, base in zip(prompts, bases, strict=True) for j in range(n_distinct)
+        ]
         if self.n_parallel > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(max_workers=self.n_parallel) as pool:
                 results = list(pool.map(self._complete, jobs))

@@ -24,8 +24,8 @@ Works with the OpenAI API, vLLM's and llama.cpp's servers, and others speaking t
   and a warning is logged once.
 - ``chat_prompt``: with ``endpoint="chat"`` the server applies its own template, so the message is
   returned unchanged; with ``"completions"`` llama.cpp's ``/apply-template`` is used when the server has it.
-- Sampling: sample ``i`` of a prompt is requested with ``seed + i`` (servers honour ``seed`` to varying
-  degrees; OpenAI's is best effort).
+- Sampling: sample ``i`` of a prompt is requested with that prompt's seed ``+ i`` (servers honour
+  ``seed`` to varying degrees; OpenAI's is best effort).
 """
 
 from __future__ import annotations
@@ -39,11 +39,20 @@ import random
 import threading
 import time
 import urllib.parse
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from inpars.errors import require
-from inpars.generation.base import BACKENDS, Backend, Generation, GenerationError, SamplingParams, cut_at_stop
+from inpars.generation.base import (
+    BACKENDS,
+    Backend,
+    Generation,
+    GenerationError,
+    SamplingParams,
+    cut_at_stop,
+    prompt_seeds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -232,13 +241,15 @@ class OpenAIBackend(Backend):
             check=lambda data: self._parse(data, params),
         )
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Generation]]:
+    def generate(
+        self, prompts: list[str], params: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[list[Generation]]:
         """For each prompt, ``params.n`` generations (greedy: requested once and repeated)."""
         if params.n < 1:
             raise ValueError(f"SamplingParams.n must be >= 1, got {params.n}")
-        base_seed = self.seed if params.seed is None else params.seed
+        bases = prompt_seeds(self, params, len(prompts), seeds)
         n_distinct = 1 if params.temperature == 0 else params.n
-        jobs = [(i, p, params, base_seed + j) for i, p in enumerate(prompts) for j in range(n_distinct)]
+        jobs = [(i, p, params, bases[i] + j) for i, p in enumerate(prompts) for j in range(n_distinct)]
         if self.concurrency > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 results = list(pool.map(self._one, jobs))

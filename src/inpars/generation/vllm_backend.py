@@ -10,7 +10,7 @@
   distribution in vLLM's default ``logprobs_mode``); the stop string and EOS are handled as by the other
   backends (:func:`~inpars.generation.base.finish_generation`: the token holding the stop string and the
   EOS token are not reported).
-- Sample ``i`` of a prompt has ``seed + i`` (vLLM's per-request seed).
+- Sample ``i`` of a prompt has that prompt's seed ``+ i`` (vLLM's per-request seed).
 """
 
 from __future__ import annotations
@@ -18,10 +18,18 @@ from __future__ import annotations
 import copy
 import gc
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from inpars.errors import require
-from inpars.generation.base import BACKENDS, Backend, Generation, SamplingParams, finish_generation
+from inpars.generation.base import (
+    BACKENDS,
+    Backend,
+    Generation,
+    SamplingParams,
+    finish_generation,
+    prompt_seeds,
+)
 from inpars.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -126,16 +134,18 @@ class VLLMBackend(Backend):
             skip_special_tokens=True,
         )
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Generation]]:
+    def generate(
+        self, prompts: list[str], params: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[list[Generation]]:
         """For each prompt, ``params.n`` generations (greedy: computed once and repeated)."""
         if params.n < 1:
             raise ValueError(f"SamplingParams.n must be >= 1, got {params.n}")
         if self.llm is None:
             raise RuntimeError("the vLLM backend is closed")
-        base_seed = self.seed if params.seed is None else params.seed
+        bases = prompt_seeds(self, params, len(prompts), seeds)
         n_distinct = 1 if params.temperature == 0 else params.n
         flat_prompts = [p for p in prompts for _ in range(n_distinct)]
-        flat_params = [self._sampling(params, base_seed + j) for _ in prompts for j in range(n_distinct)]
+        flat_params = [self._sampling(params, base + j) for base in bases for j in range(n_distinct)]
         outputs = self.llm.generate(flat_prompts, flat_params, use_tqdm=False)
         gens = [self._convert(o, params) for o in outputs]
         out = []
