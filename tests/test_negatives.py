@@ -19,7 +19,8 @@ from inpars.retrieval import get_index
 
 
 def rec(doc_id: str, query: str, **extra: object) -> GeneratedQuery:
-    return GeneratedQuery(doc_id, query, log_probs=[-0.5], extra=dict(extra))
+    """A record; ``query_index`` goes to its field, any other keyword (``query_id``) to ``extra``."""
+    return GeneratedQuery.from_json({"doc_id": doc_id, "query": query, "log_probs": [-0.5], **extra})
 
 
 def read_out(path: Path) -> list[dict]:
@@ -124,7 +125,7 @@ def test_deterministic_per_query_and_seeded(tiny_beir: Path, tmp_path: Path) -> 
     assert run(records[:7], 1) == {k: v for k, v in first.items() if k in run(records[:7], 1)}
     assert run(records, 2) != first
     for r in records:
-        assert r.doc_id not in first[f"{r.doc_id}-{r.extra['query_index']}"]
+        assert r.doc_id not in first[f"{r.doc_id}-{r.query_index}"]
 
 
 def test_skip_top_and_depth_bound_the_candidates(tiny_beir: Path, tmp_path: Path) -> None:

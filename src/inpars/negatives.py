@@ -38,17 +38,20 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from inpars.config import NegativesConfig
 from inpars.datasets import PROTECTED_SPLITS, Dataset, ranked
 from inpars.errors import ConfigError
-from inpars.filtering import as_dataset, load_records, normalize_query, resolve_bm25_params, text_key
+from inpars.filter.base import as_dataset, load_records, resolve_bm25_params
 from inpars.io import write_jsonl
 from inpars.records import Document, GeneratedQuery, TrainingExample
+from inpars.text import normalize_query, text_key
 
 log = logging.getLogger(__name__)
 
-METHODS = ("bm25", "random")
+METHODS: tuple[str, ...] = get_args(NegativesConfig.model_fields["method"].annotation)
+"""The negatives methods (those :class:`~inpars.config.NegativesConfig` accepts)."""
 _SEARCH_BATCH = 1000  # queries per BM25 search call (bounds the memory of a depth-1000 run)
 
 
@@ -105,22 +108,18 @@ def query_rng(seed: int, query_id: str, doc_id: str, query: str) -> random.Rando
 
 
 def assign_query_ids(records: Sequence[GeneratedQuery]) -> list[str]:
-    """``<doc_id>-<query_index>`` per record (``query_index`` from the record, else its rank among the
-    records of the same document); a repeated id gets a ``~N`` suffix.
+    """``<doc_id>-<query_index>`` per record (:attr:`GeneratedQuery.query_index`, 0 for a file that has
+    none); a repeated id gets a ``~N`` suffix.
 
-    >>> recs = [GeneratedQuery("d1", "a", extra={"query_index": 0}), GeneratedQuery("d1", "b"),
-    ...         GeneratedQuery("d2", "c"), GeneratedQuery("d1", "e", extra={"query_index": 0})]
+    >>> recs = [GeneratedQuery("d1", "a", query_index=0), GeneratedQuery("d1", "b", query_index=1),
+    ...         GeneratedQuery("d2", "c"), GeneratedQuery("d1", "e", query_index=0)]
     >>> assign_query_ids(recs)
     ['d1-0', 'd1-1', 'd2-0', 'd1-0~1']
     """
-    per_doc: dict[str, int] = {}
     seen: dict[str, int] = {}
     out: list[str] = []
     for rec in records:
-        nth = per_doc.get(rec.doc_id, 0)
-        per_doc[rec.doc_id] = nth + 1
-        qi = rec.extra.get("query_index")
-        qid = f"{rec.doc_id}-{qi if isinstance(qi, int) and not isinstance(qi, bool) else nth}"
+        qid = f"{rec.doc_id}-{rec.query_index}"
         if qid in seen:
             seen[qid] += 1
             qid = f"{qid}~{seen[qid]}"

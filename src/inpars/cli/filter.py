@@ -6,20 +6,19 @@ import argparse
 from typing import Any
 
 from inpars.cli._common import add_config_arg, resolve_config
+from inpars.config import FilterConfig, PipelineConfig
 from inpars.errors import ConfigError
 
-STEP_HELP = """\
+STEP_INTRO = """\
 filter steps, run in order after the always-on checks (empty, flagged, too short/long, copies the
-document, duplicate). Each --step is NAME[:key=value,...]; keys top_k, top_fraction, model, depth are the
-step's fields, any other key is an option of the filter. Filters:
-  logprob      keep the best by mean token log-probability (InPars v1)
-  reranker     keep the best by reranker score of (query, its document) (InPars v2); model=CHECKPOINT,
-               options model_type, batch_size, max_length
-  consistency  keep a query when BM25 (or model=CHECKPOINT over the BM25 top depth) ranks its document
-               within top_k (default 3; depth default 100)
-  random       keep a seeded random subset (baseline)
+document, duplicate). Each --step is NAME[:key=value,...]; a key is one of the filter's fields or
+options below (in a config file, fields are keys of the step and options go under 'options:').
 Given --step flags replace the config's steps; '--step none' runs the always-on checks only.
 
+filters:
+"""
+
+EXAMPLES = """\
 examples:
   inpars filter -d scifact --in queries.jsonl --out filtered.jsonl --step logprob:top_fraction=0.5
   inpars filter -d scifact --in queries.jsonl --out filtered.jsonl \\
@@ -29,13 +28,21 @@ examples:
 """
 
 
+def step_help() -> str:
+    """The ``--help`` epilog: the step syntax, every filter with its fields and options (from the
+    registry, :func:`inpars.filter.filters_help`), examples."""
+    from inpars.filter import filters_help
+
+    return f"{STEP_INTRO}{filters_help()}\n\n{EXAMPLES}"
+
+
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "filter",
         help="keep the best generated queries",
         description="Filter generated queries; writes the kept records (same JSONL format) and a report "
         "beside them (filtered.jsonl -> filtered.report.json).",
-        epilog=STEP_HELP,
+        epilog=step_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_arg(p)
@@ -43,21 +50,28 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--in", dest="input", required=True, help="generated queries (JSONL)")
     p.add_argument("--out", "-o", required=True, help="filtered queries to write (JSONL)")
     p.add_argument("--step", action="append", default=None, metavar="NAME[:k=v,...]", help="a filter step (repeatable)")
-    p.add_argument("--min-words", type=int, default=None, help="drop queries with fewer words (default 2)")
-    p.add_argument("--max-words", type=int, default=None, help="drop queries with more words (default 64)")
+    d = FilterConfig.model_fields
+    p.add_argument(
+        "--min-words", type=int, default=None, help=f"drop queries with fewer words (default {d['min_words'].default})"
+    )
+    p.add_argument(
+        "--max-words", type=int, default=None, help=f"drop queries with more words (default {d['max_words'].default})"
+    )
     p.add_argument(
         "--copy-threshold",
         default=None,
-        help="drop a query when a run of this share of its tokens is copied from the document (default 0.9; "
-        "'none' disables the check)",
+        help="drop a query when a run of this share of its tokens is copied from the document "
+        f"(default {d['copy_threshold'].default}; 'none' disables the check)",
     )
-    p.add_argument("--seed", type=int, default=None, help="seed (default: the config's, 1)")
+    p.add_argument(
+        "--seed", type=int, default=None, help=f"seed (default: the config's, {PipelineConfig.model_fields['seed'].default})"
+    )
     p.add_argument("--index-dir", default=None, help="BM25 index folder (as for 'inpars retrieve')")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from inpars.filtering import filter_queries, parse_step
+    from inpars.filter import filter_queries, parse_step
 
     steps: list[dict[str, Any]] | None = None
     if args.step is not None:

@@ -6,7 +6,9 @@ import argparse
 from typing import Any
 
 from inpars.cli._common import add_config_arg, resolve_config
+from inpars.config import NegativesConfig, PipelineConfig
 from inpars.errors import ConfigError
+from inpars.negatives import METHODS
 
 
 def add_parser(subparsers: Any) -> None:
@@ -24,11 +26,16 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--dataset", "-d", help="BEIR folder, name under $INPARS_DATA_HOME, or irds:ID")
     p.add_argument("--in", dest="input", required=True, help="filtered (or generated) queries (JSONL)")
     p.add_argument("--out", "-o", required=True, help="training examples to write (JSONL)")
-    p.add_argument("--method", choices=["bm25", "random"], default=None, help="where negatives come from (default bm25)")
-    p.add_argument("--n-negatives", type=int, default=None, help="negatives per query (default 1)")
-    p.add_argument("--depth", type=int, default=None, help="sample from the BM25 top DEPTH (default 1000)")
-    p.add_argument("--skip-top", type=int, default=None, help="never sample the first N BM25 hits (default 0)")
-    p.add_argument("--seed", type=int, default=None, help="seed (default: the config's, 1)")
+    d = {k: f.default for k, f in NegativesConfig.model_fields.items()}
+    p.add_argument("--method", choices=METHODS, default=None, help=f"where negatives come from (default {d['method']})")
+    p.add_argument("--n-negatives", type=int, default=None, help=f"negatives per query (default {d['n_negatives']})")
+    p.add_argument("--depth", type=int, default=None, help=f"sample from the BM25 top DEPTH (default {d['depth']})")
+    p.add_argument(
+        "--skip-top", type=int, default=None, help=f"never sample the first N BM25 hits (default {d['skip_top']})"
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help=f"seed (default: the config's, {PipelineConfig.model_fields['seed'].default})"
+    )
     p.add_argument("--index-dir", default=None, help="BM25 index folder (as for 'inpars retrieve')")
     p.set_defaults(func=run)
 
