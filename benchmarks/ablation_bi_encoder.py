@@ -7,18 +7,18 @@ Each ``RUN_DIR`` is a finished ``inpars run`` folder with a bi-encoder rerank st
 by default
 
 - ``zero-shot``: ``benchmarks/scifact_zeroshot.yaml``, the packaged all-MiniLM-L6-v2 with no training;
-- ``fine-tuned``: ``benchmarks/scifact_dense.yaml``, fine-tuned on the 393 queries kept by the log-prob
+- ``fine-tuned``: ``benchmarks/scifact_dense.yaml``, fine-tuned on the queries kept by the log-prob
   filter (3 BM25 negatives each);
-- ``fine-tuned-all``: ``benchmarks/scifact_dense_all.yaml``, fine-tuned on all 786 checked queries (1 BM25
+- ``fine-tuned-all``: ``benchmarks/scifact_dense_all.yaml``, fine-tuned on all checked queries (1 BM25
   negative each);
 - ``fine-tuned-gemma``: ``benchmarks/scifact_dense_gemma.yaml``, the same with Gemma-3-270M as the
-  generator (812 checked queries).
+  generator.
 
 Every run tuned its interpolation weight on the same 100 train queries (the rerank manifest's
 ``alpha_table``, reported here as the train evidence); this script reads only what the runs wrote and
 evaluates on the test judgements: BM25, each reranker alone and each interpolation, with paired t-tests
 and permutation tests (``inpars.evaluation``) against ``--baseline`` and against BM25. Run the runs
-first: ``inpars run benchmarks/scifact_zeroshot.yaml`` (about 7 min) and the others.
+first: ``inpars run benchmarks/scifact_zeroshot.yaml`` and the others.
 """
 
 from __future__ import annotations

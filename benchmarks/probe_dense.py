@@ -2,7 +2,7 @@
 
 Scores the BM25 top-100 of the first 100 SciFact *train* queries (the split the pipeline tunes on, never
 test) with the packaged all-MiniLM-L6-v2 used as what it is, a bi-encoder (cosine of normalised
-embeddings, no training), and interpolates with BM25 as ``inpars.rerank.interpolate`` does.
+embeddings, no training), and interpolates with BM25 as ``inpars.fusion.interpolate`` does.
 
 Usage: python benchmarks/probe_dense.py [--run runs/scifact/01-retrieve/bm25.train.trec]
        [--queries 100] [--out benchmarks/results/dense_probe_train.json]
@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from inpars.datasets import load_dataset, ranked, read_run_dict
     from inpars.evaluation import evaluate_dataset
+    from inpars.fusion import interpolate
     from inpars.models import resolve_model
-    from inpars.rerank import interpolate
 
     torch.set_num_threads(args.threads)
     ds = load_dataset("scifact")

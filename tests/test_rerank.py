@@ -1,5 +1,7 @@
 """Reranking: scorer invariances (length sorting, batch size, truncation), ONNX engines, monoT5 scoring,
-rerank_run on a SciFact slice (with resume), interpolation arithmetic, tuning refuses the test split, CLI."""
+rerank_run on a SciFact slice (with resume), interpolation arithmetic, tuning refuses the test split, CLI.
+
+Fusion (tail, sampling of tuning queries, rerank_and_fuse) is tested in test_fusion.py."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import minilm_tokenizer as _minilm_tokenizer
-from inpars import rerank
+from inpars import fusion, rerank
 from inpars.datasets import load_dataset, ranked, read_run, read_run_dict, write_run
 from inpars.errors import ConfigError, InputError, LeakageError
 
@@ -162,7 +164,9 @@ def test_torch_bf16_engine_is_close_to_fp32_or_refused(tiny_ce: str, monkeypatch
     got = bf16.score(PAIRS)
     assert all(isinstance(v, float) for v in got)
     assert got == pytest.approx(ref, abs=0.05 * max(1.0, *map(abs, ref)))  # bf16 keeps ~3 significant digits
-    monkeypatch.setattr(rerank, "bf16_supported", lambda device="cpu": False)
+    from inpars.rerank import engines
+
+    monkeypatch.setattr(engines, "bf16_supported", lambda device="cpu": False)
     with pytest.raises(ConfigError, match="no native bfloat16"):
         rerank.load_scorer(tiny_ce, engine="torch-bf16", device="cpu")
 
@@ -177,7 +181,9 @@ def test_auto_engine_prefers_onnx_and_falls_back_to_torch(tiny_ce: str, monkeypa
     def no_onnx(*args: object, **kwargs: object) -> None:
         raise ImportError("onnxruntime is not installed")
 
-    monkeypatch.setattr(rerank, "onnx_model_path", no_onnx)
+    from inpars.rerank import onnx as rerank_onnx
+
+    monkeypatch.setattr(rerank_onnx, "onnx_model_path", no_onnx)
     fallback = rerank.load_scorer(tiny_ce, max_length=64, engine="auto", device="cpu")
     assert fallback.engine == "torch" and fallback.score(PAIRS) == pytest.approx(ref, abs=1e-6)
     with pytest.raises(ImportError):
@@ -299,8 +305,8 @@ def test_rerank_run_input_errors(tiny_ce: str, tiny_beir: Path, tmp_path: Path) 
     scorer = rerank.load_scorer(tiny_ce, max_length=32)
     with pytest.raises(InputError, match="not in the corpus"):
         rerank.rerank_run(tiny_beir, {"q3": {"d5": 1.0, "nope": 0.5}}, scorer=scorer)
-    with pytest.raises(InputError, match="no query of the run"):
-        rerank.rerank_run(tiny_beir, {"q1": {"d1": 1.0}}, scorer=scorer, split="test")  # q1 is a train query
+    with pytest.raises(InputError, match="no query of the run"):  # texts are given; q1 has none among them
+        rerank.rerank_run(tiny_beir, {"q1": {"d1": 1.0}}, scorer=scorer, queries={"q3": "sleep and obesity"})
     with pytest.raises(ConfigError, match="needs a model"):
         rerank.rerank_run(tiny_beir, {"q3": {"d5": 1.0}})
 
@@ -328,7 +334,8 @@ def test_tune_alpha_picks_the_weight_on_train_and_refuses_test(tiny_beir: Path) 
     first = {"q1": {"d1": 3.0, "d2": 1.0}, "q2": {"d4": 2.0, "d3": 1.0, "d5": 0.0}}
     rr = {"q1": {"d1": 0.0, "d2": 5.0}, "q2": {"d3": 10.0, "d4": 0.0, "d5": 5.0}}
     alphas = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    best, table = rerank.tune_alpha(tiny_beir, "train", first, rr, alphas)
+    qrels = fusion.tuning_qrels(load_dataset(tiny_beir), "train")
+    best, table = rerank.tune_alpha(first, rr, qrels, alphas)
     # By hand, normalised and interpolated:
     #   q1: d1 = 1 - a, d2 = a                             -> d1 ranked 1st iff a < 1/2, else 2nd
     #   q2: d3 = a + (1 - a)/2, d4 = 1 - a, d5 = a/2       -> d3 ranked 1st iff a > 1/3, else 2nd
@@ -339,9 +346,9 @@ def test_tune_alpha_picks_the_weight_on_train_and_refuses_test(tiny_beir: Path) 
     assert table == pytest.approx(want)
     assert best == 0.4
     # Ties go to the larger alpha.
-    assert rerank.tune_alpha(tiny_beir, "train", first, rr, [0.0, 0.2])[0] == 0.2
+    assert rerank.tune_alpha(first, rr, qrels, [0.0, 0.2])[0] == 0.2
     with pytest.raises(LeakageError, match="reserved for evaluation"):
-        rerank.tune_alpha(tiny_beir, "test", first, rr)
+        fusion.tuning_qrels(load_dataset(tiny_beir), "test")
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -357,7 +364,10 @@ def test_cli_rerank_and_interpolate(tiny_ce: str, tiny_beir: Path, tmp_path: Pat
     out = tmp_path / "rr.trec"
     args = ["rerank", "--dataset", str(tiny_beir), "--run", str(test_run), "--model", tiny_ce, "--out", str(out)]
     assert main([*args, "--depth", "2", "--max-length", "32"]) == 0
-    assert {q: set(d) for q, d in read_run_dict(out).items()} == {"q3": {"d5", "d6"}, "q4": {"d4", "d3"}}
+    # the top 2 reranked, the first stage's third document kept below them (bug fixed: it was dropped)
+    written = read_run_dict(out)
+    assert {q: {d for d, _ in ranked(docs)[:2]} for q, docs in written.items()} == {"q3": {"d5", "d6"}, "q4": {"d4", "d3"}}
+    assert {q: ranked(docs)[2][0] for q, docs in written.items()} == {"q3": "d1", "q4": "d2"}
     out2 = tmp_path / "interp.trec"
     args[-1] = str(out2)
     assert main([*args, "--interpolate", "--tune-run", str(train_run)]) == 0
@@ -418,3 +428,63 @@ def test_rerank_run_with_a_bi_encoder(tmp_path: Path, scifact_dir: Path, scifact
     assert reranked.keys() == first.keys()
     assert all(set(reranked[q]) == set(first[q]) for q in first)
     assert all(-1.0 <= s <= 1.0 for docs in reranked.values() for s in docs.values())
+
+
+# ------------------------------------------------------------------------------------------ registries
+
+
+def test_registries_drive_the_cli_choices_and_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Families and engines are listed once (their registries): the CLI's choices and the config's
+    validation follow them, so a new family is one registered class."""
+    import argparse
+
+    from inpars.cli import build_parser
+    from inpars.config import load_config_dict
+    from inpars.families import FAMILIES, Family
+    from inpars.rerank.engines import ENGINES
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for cmd in ("rerank", "train"):
+        opts = {o: a for a in sub.choices[cmd]._actions for o in a.option_strings}
+        assert list(opts["--model-type"].choices) == FAMILIES.names() == ["bi-encoder", "cross-encoder", "monot5"]
+    rr = {o: a for a in sub.choices["rerank"]._actions for o in a.option_strings}
+    assert list(rr["--engine"].choices) == ENGINES.names()
+    assert all(ENGINES.get(e).description in " ".join(rr["--engine"].help.split()) for e in ENGINES.names())
+
+    with pytest.raises(ConfigError, match="unknown engine 'tensorflow'"):
+        load_config_dict({"dataset": {"name": "x"}, "rerank": {"engine": "tensorflow"}})
+    with pytest.raises(ConfigError, match="unknown model type 'colbert'"):
+        load_config_dict({"dataset": {"name": "x"}, "train": {"model_type": "colbert"}})
+
+    class Toy(Family):
+        name, description = "toy", "a toy family"
+
+        def detect(self, path: str, config: object = None) -> bool:
+            return False
+
+        @property
+        def scorer(self) -> type[rerank.Scorer]:
+            raise NotImplementedError
+
+        def build(self, base_model, examples, *, loss, max_length):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+        def usage(self, where: Path) -> str:
+            return ""
+
+    monkeypatch.setitem(FAMILIES._items, "toy", Toy())
+    assert load_config_dict({"dataset": {"name": "x"}, "rerank": {"model_type": "toy"}}).rerank.model_type == "toy"
+    with pytest.raises(ConfigError, match="loss 'bce'"):
+        Toy().check_loss("listwise")
+
+
+def test_packaged_models_registry() -> None:
+    from inpars import models
+
+    assert models.PACKAGED_MODELS.names() == ["gemma3-270m", "minilm-l6", "smollm2-135m"]
+    assert models.packaged("gguf") == ["gemma3-270m", "smollm2-135m"] and models.packaged("hf") == ["minilm-l6"]
+    gemma = models.PACKAGED_MODELS.get("gemma3-270m")
+    assert not gemma.open_source and "Gemma terms" in gemma.licence
+    assert models.resolve_model("minilm-l6") == str(models.minilm_dir())
+    assert models.resolve_model("org/some-model") == "org/some-model"

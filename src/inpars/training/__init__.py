@@ -1,6 +1,8 @@
-"""Reranker training: a cross-encoder (BERT-like, one logit) or a monoT5-style seq2seq model, trained on
-the TrainingExample JSONL written by the negatives stage, with the transformers Trainer (so accelerate
-handles devices, several GPUs and bf16).
+"""Reranker training: any registered model family (:mod:`inpars.families`: a cross-encoder, a monoT5-style
+seq2seq model or a bi-encoder), trained on the TrainingExample JSONL written by the negatives stage, with
+the transformers Trainer (so accelerate handles devices, several GPUs and bf16). The family builds the
+model, data, collator and loss (``Family.build``), completes the saved folder (``Family.finalize``) and
+writes the usage part of the model card (``Family.usage``).
 
 >>> from inpars.training import train_reranker                            # doctest: +SKIP
 >>> s = train_reranker("runs/x/negatives/train.jsonl", "runs/x/train",
@@ -16,7 +18,9 @@ What it guarantees:
   ``save_steps`` optimiser steps under ``out_dir/checkpoints`` (the last two are kept); a marker file is
   written once a checkpoint is complete. Running again with ``resume=True`` continues from the newest
   complete checkpoint (incomplete ones, from a kill during saving, are removed), and a run whose
-  ``train_summary.json`` matches the same inputs returns at once. Checkpoints of a run with other
+  ``train_summary.json`` matches the same inputs returns at once (the run is identified by
+  ``versioned("train", ...)`` of the config's identity (runtime-only fields such as ``save_steps`` left
+  out), the seed and the data's hash, kept in ``train_run.json``). Checkpoints of a run with other
   options or other data are refused (:class:`~inpars.errors.ConfigError`) rather than silently mixed.
 - **Deterministic on CPU.** ``seed`` seeds the classifier-head initialisation, dropout and data order
   (``data_seed``); the same inputs, seed and thread count give the same losses and weights, and a
@@ -86,10 +90,9 @@ def _validated_config(values: dict[str, Any]) -> Any:
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("invalid training options:\n" + "\n".join(lines)) from None
-    if cfg.model_type == "bi-encoder" and cfg.loss != "listwise":
-        raise ConfigError(f"model_type 'bi-encoder' trains with loss 'listwise' (in-batch negatives), not {cfg.loss!r}")
-    if cfg.model_type == "monot5" and cfg.loss != "bce":
-        raise ConfigError(f"model_type 'monot5' trains with loss 'bce' (true/false targets), not {cfg.loss!r}")
+    from inpars.families import get_family
+
+    get_family(cfg.model_type).check_loss(cfg.loss)
     return cfg
 
 
@@ -189,14 +192,14 @@ def train_reranker(
     out = Path(out_dir)
     examples = load_training_examples(train, need_negatives=cfg.loss == "listwise")
 
-    from inpars.io import sha256_file, write_json
+    from inpars.fingerprint import file_hash, versioned
+    from inpars.fingerprint import identity as config_identity
+    from inpars.io import write_json
 
     config = cfg.model_dump()
-    data_sha = sha256_file(train)
-    identity = {k: v for k, v in config.items() if k != "save_steps"} | {"seed": seed, "train_sha256": data_sha}
-    from inpars.io import hash_obj
-
-    fingerprint = hash_obj(identity)
+    data_sha = file_hash(train)
+    identity = config_identity(cfg) | {"seed": seed, "train_sha256": data_sha}
+    fingerprint = versioned("train", identity)
     model_dir = saved_model_path(out)
     summary_path = out / SUMMARY_FILE
     if resume and summary_path.is_file() and model_dir.is_dir():
@@ -232,12 +235,9 @@ def train_reranker(
         torch.set_num_threads(threads)
     base = resolve_model(cfg.model)
     set_seed(seed)  # the new classification head is initialised while loading
-    if cfg.model_type == "monot5":
-        from inpars.training import monot5 as family
-    elif cfg.model_type == "bi-encoder":
-        from inpars.training import bi_encoder as family  # type: ignore[no-redef]
-    else:
-        from inpars.training import cross_encoder as family  # type: ignore[no-redef]
+    from inpars.families import get_family
+
+    family = get_family(cfg.model_type)
     parts = family.build(base, examples, loss=cfg.loss, max_length=cfg.max_length)
     parts.tokenizer.model_max_length = cfg.max_length
     log.info(
@@ -271,9 +271,8 @@ def train_reranker(
     if main:
         shutil.rmtree(tmp, ignore_errors=True)
     trainer.save_model(str(tmp))
-    finalize = getattr(family, "finalize", None)  # a family may complete the saved folder (bi-encoder)
-    if finalize is not None and main:
-        finalize(tmp, cfg.max_length)
+    if main:
+        family.finalize(tmp, cfg.max_length)  # a family may complete the saved folder (bi-encoder)
     curve = loss_curve_from_history(trainer.state.log_history)
     # Full batches assumed (a short last batch of an epoch is counted as full).
     instances_done = (steps - start_step) * cfg.batch_size * cfg.gradient_accumulation_steps * args.world_size

@@ -1,4 +1,4 @@
-"""Machinery shared by the two reranker families: input reading, the Trainer subclass, checkpoints,
+"""Machinery shared by the reranker families: input reading, the Trainer subclass, checkpoints,
 loss curves, model cards and the run summary.
 
 Layout of a training folder ``out_dir``::
@@ -332,34 +332,10 @@ def write_model_card(model_dir: Path, info: dict[str, Any], shown_path: Path | N
 
     where = shown_path or model_dir
 
+    from inpars.families import get_family
+
     cfg = json.dumps(info["config"], indent=2, sort_keys=True)
-    if info["config"]["model_type"] == "monot5":
-        usage = (
-            "```python\n"
-            "from inpars.training.monot5 import load_monot5, monot5_scores\n"
-            f'model, tok = load_monot5("{where}")\n'
-            'monot5_scores(model, tok, [("a query", "a document")], batch_size=32, max_length=512)\n'
-            "```\n"
-            'Input: `Query: {q} Document: {d} Relevant:`; score = P("true") against "false" at the first decoder step.\n'
-        )
-    elif info["config"]["model_type"] == "bi-encoder":
-        usage = (
-            "```python\n"
-            "from sentence_transformers import SentenceTransformer\n"
-            f'model = SentenceTransformer("{where}")  # mean pooling, normalised: score = dot product\n'
-            'q, d = model.encode(["a query", "a document"])\n'
-            "```\n"
-            f"Rerank with: `inpars rerank --model {where} --model-type bi-encoder ...`\n"
-        )
-    else:
-        usage = (
-            "```python\n"
-            "from sentence_transformers import CrossEncoder\n"
-            f'model = CrossEncoder("{where}")  # predict() applies a sigmoid\n'
-            'model.predict([("a query", "a document")])\n'
-            "# or: transformers.AutoModelForSequenceClassification + AutoTokenizer (one logit = the score)\n"
-            "```\n"
-        )
+    usage = get_family(info["config"]["model_type"]).usage(where)
     text = (
         f"# Reranker trained with inpars {__version__}\n\n"
         f"- model type: {info['config']['model_type']} (loss: {info['config']['loss']})\n"

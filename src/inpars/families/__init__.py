@@ -1,0 +1,38 @@
+"""Model families (``model_type``): one module per kind of reranker, registered in :data:`FAMILIES`.
+
+====================  ===============================================================================
+``cross-encoder``     :mod:`inpars.families.cross_encoder`: BERT-like encoder + one-logit head
+``monot5``            :mod:`inpars.families.monot5`: seq2seq model, score = P(``true``)
+``bi-encoder``        :mod:`inpars.families.bi_encoder`: sentence-transformers embeddings, cosine
+====================  ===============================================================================
+
+Adding a family is one module holding a :class:`~inpars.families.base.Family` subclass decorated with
+:func:`~inpars.families.base.register`, imported below. Everything that depends on the model type (the
+type read from a checkpoint, the scorer, the engines it accepts, training, the model card, the CLI's
+``--model-type`` choices, the config's validation) goes through this registry.
+
+>>> FAMILIES.names()
+['bi-encoder', 'cross-encoder', 'monot5']
+>>> get_family("monot5").losses
+('bce',)
+"""
+
+from __future__ import annotations
+
+# inpars.rerank (the scorers' base classes) re-exports the family scorers: importing it first lets either
+# package be imported first without a half-initialised module on the way.
+import inpars.rerank  # noqa: F401  isort: skip
+from inpars.families.base import (
+    DEFAULT_FAMILY,
+    FAMILIES,
+    Family,
+    detect_model_type,
+    family_help,
+    get_family,
+    register,
+)
+
+# Importing a family module registers it.
+from inpars.families import bi_encoder, cross_encoder, monot5  # noqa: E402,F401  isort: skip
+
+__all__ = ["DEFAULT_FAMILY", "FAMILIES", "Family", "detect_model_type", "family_help", "get_family", "register"]

@@ -1,0 +1,188 @@
+"""The ``cross-encoder`` family: a BERT-like encoder with a sequence-classification head.
+
+Scoring: ``AutoModelForSequenceClassification``; the score is the raw logit of a one-label head, or
+``logit[1] - logit[0]`` of a two-label one (same order as the softmax probability). Pairs are tokenised
+once, sorted by token length so that each batch pads little, scored under ``torch.inference_mode`` and put
+back in input order; only the *document* is truncated to ``max_length`` (``truncation="only_second"``).
+In the torch engines a BERT cross-encoder's last layer runs at the [CLS] position only
+(:func:`inpars.rerank.surgery.prune_last_layer`): the same scores for less work. Every engine of
+:data:`inpars.rerank.engines.ENGINES` runs it.
+
+Training (:mod:`inpars.training.cross_encoder`): one logit, loss ``bce`` (pointwise) or ``listwise``.
+Detection: a checkpoint whose config names a ``...ForSequenceClassification`` architecture and is not an
+encoder-decoder; a bare encoder that no family claims is read as a cross-encoder too (with a new head
+initialised from a fixed seed).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from inpars.errors import ConfigError
+from inpars.families.base import Family, register
+from inpars.records import TrainingExample
+from inpars.rerank import engines as _engines
+from inpars.rerank import onnx as _onnx
+from inpars.rerank.base import Pair, Scorer, progress
+from inpars.rerank.classifier import (
+    has_classification_head,
+    head_labels,
+    load_sequence_classifier,
+    logits_to_scores,
+)
+from inpars.rerank.surgery import prune_last_layer
+
+log = logging.getLogger(__name__)
+
+
+class CrossEncoderScorer(Scorer):
+    """A cross-encoder run by torch (``engine="torch"``, ``"torch-bf16"``) or onnxruntime (``"onnx"``,
+    ``"onnx-int8"``); ``"auto"`` picks onnx on the CPU when it is installed, else torch."""
+
+    model_type = "cross-encoder"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        batch_size: int = 32,
+        max_length: int = 256,
+        engine: str = "torch",
+        threads: int | None = None,
+        device: str | None = None,
+        first_token_last_layer: bool = True,
+    ) -> None:
+        super().__init__(model, batch_size, max_length)
+        import torch
+        from transformers import AutoConfig, AutoTokenizer
+
+        spec = _engines.check_engine(engine, self.model_type)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.threads = threads
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        if self.tokenizer.model_max_length and self.tokenizer.model_max_length < max_length:
+            log.warning("max_length %d exceeds the tokenizer's %d", max_length, self.tokenizer.model_max_length)
+        config = AutoConfig.from_pretrained(model)
+        self.num_labels = head_labels(config)
+        self._torch_model: Any = None
+        self._session: Any = None
+        self.device = device or ("cuda" if torch.cuda.is_available() and spec.runtime != "onnx" else "cpu")
+        if spec.runtime is None:  # auto
+            engine = "onnx" if self.device == "cpu" else "torch"
+            if engine == "onnx":
+                try:
+                    self._open_onnx(model, threads, quantize=False)
+                except (ImportError, RuntimeError) as exc:  # no onnx extra, or a model that does not export
+                    log.warning("engine 'auto': ONNX unavailable for %s (%s); using torch", model, exc)
+                    engine = "torch"
+            spec = _engines.get_engine(engine)
+        elif spec.runtime == "onnx":
+            if spec.cpu_only and self.device != "cpu":
+                raise ConfigError(f"engine '{engine}' runs on the CPU only; use engine 'torch' on {self.device}")
+            self._open_onnx(model, threads, quantize=spec.int8)
+        self.first_token_last_layer = False
+        if spec.runtime == "torch":
+            self._torch_model = load_sequence_classifier(model, self.num_labels).to(self.device).eval()
+            if first_token_last_layer:
+                self.first_token_last_layer = prune_last_layer(self._torch_model)
+            if spec.bf16:
+                if not _engines.bf16_supported(self.device):
+                    raise ConfigError(
+                        f"engine '{engine}': this {self.device} has no native bfloat16 support "
+                        "(it would be emulated, slower than fp32); use engine 'onnx' or 'torch'"
+                    )
+                self._torch_model.to(torch.bfloat16)
+        self.engine = engine
+
+    def _open_onnx(self, model: str, threads: int | None, quantize: bool) -> None:
+        path = _onnx.onnx_model_path(model, self.num_labels, quantize=quantize)
+        self._session = _onnx.ort_session(path, threads)
+        self._input_names = [i.name for i in self._session.get_inputs()]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(), "threads": self.threads, "device": self.device,
+            "first_token_last_layer": self.first_token_last_layer,
+        }
+
+    def _encode(self, pairs: list[Pair]) -> list[dict[str, list[int]]]:
+        """Token ids of every pair, unpadded; the document is truncated, never the query (unless the query
+        alone is too long, then both are cut)."""
+        kw = {"max_length": self.max_length, "return_attention_mask": True}
+        qs, ds = [p[0] for p in pairs], [p[1] for p in pairs]
+        try:
+            enc = self.tokenizer(qs, ds, truncation="only_second", **kw)
+            return [{k: enc[k][i] for k in enc} for i in range(len(pairs))]
+        except Exception:  # a query longer than max_length: 'only_second' cannot fit the pair
+            out = []
+            for q, d in pairs:
+                try:
+                    e = self.tokenizer(q, d, truncation="only_second", **kw)
+                except Exception:
+                    e = self.tokenizer(q, d, truncation="longest_first", **kw)
+                out.append(dict(e))
+            return out
+
+    def _score(self, pairs: list[Pair], show_progress: bool | None) -> list[float]:
+        encoded = self._encode(pairs)
+        # Longest first (ties by position): batches pad little; the order is deterministic.
+        order = sorted(range(len(pairs)), key=lambda i: (-len(encoded[i]["input_ids"]), i))
+        scores = [0.0] * len(pairs)
+        starts = range(0, len(order), self.batch_size)
+        for start in progress(starts, len(starts), show_progress, "rerank"):
+            idx = order[start : start + self.batch_size]
+            values = self._forward([encoded[i] for i in idx])
+            for i, v in zip(idx, values, strict=True):
+                scores[i] = float(v)
+        return scores
+
+    def _forward(self, batch: list[dict[str, list[int]]]) -> list[float]:
+        if self._session is not None:
+            arrays = self.tokenizer.pad(batch, padding=True, return_tensors="np")
+            inputs = {n: arrays[n].astype("int64") for n in self._input_names}
+            logits = self._session.run(None, inputs)[0]
+            return logits_to_scores(logits.tolist(), self.num_labels)
+        import torch
+
+        padded = self.tokenizer.pad(batch, padding=True, return_tensors="pt")
+        feats = {k: v.to(self.device) for k, v in padded.items()}
+        with torch.inference_mode():
+            logits = self._torch_model(**feats).logits.float().cpu()
+        return logits_to_scores(logits.tolist(), self.num_labels)
+
+
+@register
+class CrossEncoderFamily(Family):
+    name = "cross-encoder"
+    description = "BERT-like encoder with a one-logit classification head; score = the logit"
+    engines = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+    losses = ("bce", "listwise")
+
+    def detect(self, path: str, config: Any = None) -> bool:
+        if config is None:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(path)
+        return has_classification_head(config) and not getattr(config, "is_encoder_decoder", False)
+
+    @property
+    def scorer(self) -> type[Scorer]:
+        return CrossEncoderScorer
+
+    def build(self, base_model: str, examples: list[TrainingExample], *, loss: str, max_length: int) -> Any:
+        from inpars.training.cross_encoder import build
+
+        return build(base_model, examples, loss=loss, max_length=max_length)
+
+    def usage(self, where: Path) -> str:
+        return (
+            "```python\n"
+            "from sentence_transformers import CrossEncoder\n"
+            f'model = CrossEncoder("{where}")  # predict() applies a sigmoid\n'
+            'model.predict([("a query", "a document")])\n'
+            "# or: transformers.AutoModelForSequenceClassification + AutoTokenizer (one logit = the score)\n"
+            "```\n"
+        )

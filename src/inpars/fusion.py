@@ -1,0 +1,252 @@
+"""Fusing a reranker with its first stage: the tail below the reranked depth, score interpolation, and the
+choice of the interpolation weight on tuning queries.
+
+:func:`rerank_and_fuse` is the one path from a first-stage run to the runs that are evaluated: both
+``inpars rerank`` and the ``rerank`` stage of ``inpars run`` call it, and tuning queries are drawn with
+:func:`sample_ids` by both.
+
+- :func:`append_tail`: reranking only the top ``depth`` must not cut recall at deeper cut-offs, so the
+  first-stage documents below ``depth`` follow the reranked ones, in first-stage order.
+- :func:`interpolate`: ``alpha * rerank + (1 - alpha) * first_stage`` on per-query min-max normalised
+  scores (:func:`minmax`).
+- :func:`tune_alpha`: the ``alpha`` with the best nDCG@10 on tuning queries, from relevance judgements
+  given as a dict (a train/dev split's, or pseudo-judgements of synthetic queries); never the test split
+  (:func:`tuning_qrels` refuses it).
+
+>>> first = {"q": {"a": 3.0, "b": 2.0, "c": 1.0}}
+>>> top = {"q": {"b": 0.9, "a": 0.1}}
+>>> append_tail(top, first, depth=2)
+{'q': {'b': 0.9, 'a': 0.1, 'c': -0.9}}
+>>> sample_ids(["q1", "q2", "q3", "q4"], 2, seed=1) == sample_ids(["q1", "q2", "q3", "q4"], 2, seed=1)
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inpars.datasets import PROTECTED_SPLITS, Dataset, ranked
+from inpars.errors import ConfigError, InputError, LeakageError
+
+if TYPE_CHECKING:
+    from inpars.rerank.base import Scorer
+
+log = logging.getLogger(__name__)
+
+RunDict = dict[str, dict[str, float]]
+Qrels = dict[str, dict[str, int]]
+DEFAULT_ALPHAS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+DEFAULT_MEASURE = "nDCG@10"
+
+
+def minmax(scores: dict[str, float]) -> dict[str, float]:
+    """Scores mapped linearly onto [0, 1] (all equal -> all 0).
+
+    >>> minmax({"a": 2.0, "b": 4.0, "c": 3.0})
+    {'a': 0.0, 'b': 1.0, 'c': 0.5}
+    """
+    if not scores:
+        return {}
+    lo, hi = min(scores.values()), max(scores.values())
+    span = hi - lo
+    return {d: (s - lo) / span if span > 0 else 0.0 for d, s in scores.items()}
+
+
+def interpolate(first_stage: RunDict, reranked: RunDict, alpha: float) -> RunDict:
+    """``alpha * rerank + (1 - alpha) * first_stage`` on per-query min-max normalised scores.
+
+    Covers the documents of ``reranked``; a document the first stage did not score gets the lowest
+    first-stage value (0). ``alpha=1`` keeps the reranker's order, ``alpha=0`` the first stage's.
+
+    >>> first = {"q": {"a": 10.0, "b": 5.0, "c": 0.0}}
+    >>> rr = {"q": {"a": 0.0, "b": 1.0, "c": 2.0}}
+    >>> interpolate(first, rr, 0.5)
+    {'q': {'a': 0.5, 'b': 0.5, 'c': 0.5}}
+    >>> interpolate(first, rr, 0.25)["q"]["a"]
+    0.75
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha must be in [0, 1], got {alpha}")
+    out: RunDict = {}
+    n_missing = 0
+    for qid, rr in reranked.items():
+        fs_raw = first_stage.get(qid, {})
+        fs = minmax({d: fs_raw[d] for d in rr if d in fs_raw})
+        n_missing += sum(1 for d in rr if d not in fs)
+        rn = minmax(rr)
+        out[qid] = {d: alpha * rn[d] + (1.0 - alpha) * fs.get(d, 0.0) for d in rr}
+    if n_missing:
+        log.warning("%d reranked documents have no first-stage score; counted as the lowest", n_missing)
+    return out
+
+
+def append_tail(reranked: RunDict, first_stage: RunDict, depth: int) -> RunDict:
+    """Put the first-stage documents below ``depth`` back under the reranked ones, in first-stage order.
+
+    The tail keeps its first-stage (trec_eval) order, with scores strictly below every reranked score.
+
+    >>> append_tail({"q": {"b": 0.9, "a": 0.1}}, {"q": {"a": 3.0, "b": 2.0, "c": 1.0, "d": 0.5}}, 2)
+    {'q': {'b': 0.9, 'a': 0.1, 'c': -0.9, 'd': -1.9}}
+    """
+    out: RunDict = {}
+    for qid, scores in reranked.items():
+        merged = dict(scores)
+        floor = min(scores.values()) if scores else 0.0
+        tail = [d for d, _ in ranked(first_stage.get(qid, {}))[depth:] if d not in merged]
+        for i, d in enumerate(tail, start=1):
+            merged[d] = floor - float(i)
+        out[qid] = merged
+    return out
+
+
+def sample_ids(ids: Iterable[str], n: int, seed: int) -> list[str]:
+    """``n`` of ``ids`` drawn with ``random.Random(seed)``, in their given order (all when there are
+    ``n`` or fewer): the one way tuning queries are chosen, by ``inpars run`` and ``inpars rerank`` alike.
+
+    >>> sample_ids(["q1", "q2", "q3"], 5, seed=1)
+    ['q1', 'q2', 'q3']
+    >>> len(sample_ids([f"q{i}" for i in range(10)], 4, seed=7))
+    4
+    """
+    ids = list(ids)
+    if n < 1:
+        raise ConfigError(f"the number of sampled queries must be >= 1, got {n}")
+    if len(ids) <= n:
+        return ids
+    position = {q: i for i, q in enumerate(ids)}
+    return sorted(random.Random(seed).sample(ids, n), key=position.__getitem__)
+
+
+def tuning_qrels(ds: Dataset, split: str) -> Qrels:
+    """The relevance judgements of a tuning split; a protected (test) split is refused, whatever the
+    context: a weight tuned on its judgements would leak them into the system."""
+    if split in PROTECTED_SPLITS:
+        raise LeakageError(
+            f"the interpolation weight may not be tuned on split '{split}': it is reserved for evaluation, "
+            "and a weight tuned on its judgements would leak them into the result; tune on a train/dev "
+            "split (e.g. 'train')"
+        )
+    return ds.qrels_dict(split)
+
+
+def tune_alpha(
+    first_stage: RunDict,
+    reranked: RunDict,
+    qrels: Qrels,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    measure: str = DEFAULT_MEASURE,
+) -> tuple[float, dict[str, float]]:
+    """Choose the interpolation weight; returns ``(best_alpha, {f"{alpha:g}": value})``.
+
+    Evaluated with ``qrels`` on the queries of ``reranked`` that have judgements. Ties go to the larger
+    alpha (more weight on the reranker).
+    """
+    if not alphas:
+        raise ConfigError("alphas is empty")
+    from inpars.evaluation import evaluate_runs, parse_measures
+
+    qids = [q for q in reranked if q in qrels]
+    if not qids:
+        raise InputError("no reranked tuning query has relevance judgements")
+    name = str(parse_measures([measure])[0])
+    runs = {f"{a:g}": interpolate(first_stage, reranked, a) for a in alphas}
+    res = evaluate_runs(qrels, runs, measures=[measure], tests=[], query_ids=qids)
+    table = {k: float(res.aggregate[k][name]) for k in runs}
+    best = max(alphas, key=lambda a: (table[f"{a:g}"], a))
+    log.info(
+        "interpolation weight on %d tuning queries (%s): alpha=%g (%.4f); alpha=1: %s",
+        len(qids), name, best, table[f"{best:g}"], table.get("1"),
+    )
+    return float(best), table
+
+
+@dataclass
+class TuneSet:
+    """Tuning queries: their first-stage run, texts and relevance judgements."""
+
+    first: RunDict
+    queries: dict[str, str]
+    qrels: Qrels
+
+
+@dataclass
+class Fused:
+    """What :func:`rerank_and_fuse` produced.
+
+    ``top``: the reranked top ``depth`` (reranker scores); ``reranked``: ``top`` followed by the first-stage
+    tail (:func:`append_tail`); ``interpolated``: the interpolation at the tuned ``alpha``, tail appended
+    (None without tuning); ``alpha_table``: the measure for each alpha tried; ``pairs``: (query, document)
+    pairs of the reranked top; ``seconds``: wall time of reranking those; ``tune_queries``: ids of the
+    queries the weight was tuned on.
+    """
+
+    top: RunDict
+    reranked: RunDict
+    interpolated: RunDict | None = None
+    alpha: float | None = None
+    alpha_table: dict[str, float] = field(default_factory=dict)
+    pairs: int = 0
+    seconds: float = 0.0
+    tune_queries: list[str] = field(default_factory=list)
+
+
+def rerank_and_fuse(
+    ds: Dataset,
+    first: RunDict,
+    queries: dict[str, str],
+    *,
+    scorer: Scorer,
+    depth: int,
+    tune: TuneSet | None = None,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    resume: bool = True,
+    cache_dir: str | Path | None = None,
+    show_progress: bool | None = None,
+) -> Fused:
+    """Rerank the top ``depth`` of ``first`` with ``scorer``, append the first-stage tail, and with
+    ``tune`` interpolate with the first stage at the weight that is best on the tuning queries.
+
+    ``queries`` holds the texts of the queries to rerank (a run query without one is skipped). Score caches
+    (resumable, see :func:`inpars.rerank.rerank_run`) go to ``cache_dir/eval.scores.jsonl`` and
+    ``cache_dir/tune.scores.jsonl`` when ``cache_dir`` is given. Nothing else is written: callers write the
+    runs they want from the returned :class:`Fused`.
+    """
+    from inpars.rerank.run import rerank_run
+
+    cache = Path(cache_dir) if cache_dir is not None else None
+    t0 = time.perf_counter()
+    top = rerank_run(
+        ds, first, None, queries=queries, scorer=scorer, depth=depth, resume=resume, show_progress=show_progress,
+        cache=cache / "eval.scores.jsonl" if cache is not None else None,
+    )
+    seconds = time.perf_counter() - t0
+    fused = Fused(top=top, reranked=append_tail(top, first, depth), pairs=sum(len(v) for v in top.values()),
+                  seconds=seconds)
+    if tune is None:
+        return fused
+    tuned = rerank_run(
+        ds, tune.first, None, queries=tune.queries, scorer=scorer, depth=depth, resume=resume,
+        show_progress=show_progress, cache=cache / "tune.scores.jsonl" if cache is not None else None,
+    )
+    fused.alpha, fused.alpha_table = tune_alpha(tune.first, tuned, tune.qrels, alphas)
+    fused.interpolated = append_tail(interpolate(first, top, fused.alpha), first, depth)
+    fused.tune_queries = [q for q in tuned if q in tune.qrels]
+    return fused
+
+
+def describe(fused: Fused) -> dict[str, Any]:
+    """A JSON-able summary of a fusion (no runs): alpha, its table, counts and timing."""
+    return {
+        "alpha": fused.alpha,
+        "alpha_table": fused.alpha_table,
+        "queries": len(fused.top),
+        "pairs": fused.pairs,
+        "seconds": round(fused.seconds, 3),
+        "tune_queries": fused.tune_queries,
+    }

@@ -1,0 +1,104 @@
+"""The scorer interface every reranker family implements, and the set-up shared by the torch-only ones.
+
+Nothing here imports torch at module level: a family module that defines a scorer stays cheap to import
+(the CLI builds its ``--model-type`` choices from the registry of families).
+"""
+
+from __future__ import annotations
+
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from inpars.errors import ConfigError, InputError
+
+Pair = tuple[str, str]
+RunDict = dict[str, dict[str, float]]
+
+
+def progress(iterable: Iterable[Any], total: int, show: bool | None, desc: str) -> Iterable[Any]:
+    """``iterable`` wrapped in a tqdm bar when ``show`` (None: when stderr is a terminal)."""
+    if show is None:
+        show = sys.stderr.isatty()
+    if not show:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+class Scorer(ABC):
+    """Scores (query, document text) pairs; a higher score means more relevant.
+
+    Subclasses implement :meth:`_score`; :meth:`score` checks the input. ``describe()`` names what decides
+    the scores (model, family, engine, max_length) plus runtime details (threads, device), which the score
+    cache leaves out of its key.
+    """
+
+    model_type: str = ""
+    engine: str = "torch"
+
+    def __init__(self, model: str, batch_size: int, max_length: int) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if max_length < 8:
+            raise ConfigError(f"max_length must be >= 8, got {max_length}")
+        self.model = model
+        self.batch_size = batch_size
+        self.max_length = max_length
+
+    def score(self, pairs: Sequence[Pair], *, show_progress: bool | None = False) -> list[float]:
+        """Relevance scores of ``(query, document)`` pairs, in input order."""
+        pairs = list(pairs)
+        for i, p in enumerate(pairs):
+            if not (isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], str)):
+                raise InputError(f"pair {i} is not a (query, document) tuple of two strings: {p!r:.80}")
+        if not pairs:
+            return []
+        return self._score(pairs, show_progress)
+
+    @abstractmethod
+    def _score(self, pairs: list[Pair], show_progress: bool | None) -> list[float]: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What produced the scores (for manifests, logs and the score cache's key)."""
+        return {
+            "model": self.model,
+            "model_type": self.model_type,
+            "engine": self.engine,
+            "max_length": self.max_length,
+        }
+
+    def __repr__(self) -> str:
+        d = self.describe()
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in d.items())})"
+
+
+class TorchScorer(Scorer):
+    """Set-up shared by the scorers that run in torch only (monoT5, bi-encoder): engine check, threads,
+    device (CUDA when available)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        batch_size: int = 32,
+        max_length: int = 256,
+        engine: str = "torch",
+        threads: int | None = None,
+        device: str | None = None,
+    ) -> None:
+        super().__init__(model, batch_size, max_length)
+        import torch
+
+        from inpars.rerank.engines import check_engine
+
+        check_engine(engine, self.model_type)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.threads = threads
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "threads": self.threads, "device": self.device}
