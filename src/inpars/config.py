@@ -10,17 +10,28 @@ Every section is a pydantic model that forbids unknown keys, so a typo is an err
 
 Field names of a section are the keyword arguments of the stage's library function, so
 ``generate_queries(dataset, **cfg.generate.model_dump())`` is how the pipeline calls a stage.
+
+Fields that change speed but never a result (threads, scoring and generation batch sizes, checkpoint
+interval) are declared with :func:`~inpars.fingerprint.runtime_field`; :func:`~inpars.fingerprint.identity`
+leaves them (and the runtime keys of ``generate.backend_options``) out of every cache key::
+
+    >>> from inpars.fingerprint import identity
+    >>> a = GenerateConfig(batch_size=1, backend_options={"n_threads": 1})
+    >>> b = GenerateConfig(batch_size=16, backend_options={"n_threads": 2})
+    >>> identity(a) == identity(b)
+    True
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from inpars.errors import ConfigError
+from inpars.fingerprint import runtime_field
 
 
 class Section(BaseModel):
@@ -29,17 +40,26 @@ class Section(BaseModel):
 
 class DatasetConfig(Section):
     name: str = Field(description="a BEIR folder path, a name under $INPARS_DATA_HOME, or 'irds:ID'")
-    train_split: str = "train"
-    eval_split: str = "test"
+    train_split: str | None = Field(
+        None, description="opt-in: a labelled split whose judgements the run may read (promptagator examples, "
+        "negatives that skip judged documents); unset: label-free")
+    eval_split: str = Field("test", description="the split evaluate scores (only evaluate reads its judgements)")
     max_eval_queries: int | None = Field(None, ge=1, description="evaluate on the first N test queries")
 
 
+#: BM25 defaults (Pyserini's BEIR "flat" settings), spelled here only: :mod:`inpars.retrieval` uses them.
+BM25_K1 = 0.9
+BM25_B = 0.4
+BM25_STOPWORDS = "en"
+BM25_STEMMER = "english"
+
+
 class RetrieveConfig(Section):
-    k: int = Field(1000, ge=1)
-    k1: float = Field(0.9, gt=0)
-    b: float = Field(0.4, ge=0, le=1)
-    stopwords: str | None = "en"
-    stemmer: str | None = "english"
+    k: int = Field(1000, ge=1, description="documents retrieved per query")
+    k1: float = Field(BM25_K1, gt=0, description="BM25 term-frequency saturation")
+    b: float = Field(BM25_B, ge=0, le=1, description="BM25 length normalisation")
+    stopwords: str | None = Field(BM25_STOPWORDS, description="stopword list (bm25s name), or none")
+    stemmer: str | None = Field(BM25_STEMMER, description="Snowball stemmer language, or none")
 
     def index_params(self) -> dict[str, Any]:
         """The parameters that define the BM25 index (everything but the depth ``k``)."""
@@ -47,21 +67,23 @@ class RetrieveConfig(Section):
 
 
 class GenerateConfig(Section):
-    prompt: str = "inpars"
+    prompt: str = Field("inpars", description="prompt name (inpars, inpars-gbq, promptagator, template)")
     template: str | None = Field(None, description="template file for prompt 'template'")
-    backend: str = "llamacpp"
-    model: str = "smollm2-135m"
-    n_docs: int = Field(1000, ge=1)
-    queries_per_doc: int = Field(1, ge=1)
+    backend: str = Field("llamacpp", description="generation backend (llamacpp, transformers, vllm, openai)")
+    model: str = Field("smollm2-135m", description="packaged model name, local path or hub id")
+    n_docs: int = Field(1000, ge=1, description="documents to sample and write queries for")
+    queries_per_doc: int = Field(1, ge=1, description="queries written per document")
     n_examples: int | None = Field(None, ge=0, description="few-shot examples (prompt default when unset)")
-    max_doc_tokens: int = Field(256, ge=8)
-    max_new_tokens: int = Field(64, ge=1)
-    temperature: float = Field(0.0, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    chat: bool = False
+    max_doc_tokens: int = Field(256, ge=8, description="document cut, in the generator's tokens")
+    max_new_tokens: int = Field(64, ge=1, description="longest query, in tokens")
+    temperature: float = Field(0.0, ge=0, description="0: greedy decoding")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
+    chat: bool = Field(False, description="wrap prompts in the model's chat template")
     min_doc_chars: int = Field(0, ge=0, description="skip documents shorter than this when sampling")
     backend_options: dict[str, Any] = Field(default_factory=dict)
-    batch_size: int | None = Field(None, ge=1, description="prompts per backend call (backend default)")
+    batch_size: int | None = runtime_field(
+        None, ge=1, description="prompts per backend call (backend default); never changes the queries"
+    )
 
 
 class FilterStep(Section):
@@ -73,50 +95,91 @@ class FilterStep(Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+def _checked_steps(steps: list[FilterStep]) -> list[FilterStep]:
+    """Each step names a registered filter with options it declares: checked when the config loads, so a
+    typo never waits for generation to finish."""
+    from inpars.filter import make_filter
+
+    for step in steps:
+        try:
+            make_filter(step)
+        except (ConfigError, LookupError) as exc:
+            raise ValueError(str(exc)) from None
+    return steps
+
+
 class FilterConfig(Section):
-    steps: list[FilterStep] = Field(default_factory=lambda: [FilterStep(name="logprob", top_fraction=0.5)])
-    min_words: int = Field(2, ge=0)
-    max_words: int = Field(64, ge=1)
+    steps: Annotated[list[FilterStep], AfterValidator(_checked_steps)] = Field(
+        default_factory=lambda: [FilterStep(name="logprob", top_fraction=0.5)],
+        description="filter steps run in order after the always-on checks")
+    min_words: int = Field(2, ge=0, description="drop queries with fewer words")
+    max_words: int = Field(64, ge=1, description="drop queries with more words")
     copy_threshold: float | None = Field(
         0.9, gt=0, le=1, description="drop a query when a run of this share of its tokens is copied from the document"
     )
 
 
 class NegativesConfig(Section):
-    method: Literal["bm25", "random"] = "bm25"
-    n_negatives: int = Field(1, ge=1)
-    depth: int = Field(1000, ge=1)
+    method: Literal["bm25", "random"] = Field("bm25", description="where negatives come from")
+    n_negatives: int = Field(1, ge=1, description="negatives per query")
+    depth: int = Field(1000, ge=1, description="BM25 hits negatives are drawn from")
     skip_top: int = Field(0, ge=0, description="ignore the first N BM25 hits (likely unlabelled positives)")
 
 
+def _model_type(value: str) -> str:
+    """A registered model family (:data:`inpars.families.FAMILIES`)."""
+    from inpars.families import FAMILIES
+
+    if value not in FAMILIES:
+        raise ValueError(f"unknown model type '{value}'; choose from {', '.join(FAMILIES.names())}")
+    return value
+
+
+def _engine(value: str) -> str:
+    """A registered scoring engine (:data:`inpars.rerank.engines.ENGINES`)."""
+    from inpars.rerank.engines import ENGINES
+
+    if value not in ENGINES:
+        raise ValueError(f"unknown engine '{value}'; choose from {', '.join(ENGINES.names())}")
+    return value
+
+
+ModelType = Annotated[str, AfterValidator(_model_type)]
+EngineName = Annotated[str, AfterValidator(_engine)]
+
+
 class TrainConfig(Section):
-    model_type: Literal["cross-encoder", "monot5", "bi-encoder"] = "cross-encoder"
-    model: str = "minilm-l6"
-    loss: Literal["bce", "listwise"] = "bce"
-    batch_size: int = Field(16, ge=1)
-    max_length: int = Field(256, ge=16)
-    learning_rate: float = Field(2e-5, gt=0)
-    max_steps: int | None = Field(None, ge=1)
-    epochs: float = Field(1.0, gt=0)
-    warmup_steps: int = Field(0, ge=0)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    save_steps: int = Field(100, ge=1)
-    bf16: bool = False
-    weight_decay: float = Field(0.01, ge=0)
+    model_type: ModelType = "cross-encoder"
+    model: str = Field("minilm-l6", description="start checkpoint: packaged name, local path or hub id")
+    loss: Literal["bce", "listwise"] = Field("bce", description="pointwise BCE or listwise softmax")
+    batch_size: int = Field(16, ge=1, description="training groups per step")
+    max_length: int = Field(256, ge=16, description="tokens per (query, document) pair")
+    learning_rate: float = Field(2e-5, gt=0, description="peak learning rate")
+    max_steps: int | None = Field(None, ge=1, description="stop after N steps (overrides epochs)")
+    epochs: float = Field(1.0, gt=0, description="passes over the training data")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="steps accumulated per update")
+    save_steps: int = runtime_field(100, ge=1, description="checkpoint every N steps (resume points only)")
+    bf16: bool = Field(False, description="bfloat16 mixed precision")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
 
 
 class RerankConfig(Section):
     model: str | None = Field(None, description="checkpoint; default: the model trained by the pipeline")
-    model_type: Literal["cross-encoder", "monot5", "bi-encoder"] | None = None
+    model_type: ModelType | None = None
     first_stage: str | None = Field(None, description="TREC run to rerank; default: BM25 from 'retrieve'")
-    depth: int = Field(100, ge=1)
-    batch_size: int = Field(32, ge=1)
-    max_length: int = Field(256, ge=16)
-    interpolate: bool = False
-    alphas: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
-    tune_split: str = "train"
-    tune_queries: int = Field(100, ge=1)
-    engine: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
+    depth: int = Field(100, ge=1, description="documents reranked per query (the rest keep their order)")
+    batch_size: int = runtime_field(32, ge=1, description="pairs per scoring batch (speed only)")
+    max_length: int = Field(256, ge=16, description="tokens per (query, document) pair")
+    interpolate: bool = Field(True, description="also write the fusion of reranker and first-stage scores")
+    alphas: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+                                description="fusion weights tried (reranker share)")
+    tune_split: str | None = Field(
+        None, description="opt-in: a labelled split to tune the fusion weight on; unset: tune it on synthetic "
+        "queries held out of training (label-free)")
+    tune_queries: int = Field(100, ge=1, description="queries the fusion weight is tuned on (held-out documents "
+                              "when label-free)")
+    engine: EngineName = Field(
         "auto", description="auto: onnx (fp32, same scores as torch) on CPU when the [onnx] extra is installed"
     )
 
@@ -135,7 +198,7 @@ class EvaluateConfig(Section):
 class PipelineConfig(Section):
     run_dir: str = "runs/inpars"
     seed: int = 1
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = runtime_field(None, ge=1, description="CPU threads (speed only)")
     dataset: DatasetConfig
     retrieve: RetrieveConfig = Field(default_factory=lambda: RetrieveConfig())
     generate: GenerateConfig = Field(default_factory=lambda: GenerateConfig())

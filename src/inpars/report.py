@@ -11,7 +11,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from inpars.errors import InputError
 from inpars.io import atomic_write, read_jsonl, write_json
+from inpars.layout import OUTPUTS, STAGES, stage_dir
+from inpars.manifest import MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +25,11 @@ def _load_json(path: Path) -> Any:
 
 
 def _stage_folders(run_dir: Path) -> dict[str, Path]:
-    from inpars.pipeline import STAGES, stage_dir
-
     return {s: stage_dir(run_dir, s) for s in STAGES}
+
+
+def _output(folders: dict[str, Path], stage: str, key: str) -> Path:
+    return folders[stage] / OUTPUTS[stage][key]
 
 
 def collect(run_dir: str | Path) -> dict[str, Any]:
@@ -35,20 +40,20 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
     if (run_dir / "config.json").is_file():
         info["config"] = _load_json(run_dir / "config.json")
     for name, folder in folders.items():
-        mpath = folder / "manifest.json"
+        mpath = folder / MANIFEST
         if name != "report" and mpath.is_file():
             m = _load_json(mpath)
             info["timings"].append({"stage": name, "seconds": m.get("seconds"), "finished": m.get("finished"),
                                     "resumed": m.get("resumed", False), "summary": m.get("summary", {})})
-    metrics = folders["evaluate"] / "metrics.json"
+    metrics = _output(folders, "evaluate", "metrics")
     if metrics.is_file():
         info["metrics"] = _load_json(metrics)
-        md = folders["evaluate"] / "metrics.md"
+        md = _output(folders, "evaluate", "markdown")
         info["metrics_md"] = md.read_text(encoding="utf-8") if md.is_file() else ""
-    freport = folders["filter"] / "filtered.report.json"
+    freport = _output(folders, "filter", "report")
     if freport.is_file():
         info["filter_report"] = _load_json(freport)
-    queries = folders["generate"] / "queries.jsonl"
+    queries = _output(folders, "generate", "queries")
     if queries.is_file():
         samples = []
         for _, obj in read_jsonl(queries, skip_truncated_tail=True):
@@ -56,9 +61,12 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
             if len(samples) >= 10:
                 break
         info["samples"] = samples
-    rr = folders["rerank"] / "manifest.json"
+    rr = folders["rerank"] / MANIFEST
     if rr.is_file():
         info["rerank"] = _load_json(rr).get("summary", {})
+    fusion = _output(folders, "rerank", "fusion")
+    if fusion.is_file():
+        info["fusion"] = _load_json(fusion)
     return info
 
 
@@ -139,9 +147,8 @@ def _markdown(info: dict[str, Any], images: list[Path]) -> str:
         ]
     if info.get("metrics_md"):
         lines += ["## Effectiveness", "", info["metrics_md"].strip(), ""]
-    rr = info.get("rerank") or {}
-    if "alpha" in rr:
-        lines += [f"Interpolation weight alpha = {rr['alpha']} (reranker share), chosen on the tuning split.", ""]
+    lines += _supervision(cfg)
+    lines += _fusion(info.get("fusion"))
     for img in images:
         lines += [f"![{img.stem}]({img.name})", ""]
     fr = info.get("filter_report")
@@ -163,6 +170,34 @@ def _markdown(info: dict[str, Any], images: list[Path]) -> str:
             lines.append(f"| {t['stage']} | {t['seconds']:.1f} | {t['finished']} | {t['resumed']} |")
         lines += [f"| total | {total:.1f} | | |", ""]
     return "\n".join(lines)
+
+
+def _supervision(cfg: dict[str, Any]) -> list[str]:
+    splits = cfg.get("label_splits") or []
+    if not splits:
+        return ["Label-free: no stage but evaluation read any relevance judgements.", ""]
+    return [f"**Supervised**: the run read the judgements of split(s) {', '.join(f'`{s}`' for s in splits)} "
+            "outside evaluation (named in its config).", ""]
+
+
+def _fusion(fusion: dict[str, Any] | None) -> list[str]:
+    """The tuning set's view: BM25 (alpha 0), the reranker alone (alpha 1), and the chosen fusion."""
+    if not fusion:
+        return []
+    table = fusion.get("table") or {}
+    alpha = fusion.get("alpha")
+    where = fusion.get("tuned_on")
+    measure = fusion.get("measure", "nDCG@10")
+    bm25, model, fused = table.get("0"), table.get("1"), table.get(f"{alpha:g}") if alpha is not None else None
+    lines = [f"## Fusion, tuned on `{where}` ({fusion.get('queries')} queries)", "",
+             f"| run | {measure} on `{where}` |", "|---|---|"]
+    for name, value in (("bm25", bm25), ("reranker alone", model), (f"fusion, alpha = {alpha}", fused)):
+        if value is not None:
+            lines.append(f"| {name} | {value:.4f} |")
+    lines.append("")
+    if bm25 is not None and model is not None and model <= bm25:
+        lines += [f"The reranker alone does **not** beat BM25 on `{where}` ({model:.4f} against {bm25:.4f}).", ""]
+    return lines
 
 
 def _html(markdown_text: str, info: dict[str, Any], images: list[Path]) -> str:
@@ -198,9 +233,9 @@ def _html(markdown_text: str, info: dict[str, Any], images: list[Path]) -> str:
 
 def build_report(run_dir: str | Path) -> Path:
     """(Re)build ``<run_dir>/08-report/report.md`` and ``report.html``; returns the Markdown path."""
-    from inpars.pipeline import stage_dir
-
     run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise InputError("not a run folder of 'inpars run' (no config.json); give the run_dir of a run", path=run_dir)
     out = stage_dir(run_dir, "report")
     out.mkdir(parents=True, exist_ok=True)
     info = collect(run_dir)
@@ -215,10 +250,11 @@ def build_report(run_dir: str | Path) -> Path:
         if by_stage:
             images.append(by_stage)
     md = _markdown(info, images)
-    with atomic_write(out / "report.md") as f:
+    with atomic_write(_output({"report": out}, "report", "markdown")) as f:
         f.write(md + "\n")
-    with atomic_write(out / "report.html") as f:
+    with atomic_write(_output({"report": out}, "report", "html")) as f:
         f.write(_html(md, info, images))
-    write_json(out / "manifest.json", {"stage": "report", "files": sorted(p.name for p in out.iterdir())})
-    log.info("report written to %s", out / "report.md")
-    return out / "report.md"
+    write_json(out / MANIFEST, {"stage": "report", "files": sorted(p.name for p in out.iterdir())})
+    path = _output({"report": out}, "report", "markdown")
+    log.info("report written to %s", path)
+    return path

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from inpars.cli._common import add_config_arg, resolve_config
+from inpars.cli._common import add_config_arg, add_section_flags, resolve_config, section_values
+from inpars.config import EvaluateConfig
 from inpars.errors import ConfigError
 
 
@@ -26,13 +27,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--split", default=None, help="judgements split (default: dataset.eval_split, 'test')")
     p.add_argument("--qrels", help="qrels file (TREC or BEIR tsv) instead of --dataset")
     p.add_argument("--names", nargs="+", help="run names (default: file names without extension)")
-    p.add_argument(
-        "--baseline",
-        help="run name to test against (default: evaluate.baseline when among the names, else the first run)",
-    )
-    p.add_argument("--measures", nargs="+", help='e.g. --measures "nDCG@10 R@100" AP@1000 (ir_measures syntax)')
+    add_section_flags(p, EvaluateConfig, skip={"tests"}, helps={
+        "baseline": "run name to test against (default: evaluate.baseline when among the names, else the first run)",
+    })
     p.add_argument("--tests", nargs="+", choices=["ttest", "permutation", "none"], help="significance tests")
-    p.add_argument("--permutations", type=int, default=None, help="randomisation test resamples (default 10000)")
     p.add_argument("--seed", type=int, default=None, help="seed of the randomisation test (default: config seed)")
     p.add_argument("--markdown", help="write the tables as Markdown here")
     p.add_argument("--json", help="write everything (per-query values included) as JSON here")
@@ -61,18 +59,16 @@ def _names(paths: list[str], names: list[str] | None) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from inpars.evaluation import evaluate_dataset, evaluate_runs
 
-    tests = None if args.tests is None else [t for t in args.tests if t != "none"]
-    fields: dict[str, Any] = {
-        "measures": args.measures,
-        "tests": tests,
-        "permutations": args.permutations,
-    }
+    fields = section_values(args, EvaluateConfig)
+    requested_baseline = fields.pop("baseline", None)
+    if args.tests is not None:
+        fields["tests"] = [t for t in args.tests if t != "none"]
     cfg = resolve_config(args, "evaluate", fields, dataset=args.dataset)
     names = _names(args.runs, args.names)
     runs = dict(zip(names, args.runs, strict=True))
     ev = cfg.evaluate
-    if args.baseline is not None:
-        baseline = args.baseline
+    if requested_baseline is not None:
+        baseline = requested_baseline
     elif ev.baseline in runs:
         baseline = ev.baseline
     else:

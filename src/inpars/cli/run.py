@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 
 from inpars.config import load_config
+from inpars.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from inpars.pipeline import STAGES
+    from inpars.layout import STAGES
 
     p = sub.add_parser("run", help="run the whole pipeline from a YAML config (resumes; skips finished stages)")
     p.add_argument("config", help="YAML config file")
@@ -31,8 +32,11 @@ def run(args: argparse.Namespace) -> int:
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got '{item}'")
-        overrides[key] = yaml.safe_load(value)
+            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if args.run_dir:
         overrides["run_dir"] = args.run_dir
     if args.seed is not None:

@@ -1,0 +1,326 @@
+"""The stage table of ``inpars run``: what each stage reads, writes and decides its identity from.
+
+Each :class:`Stage` declares
+
+- ``section``: the config section it is driven by (its parameter object);
+- ``inputs``: named outputs of earlier stages (``(stage, key)`` pairs from :data:`inpars.layout.OUTPUTS`)
+  or extra files resolved from the config (``extra_inputs``);
+- ``identity``: what, beyond the section's :func:`~inpars.fingerprint.identity`, decides its result
+  (seed, query ids, ...);
+- ``run(ctx, folder)``: the library call, returning a JSON-able summary.
+
+:func:`inpars.pipeline.run_pipeline` walks this table once; caching, resuming and ``--from``/``--until``/
+``--force`` are handled there, not here. A new stage is one function and one row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inpars.config import PipelineConfig
+from inpars.datasets import Dataset
+from inpars.fingerprint import identity
+from inpars.layout import OUTPUTS, output_path
+from inpars.manifest import StageResult
+from inpars.summary import as_dict
+
+log = logging.getLogger(__name__)
+
+#: Name of the held-out synthetic queries that stand in for a labelled tuning split.
+PSEUDO_DEV = "pseudo-dev"
+
+
+def label_splits(cfg: PipelineConfig) -> list[str]:
+    """The judgement splits a run reads outside evaluation: only those its config names (opt-in)."""
+    named = {cfg.dataset.train_split, cfg.rerank.tune_split if cfg.rerank.interpolate else None}
+    return sorted(s for s in named if s)
+
+
+@dataclass
+class Context:
+    """What every stage of one run shares: the config, the dataset, the run folder, the query ids."""
+
+    cfg: PipelineConfig
+    ds: Dataset
+    run_dir: Path
+    eval_ids: list[str]
+    tune_ids: list[str]
+    results: dict[str, StageResult] = field(default_factory=dict)
+
+    @property
+    def eval_split(self) -> str:
+        return self.cfg.dataset.eval_split
+
+    @property
+    def tune_split(self) -> str:
+        """The split the fusion weight is tuned on: a labelled split named by the config, else the
+        pseudo-dev set of held-out synthetic queries."""
+        return self.cfg.rerank.tune_split or PSEUDO_DEV
+
+    @property
+    def label_splits(self) -> list[str]:
+        return label_splits(self.cfg)
+
+    @property
+    def pseudo_dev(self) -> bool:
+        """Whether the fusion weight is tuned on held-out synthetic queries (the label-free default)."""
+        return self.cfg.rerank.interpolate and not self.cfg.rerank.tune_split
+
+    @property
+    def index_dir(self) -> Path:
+        """The BM25 index shared by retrieve, filter and negatives (built once per run folder)."""
+        return self.run_dir / "bm25-index"
+
+    @property
+    def training(self) -> bool:
+        """Whether this run trains its reranker (no ``rerank.model`` given)."""
+        return self.cfg.rerank.model is None
+
+    @property
+    def synthesizing(self) -> bool:
+        """Whether this run writes synthetic queries: to train on, or to tune the fusion on."""
+        return self.training or self.pseudo_dev
+
+    def out(self, stage: str, key: str) -> Path:
+        """The path of a declared output of ``stage`` in this run."""
+        return output_path(self.run_dir, stage, key, eval_split=self.eval_split, tune_split=self.tune_split,
+                           depth=self.cfg.rerank.depth)
+
+    def model(self) -> tuple[str, str | None]:
+        """The reranker checkpoint and its declared type: the trained one, or ``rerank.model``."""
+        if self.training:
+            from inpars.training import saved_model_path
+
+            return str(saved_model_path(self.out("train", "model").parent)), self.cfg.train.model_type
+        return str(self.cfg.rerank.model), self.cfg.rerank.model_type
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    section: str | None
+    run: Callable[[Context, Path], Any]
+    inputs: tuple[tuple[str, str], ...] = ()
+    identity: Callable[[Context], Mapping[str, Any]] = lambda ctx: {}
+    extra_inputs: Callable[[Context], Mapping[str, Path]] = lambda ctx: {}
+    enabled: Callable[[Context], bool] = lambda ctx: True
+
+    def config_identity(self, ctx: Context) -> dict[str, Any]:
+        """The stage's section minus runtime-only fields, plus its declared extras."""
+        out: dict[str, Any] = {}
+        if self.section is not None:
+            out[self.section] = identity(getattr(ctx.cfg, self.section))
+        out.update(self.identity(ctx))
+        return out
+
+    def input_paths(self, ctx: Context) -> dict[str, Path]:
+        paths = {key: ctx.out(stage, key) for stage, key in self.inputs}
+        paths.update(self.extra_inputs(ctx))
+        return paths
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        return OUTPUTS[self.name]
+
+
+# --- the stages ---------------------------------------------------------------------------------------
+
+
+def _retrieve(ctx: Context, folder: Path) -> dict[str, Any]:
+    from inpars.retrieval import retrieve
+
+    out: dict[str, Any] = {}
+    for split, ids, key in ((ctx.eval_split, ctx.eval_ids, "eval_run"), (ctx.tune_split, ctx.tune_ids, "tune_run")):
+        if not ids:
+            continue
+        texts = ctx.ds.queries(split)
+        queries = {q: texts[q] for q in ids if q in texts}
+        t = time.perf_counter()
+        retrieve(ctx.ds, split=split, queries=queries, index_dir=ctx.index_dir, out=ctx.out("retrieve", key),
+                 **ctx.cfg.retrieve.model_dump())
+        out[split] = {"queries": len(queries), "seconds": round(time.perf_counter() - t, 2)}
+    return out
+
+
+def _generate(ctx: Context, folder: Path) -> dict[str, Any]:
+    from inpars.generate import generate_queries
+
+    return as_dict(generate_queries(ctx.ds, ctx.out("generate", "queries"), seed=ctx.cfg.seed,
+                                    train_split=ctx.cfg.dataset.train_split, **ctx.cfg.generate.model_dump()))
+
+
+def _filter(ctx: Context, folder: Path) -> dict[str, Any]:
+    from inpars.filter import filter_queries
+
+    return as_dict(filter_queries(ctx.out("generate", "queries"), ctx.out("filter", "filtered"), dataset=ctx.ds,
+                                  seed=ctx.cfg.seed, index_dir=ctx.index_dir, bm25=ctx.cfg.retrieve.index_params(),
+                                  **ctx.cfg.filter.model_dump()))
+
+
+def _negatives(ctx: Context, folder: Path) -> dict[str, Any]:
+    from inpars.filter import load_records
+    from inpars.io import write_jsonl
+    from inpars.negatives import mine_negatives
+
+    records = load_records(ctx.out("filter", "filtered"), ctx.ds)
+    held_docs = ctx.cfg.rerank.tune_queries if ctx.pseudo_dev else 0
+    train, held = split_holdout(records, held_docs, ctx.cfg.seed)
+    write_jsonl(ctx.out("negatives", "pseudo_dev"), (r.to_json() for r in held))
+    summary = as_dict(mine_negatives(train, ctx.out("negatives", "train"), dataset=ctx.ds, seed=ctx.cfg.seed,
+                                     index_dir=ctx.index_dir, bm25=ctx.cfg.retrieve.index_params(),
+                                     qrels_split=ctx.cfg.dataset.train_split, **ctx.cfg.negatives.model_dump()))
+    return {**summary, "pseudo_dev_queries": len(held)}
+
+
+def split_holdout(records: list[Any], n_docs: int, seed: int) -> tuple[list[Any], list[Any]]:
+    """Hold out every query of ``n_docs`` documents (a seeded choice per document id, independent of the
+    order of records), but never more than a quarter of the documents, as the pseudo-dev set; returns
+    ``(train, held_out)`` in input order.
+
+    >>> from inpars.records import GeneratedQuery
+    >>> recs = [GeneratedQuery(d, f"q{d}") for d in "abcdefgh"]
+    >>> train, held = split_holdout(recs, 5, seed=1)
+    >>> len(train), len(held), {r.doc_id for r in held}.isdisjoint({r.doc_id for r in train})
+    (6, 2, True)
+    """
+    from inpars.fingerprint import item_seed
+
+    docs = sorted({r.doc_id for r in records}, key=lambda d: (item_seed(seed, "pseudo-dev", d), d))
+    held_docs = set(docs[: min(n_docs, len(docs) // 4)])
+    return [r for r in records if r.doc_id not in held_docs], [r for r in records if r.doc_id in held_docs]
+
+
+def pseudo_dev_set(ctx: Context, folder: Path) -> Any:
+    """The tuning set of a label-free run: held-out synthetic queries, each with its source document as the
+    one relevant document, and their BM25 first stage."""
+    from inpars.datasets import write_run
+    from inpars.filter import load_records
+    from inpars.fusion import TuneSet
+    from inpars.retrieval import retrieve
+
+    records = load_records(ctx.out("negatives", "pseudo_dev"), ctx.ds)
+    queries = {f"{r.doc_id}-{r.query_index}": r.query for r in records}
+    qrels = {f"{r.doc_id}-{r.query_index}": {r.doc_id: 1} for r in records}
+    first = retrieve(ctx.ds, queries=queries, index_dir=ctx.index_dir, **ctx.cfg.retrieve.model_dump())
+    write_run(folder / f"bm25.{PSEUDO_DEV}.trec", first, tag="bm25")
+    return TuneSet(first=first, queries=queries, qrels=qrels)
+
+
+def _train(ctx: Context, folder: Path) -> dict[str, Any]:
+    from inpars.training import train_reranker
+
+    return as_dict(train_reranker(ctx.out("negatives", "train"), folder, seed=ctx.cfg.seed, threads=ctx.cfg.threads,
+                                  **ctx.cfg.train.model_dump()))
+
+
+def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
+    from inpars.datasets import read_run_dict, write_run
+    from inpars.fusion import TuneSet, rerank_and_fuse, tuning_qrels
+    from inpars.io import write_json
+    from inpars.rerank import load_scorer
+
+    rc = ctx.cfg.rerank
+    model, model_type = ctx.model()
+    scorer = load_scorer(model, model_type, batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
+                         threads=ctx.cfg.threads)
+    first = read_run_dict(_first_stage(ctx))
+    texts = ctx.ds.queries(ctx.eval_split)
+    tune = None
+    if ctx.pseudo_dev:
+        tune = pseudo_dev_set(ctx, folder)
+    elif rc.interpolate:
+        tune_first = read_run_dict(ctx.out("retrieve", "tune_run"))
+        tune_texts = ctx.ds.queries(ctx.tune_split)
+        tune = TuneSet(first=tune_first, queries={q: tune_texts[q] for q in tune_first},
+                       qrels=tuning_qrels(ctx.ds, ctx.tune_split))
+    fused = rerank_and_fuse(ctx.ds, first, {q: texts[q] for q in first if q in texts}, scorer=scorer,
+                            depth=rc.depth, tune=tune, alphas=rc.alphas, cache_dir=folder)
+    write_run(ctx.out("rerank", "top"), fused.top, tag="inpars-rerank")
+    write_run(ctx.out("rerank", "reranked"), fused.reranked, tag="inpars-rerank")
+    out: dict[str, Any] = {"pairs": fused.pairs, "rerank_seconds": round(fused.seconds, 2),
+                           "pairs_per_second": round(fused.pairs / max(fused.seconds, 1e-9), 2)}
+    if fused.interpolated is not None:
+        write_run(ctx.out("rerank", "interpolated"), fused.interpolated, tag=f"inpars-interp-{fused.alpha}")
+        out.update(alpha=fused.alpha, alpha_table=fused.alpha_table)
+        write_json(ctx.out("rerank", "fusion"), {
+            "alpha": fused.alpha, "table": fused.alpha_table, "measure": "nDCG@10", "tuned_on": ctx.tune_split,
+            "queries": len(tune.first) if tune else 0, "supervised": not ctx.pseudo_dev})
+    return out
+
+
+def _first_stage(ctx: Context) -> Path:
+    given = ctx.cfg.rerank.first_stage
+    return Path(given) if given else ctx.out("retrieve", "eval_run")
+
+
+def _evaluated_runs(ctx: Context) -> dict[str, Path]:
+    runs = {"bm25": ctx.out("retrieve", "eval_run"), "reranked": ctx.out("rerank", "reranked")}
+    if ctx.cfg.rerank.interpolate:
+        runs["interpolated"] = ctx.out("rerank", "interpolated")
+    return runs
+
+
+def _evaluate(ctx: Context, folder: Path) -> dict[str, Any]:
+    """The only stage that reads the evaluation split's judgements."""
+    from inpars.datasets import read_run_dict
+    from inpars.evaluation import evaluate_dataset
+    from inpars.io import atomic_write, write_json
+
+    res = evaluate_dataset(ctx.ds, ctx.eval_split, {k: read_run_dict(v) for k, v in _evaluated_runs(ctx).items()},
+                           query_ids=ctx.eval_ids, seed=ctx.cfg.seed, **ctx.cfg.evaluate.model_dump())
+    write_json(ctx.out("evaluate", "metrics"), res.to_json())
+    with atomic_write(ctx.out("evaluate", "markdown")) as f:
+        f.write(res.to_markdown() + "\n")
+    with atomic_write(ctx.out("evaluate", "text")) as f:
+        f.write(res.to_text() + "\n")
+    return {"aggregate": res.to_json().get("aggregate", {})}
+
+
+def _model_input(ctx: Context) -> dict[str, Path]:
+    model, _ = ctx.model()
+    return {"model": Path(model)} if Path(model).exists() else {}
+
+
+def _rerank_inputs(ctx: Context) -> dict[str, Path]:
+    paths = {"first_stage": _first_stage(ctx), **_model_input(ctx)}
+    if ctx.pseudo_dev:
+        paths["pseudo_dev"] = ctx.out("negatives", "pseudo_dev")
+    elif ctx.cfg.rerank.interpolate:
+        paths["tune_first_stage"] = ctx.out("retrieve", "tune_run")
+    return paths
+
+
+def _training(ctx: Context) -> bool:
+    return ctx.training
+
+
+def _synthesizing(ctx: Context) -> bool:
+    return ctx.synthesizing
+
+
+#: The pipeline, in order. ``report`` is rebuilt by the pipeline after every invocation (it reads the
+#: declared outputs of the others) and has no row here.
+TABLE: tuple[Stage, ...] = (
+    Stage("retrieve", "retrieve", _retrieve,
+          identity=lambda ctx: {"eval": ctx.eval_ids, "tune": ctx.tune_ids}),
+    Stage("generate", "generate", _generate, enabled=_synthesizing,
+          identity=lambda ctx: {"seed": ctx.cfg.seed, "train_split": ctx.cfg.dataset.train_split}),
+    Stage("filter", "filter", _filter, inputs=(("generate", "queries"),), enabled=_synthesizing,
+          identity=lambda ctx: {"bm25": ctx.cfg.retrieve.index_params(), "seed": ctx.cfg.seed}),
+    Stage("negatives", "negatives", _negatives, inputs=(("filter", "filtered"),), enabled=_synthesizing,
+          identity=lambda ctx: {"retrieve": identity(ctx.cfg.retrieve), "seed": ctx.cfg.seed,
+                                "pseudo_dev": ctx.cfg.rerank.tune_queries if ctx.pseudo_dev else 0,
+                                "qrels_split": ctx.cfg.dataset.train_split}),
+    Stage("train", "train", _train, inputs=(("negatives", "train"),), enabled=_training,
+          identity=lambda ctx: {"seed": ctx.cfg.seed}),
+    Stage("rerank", "rerank", _rerank, extra_inputs=_rerank_inputs,
+          identity=lambda ctx: {"model_type": ctx.model()[1], "eval": ctx.eval_ids, "seed": ctx.cfg.seed,
+                                "retrieve": identity(ctx.cfg.retrieve), "tune": ctx.tune_split}),
+    Stage("evaluate", "evaluate", _evaluate, extra_inputs=_evaluated_runs,
+          identity=lambda ctx: {"split": ctx.eval_split, "eval": ctx.eval_ids, "seed": ctx.cfg.seed}),
+)

@@ -1,0 +1,153 @@
+"""Fast tier of `inpars run`: the whole stage table on a fake generation backend and a tiny BERT, on a
+slice of SciFact. The real-model end-to-end run is in test_pipeline.py (slow)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakes import register_fake_backend, tiny_cross_encoder
+from inpars.cli import main
+from inpars.config import load_config_dict
+from inpars.errors import ConfigError
+from inpars.layout import STAGES, output_path, stage_dir
+from inpars.pipeline import run_pipeline
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return tiny_cross_encoder(tmp_path_factory.mktemp("tiny_ce"))
+
+
+def _config(run_dir: Path, model: str, **over: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "seed": 5,
+        "dataset": {"name": "scifact", "max_eval_queries": 5},
+        "retrieve": {"k": 20},
+        "generate": {"backend": "fake", "model": "none", "n_docs": 12, "max_doc_tokens": 40, "batch_size": 4},
+        "filter": {"steps": [{"name": "logprob", "top_fraction": 0.9}], "min_words": 1},
+        "negatives": {"n_negatives": 2, "depth": 20},
+        "train": {"model": model, "max_steps": 2, "batch_size": 4, "max_length": 48, "save_steps": 1},
+        "rerank": {"depth": 8, "max_length": 48, "engine": "torch", "interpolate": True, "tune_queries": 4},
+        "evaluate": {"measures": ["nDCG@10", "R@100"], "permutations": 100},
+    }
+    for key, value in over.items():
+        section, _, field = key.partition(".")
+        cfg[section][field] = value
+    return cfg
+
+
+def test_stage_table_runs_caches_and_keeps_generation_across_runtime_changes(
+    tmp_path: Path, scifact_dir: Path, tiny_model: str
+) -> None:
+    register_fake_backend()
+    run_dir = tmp_path / "run"
+    first = run_pipeline(load_config_dict(_config(run_dir, tiny_model)))
+    assert list(first.stages) == [s for s in STAGES if s != "report"]
+    assert not any(r.skipped for r in first.stages.values())
+    for name in first.stages:
+        assert (stage_dir(run_dir, name) / "manifest.json").is_file()
+    assert output_path(run_dir, "report", "markdown").is_file()
+    metrics = json.loads(output_path(run_dir, "evaluate", "metrics").read_text())["aggregate"]
+    assert set(metrics) == {"bm25", "reranked", "interpolated"}
+    # the reranked run keeps the first-stage documents below the reranked depth
+    reranked = output_path(run_dir, "rerank", "reranked", eval_split="test").read_text().splitlines()
+    bm25 = output_path(run_dir, "retrieve", "eval_run", eval_split="test").read_text().splitlines()
+    assert len(reranked) == len(bm25)
+
+    # Runtime-only settings (threads, batch sizes, save steps) never invalidate finished work.
+    again = run_pipeline(load_config_dict(_config(
+        run_dir, tiny_model, **{"generate.batch_size": 1, "rerank.batch_size": 3, "train.save_steps": 7},
+        **{"generate.backend_options": {"n_threads": 1}})))
+    assert all(r.skipped for r in again.stages.values()), {n: r.skipped for n, r in again.stages.items()}
+    assert (run_dir / "config.json").is_file()
+
+    # A changed setting redoes its stage and the ones whose inputs change.
+    changed = run_pipeline(load_config_dict(_config(run_dir, tiny_model, **{"evaluate.measures": ["nDCG@10"]})))
+    assert [n for n, r in changed.stages.items() if not r.skipped] == ["evaluate"]
+
+
+def test_a_run_that_cannot_start_leaves_the_run_folder_alone(tmp_path: Path, scifact_dir: Path, tiny_model: str) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text('{"dataset": {"name": "scifact"}}')
+    cfg = _config(run_dir, tiny_model, **{"dataset.name": str(tmp_path / "no-such-dataset")})
+    with pytest.raises(FileNotFoundError):
+        run_pipeline(load_config_dict(cfg))
+    assert json.loads((run_dir / "config.json").read_text()) == {"dataset": {"name": "scifact"}}
+
+
+def test_from_after_until_is_an_error(tmp_path: Path, tiny_model: str) -> None:
+    with pytest.raises(ConfigError, match="--from"):
+        run_pipeline(load_config_dict(_config(tmp_path, tiny_model)), from_stage="rerank", until="filter")
+
+
+def test_set_without_equals_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset: {name: scifact}\n")
+    assert main(["run", str(cfg), "--set", "generate.n_docs"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_report_of_a_folder_that_is_no_run_is_an_error(tmp_path: Path) -> None:
+    assert main(["report", str(tmp_path / "typo")]) == 2
+    assert not (tmp_path / "typo").exists()
+
+
+def test_report_and_pipeline_do_not_import_each_other() -> None:
+    code = "import sys, inpars.report; print('inpars.pipeline' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def unlabeled_scifact(tmp_path_factory: pytest.TempPathFactory, scifact_dir: Path) -> Path:
+    """The copy of SciFact a user's own collection resembles: corpus, queries, qrels/test.tsv only."""
+    out = tmp_path_factory.mktemp("nolabels") / "scifact"
+    script = scifact_dir.parent / "unlabeled_copy.py"
+    subprocess.run([sys.executable, str(script), str(scifact_dir), str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_label_free_run_tunes_the_fusion_on_held_out_synthetic_queries(
+    tmp_path: Path, unlabeled_scifact: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inpars import datasets
+
+    register_fake_backend()
+    calls: list[tuple[str, bool]] = []
+    original = datasets.BeirDataset.qrels
+
+    def spy(self: datasets.BeirDataset, split: str) -> list:
+        calls.append((split, datasets._EVAL_ACCESS.get()))
+        return original(self, split)
+
+    monkeypatch.setattr(datasets.BeirDataset, "qrels", spy)
+    run_dir = tmp_path / "run"
+    cfg = _config(run_dir, tiny_model, **{"dataset.name": str(unlabeled_scifact), "rerank.tune_queries": 2})
+    run_pipeline(load_config_dict(cfg))
+    # judgements were read by evaluation only
+    assert calls and all(split == "test" and access for split, access in calls)
+    fusion = json.loads(output_path(run_dir, "rerank", "fusion").read_text())
+    assert fusion["tuned_on"] == "pseudo-dev" and fusion["supervised"] is False and fusion["queries"] == 2
+    held = output_path(run_dir, "negatives", "pseudo_dev").read_text().splitlines()
+    train = output_path(run_dir, "negatives", "train").read_text().splitlines()
+    held_docs = {json.loads(x)["doc_id"] for x in held}
+    assert len(held_docs) == 2 and not held_docs & {json.loads(x)["pos_doc_id"] for x in train}
+    report = output_path(run_dir, "report", "markdown").read_text()
+    assert "Label-free" in report and "tuned on `pseudo-dev`" in report
+
+
+def test_a_named_split_that_does_not_exist_stops_before_any_stage(
+    tmp_path: Path, unlabeled_scifact: Path, tiny_model: str
+) -> None:
+    cfg = _config(tmp_path / "run", tiny_model, **{"dataset.name": str(unlabeled_scifact), "rerank.tune_split": "train"})
+    with pytest.raises(ConfigError, match="no qrels/train.tsv"):
+        run_pipeline(load_config_dict(cfg))
+    assert not (tmp_path / "run").exists()
