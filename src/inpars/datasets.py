@@ -40,13 +40,14 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 
 from inpars.errors import InputError, LeakageError, require
 from inpars.io import atomic_write, read_jsonl
 from inpars.records import Document, Qrel, Query, ScoredDoc
+from inpars.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +262,9 @@ def load_dataset(name_or_path: str | Path, *, download: bool = True) -> Dataset:
     FileNotFoundError: dataset '/nonexistent/folder' not found: ...
     """
     spec = str(name_or_path)
-    if spec.startswith("irds:"):
-        return IrdsDataset(spec[len("irds:") :])
+    scheme, sep, ident = spec.partition(":")
+    if sep and scheme in SOURCES:
+        return SOURCES.get(scheme)(ident)
     path = Path(spec).expanduser()
     if path.is_dir():
         return BeirDataset(path)
@@ -280,6 +282,18 @@ def load_dataset(name_or_path: str | Path, *, download: bool = True) -> Dataset:
         f"dataset '{spec}' not found: it is not a folder; {hint}; or give a BEIR name "
         f"({', '.join(sorted(BEIR_MD5))}) to download, or an ir_datasets id as 'irds:ID'"
     )
+
+
+def _beir_source(name: str) -> Dataset:
+    if name not in BEIR_MD5:
+        raise FileNotFoundError(f"'{name}' is not a BEIR dataset; BEIR names: {', '.join(sorted(BEIR_MD5))}")
+    return BeirDataset(download_beir(name), name=name)
+
+
+#: Dataset sources named by a scheme: ``load_dataset("SCHEME:ID")``. A new source is one loader here.
+SOURCES: Registry[Callable[[str], Dataset]] = Registry("dataset source")
+SOURCES.register("irds")(lambda ident: IrdsDataset(ident))
+SOURCES.register("beir")(_beir_source)
 
 
 def download_beir(name: str, target: str | Path | None = None) -> Path:
