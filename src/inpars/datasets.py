@@ -46,7 +46,7 @@ from pathlib import Path
 
 from inpars.errors import InputError, LeakageError, require
 from inpars.io import atomic_write, read_jsonl
-from inpars.records import Document, Qrel, Query, ScoredDoc
+from inpars.records import Document, Qrel, Qrels, Query, Run, ScoredDoc
 from inpars.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class Dataset:
     def qrels(self, split: str) -> list[Qrel]:
         raise NotImplementedError
 
-    def qrels_dict(self, split: str) -> dict[str, dict[str, int]]:
+    def qrels_dict(self, split: str) -> Qrels:
         out: dict[str, dict[str, int]] = defaultdict(dict)
         for q in self.qrels(split):
             out[q.query_id][q.doc_id] = q.relevance
@@ -448,7 +448,7 @@ def run_to_dict(run: Iterable[ScoredDoc]) -> dict[str, dict[str, float]]:
     return dict(out)
 
 
-def read_run_dict(path: str | Path) -> dict[str, dict[str, float]]:
+def read_run_dict(path: str | Path) -> Run:
     """Read a TREC run as ``{query_id: {doc_id: score}}`` (same checks as :func:`read_run`)."""
     out: dict[str, dict[str, float]] = defaultdict(dict)
     for q, d, s in _iter_run(Path(path)):

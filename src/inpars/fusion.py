@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 from inpars.datasets import PROTECTED_SPLITS, Dataset, ranked
 from inpars.errors import ConfigError, InputError, LeakageError
+from inpars.records import Qrels, Run
 
 if TYPE_CHECKING:
     from inpars.rerank.base import Scorer
 
 log = logging.getLogger(__name__)
 
-RunDict = dict[str, dict[str, float]]
-Qrels = dict[str, dict[str, int]]
+RunDict = Run
 DEFAULT_ALPHAS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 DEFAULT_MEASURE = "nDCG@10"
 

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
+
+#: A ranking: query id -> document id -> score (what a TREC run file holds).
+Run: TypeAlias = dict[str, dict[str, float]]
+#: Relevance judgements: query id -> document id -> grade.
+Qrels: TypeAlias = dict[str, dict[str, int]]
 
 
 @dataclass(frozen=True, slots=True)

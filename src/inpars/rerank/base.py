@@ -12,9 +12,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from inpars.errors import ConfigError, InputError
+from inpars.records import Run
 
 Pair = tuple[str, str]
-RunDict = dict[str, dict[str, float]]
+RunDict = Run
 
 
 def progress(iterable: Iterable[Any], total: int, show: bool | None, desc: str) -> Iterable[Any]:
