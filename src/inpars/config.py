@@ -144,8 +144,25 @@ def _engine(value: str) -> str:
     return value
 
 
-ModelType = Annotated[str, AfterValidator(_model_type)]
-EngineName = Annotated[str, AfterValidator(_engine)]
+def _model_types() -> list[str]:
+    from inpars.families import FAMILIES
+
+    return FAMILIES.names()
+
+
+def _engines() -> list[str]:
+    from inpars.rerank.engines import ENGINES
+
+    return ENGINES.names()
+
+
+# ``choices``: the CLI flag generated from such a field (inpars.cli._common) lists the registry's names
+ModelType = Annotated[str, AfterValidator(_model_type), Field(json_schema_extra={"choices": _model_types})]
+OptionalModelType = Annotated[
+    str | None, AfterValidator(lambda v: None if v is None else _model_type(v)),
+    Field(json_schema_extra={"choices": _model_types}),
+]
+EngineName = Annotated[str, AfterValidator(_engine), Field(json_schema_extra={"choices": _engines})]
 
 
 class TrainConfig(Section):
@@ -166,7 +183,7 @@ class TrainConfig(Section):
 
 class RerankConfig(Section):
     model: str | None = Field(None, description="checkpoint; default: the model trained by the pipeline")
-    model_type: ModelType | None = None
+    model_type: OptionalModelType = None
     first_stage: str | None = Field(None, description="TREC run to rerank; default: BM25 from 'retrieve'")
     depth: int = Field(100, ge=1, description="documents reranked per query (the rest keep their order)")
     batch_size: int = runtime_field(32, ge=1, description="pairs per scoring batch (speed only)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inpars.cli._common import add_config_arg, resolve_config
+from inpars.cli._common import add_config_arg, add_section_flags, resolve_config, section_values
 from inpars.config import FilterConfig, PipelineConfig
 from inpars.errors import ConfigError
 
@@ -50,19 +50,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--in", dest="input", required=True, help="generated queries (JSONL)")
     p.add_argument("--out", "-o", required=True, help="filtered queries to write (JSONL)")
     p.add_argument("--step", action="append", default=None, metavar="NAME[:k=v,...]", help="a filter step (repeatable)")
-    d = FilterConfig.model_fields
-    p.add_argument(
-        "--min-words", type=int, default=None, help=f"drop queries with fewer words (default {d['min_words'].default})"
-    )
-    p.add_argument(
-        "--max-words", type=int, default=None, help=f"drop queries with more words (default {d['max_words'].default})"
-    )
-    p.add_argument(
-        "--copy-threshold",
-        default=None,
-        help="drop a query when a run of this share of its tokens is copied from the document "
-        f"(default {d['copy_threshold'].default}; 'none' disables the check)",
-    )
+    # steps: the --step flags above (NAME[:k=v,...], one per step)
+    add_section_flags(p, FilterConfig, skip={"steps"}, helps={
+        "copy_threshold": "drop a query when a run of this share of its tokens is copied from the document "
+        "('none' disables the check)",
+    })
     p.add_argument(
         "--seed", type=int, default=None, help=f"seed (default: the config's, {PipelineConfig.model_fields['seed'].default})"
     )
@@ -77,12 +69,11 @@ def run(args: argparse.Namespace) -> int:
     if args.step is not None:
         specs = [s for s in args.step if s.strip().lower() != "none"]
         steps = [parse_step(s).model_dump() for s in specs]
-    fields: dict[str, Any] = {"steps": steps, "min_words": args.min_words, "max_words": args.max_words}
-    if args.copy_threshold is not None:
-        fields["copy_threshold"] = _threshold(args.copy_threshold)
-    cfg = resolve_config(args, "filter", {k: v for k, v in fields.items() if k != "copy_threshold"}, dataset=args.dataset)
-    if "copy_threshold" in fields:
-        cfg.filter.copy_threshold = fields["copy_threshold"]
+    fields: dict[str, Any] = {"steps": steps, **section_values(args, FilterConfig)}
+    cfg = resolve_config(args, "filter", fields, dataset=args.dataset)
+    for key, value in fields.items():
+        if value is None and key != "steps":  # '--copy-threshold none' disables the check
+            setattr(cfg.filter, key, None)
     if args.seed is not None:
         cfg.seed = args.seed
     if not cfg.dataset.name:
@@ -100,14 +91,3 @@ def run(args: argparse.Namespace) -> int:
     print(report.summary())
     return 0
 
-
-def _threshold(value: str) -> float | None:
-    if value.strip().lower() == "none":
-        return None
-    try:
-        x = float(value)
-    except ValueError:
-        x = -1.0
-    if not 0 < x <= 1:
-        raise ConfigError(f"--copy-threshold must be a number in (0, 1] or 'none', got '{value}'")
-    return x

@@ -6,8 +6,24 @@ import argparse
 import json
 from typing import Any
 
-from inpars.cli._common import add_config_arg, resolve_config
+from inpars.cli._common import (
+    _check_choices,
+    add_config_arg,
+    add_section_flags,
+    resolve_config,
+    section_values,
+)
+from inpars.config import DatasetConfig, GenerateConfig
 from inpars.errors import ConfigError
+
+_DATASET_SKIP = {"name", "eval_split", "max_eval_queries"}  # only --train-split: --dataset sets the name
+
+
+def set_choices(parser: argparse.ArgumentParser, flag: str, names: list[str]) -> None:
+    """Make a generated flag accept (and list) only ``names``, e.g. a registry's."""
+    _check_choices(parser, flag, names)
+    action = next(a for a in parser._actions if flag in a.option_strings)
+    action.help = f"{action.help or ''}; one of: {', '.join(names)}".lstrip("; ")
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
@@ -22,10 +38,9 @@ def _parse_option(text: str) -> tuple[str, Any]:
 
 
 def add_parser(subparsers: Any) -> None:
-    from inpars.generation.base import _BACKEND_MODULES
+    from inpars.generation.base import _BACKEND_MODULES, BACKENDS
     from inpars.prompts import PROMPTS
 
-    backends = list(_BACKEND_MODULES)  # the built-in backends (each imported only when used)
     p = subparsers.add_parser(
         "generate",
         help="generate synthetic queries for documents with an LLM",
@@ -38,22 +53,19 @@ def add_parser(subparsers: Any) -> None:
     add_config_arg(p)
     p.add_argument("--dataset", "-d", help="BEIR folder, name under $INPARS_DATA_HOME, or irds:ID")
     p.add_argument("--out", "-o", required=True, help="output JSONL (resumed when it exists)")
-    p.add_argument("--prompt", default=None, help="one of: " + ", ".join(PROMPTS.names()) + " (default inpars)")
-    p.add_argument("--template", default=None, help="template file for --prompt template")
-    p.add_argument("--backend", default=None, help="one of: " + ", ".join(backends) + " (default llamacpp)")
-    p.add_argument("--model", default=None, help="smollm2-135m (default), gemma3-270m, a path or hub id")
-    p.add_argument("--n-docs", type=int, default=None, help="documents to sample (default 1000)")
-    p.add_argument("--queries-per-doc", type=int, default=None)
-    p.add_argument("--n-examples", type=int, default=None, help="few-shot examples (prompt default)")
-    p.add_argument("--max-doc-tokens", type=int, default=None)
-    p.add_argument("--max-new-tokens", type=int, default=None)
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--chat", action="store_true", default=None, help="wrap prompts in the chat template")
-    p.add_argument("--min-doc-chars", type=int, default=None)
-    p.add_argument(
-        "--batch-size", type=int, default=None, help="prompts per backend call (speed only: the queries are the same)"
-    )
+    add_section_flags(p, GenerateConfig, skip={"backend_options"}, helps={
+        "prompt": "prompt name",
+        "template": "template file for --prompt template",
+        "backend": "generation backend",
+        "batch_size": "prompts per backend call (backend default; speed only: the queries are the same)",
+    })
+    # registry names, not Literal values: the flags list (and accept) exactly those
+    set_choices(p, "--prompt", PROMPTS.names())
+    set_choices(p, "--backend", sorted({*_BACKEND_MODULES, *BACKENDS.names()}))
+    add_section_flags(p, DatasetConfig, skip=_DATASET_SKIP, helps={
+        "train_split": "opt-in: a labelled split whose queries and judgements may be read (promptagator's "
+        "few-shot examples); default: none, label-free",
+    })
     p.add_argument(
         "--backend-option",
         action="append",
@@ -73,23 +85,13 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from inpars.generate import generate_queries
 
-    fields: dict[str, Any] = {
-        "prompt": args.prompt,
-        "template": args.template,
-        "backend": args.backend,
-        "model": args.model,
-        "n_docs": args.n_docs,
-        "queries_per_doc": args.queries_per_doc,
-        "n_examples": args.n_examples,
-        "max_doc_tokens": args.max_doc_tokens,
-        "max_new_tokens": args.max_new_tokens,
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "chat": args.chat,
-        "min_doc_chars": args.min_doc_chars,
-        "batch_size": args.batch_size,
-    }
+    fields = section_values(args, GenerateConfig)
     cfg = resolve_config(args, "generate", fields, dataset=args.dataset)
+    for key, value in fields.items():
+        if value is None:  # 'none' given for a nullable field: clears the config's value
+            setattr(cfg.generate, key, None)
+    if "train_split" in (given := section_values(args, DatasetConfig)):
+        cfg.dataset.train_split = given["train_split"]
     if args.seed is not None:
         cfg.seed = args.seed
     if args.backend_option:

@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from inpars.cli._common import add_config_arg, resolve_config
+from inpars.cli._common import add_config_arg, add_section_flags, resolve_config, section_values
+from inpars.config import RerankConfig
 from inpars.errors import ConfigError
 
 
 def add_parser(subparsers: Any) -> None:
-    from inpars.families import FAMILIES, family_help
-    from inpars.rerank.engines import ENGINES, engine_help
+    from inpars.families import family_help
+    from inpars.rerank.engines import engine_help
 
     p = subparsers.add_parser(
         "rerank",
@@ -30,26 +31,22 @@ def add_parser(subparsers: Any) -> None:
     )
     add_config_arg(p)
     p.add_argument("--dataset", "-d", help="BEIR folder, name under $INPARS_DATA_HOME, or irds:ID")
-    p.add_argument("--run", "-r", dest="first_stage", default=None, help="first-stage TREC run to rerank")
-    p.add_argument("--model", "-m", default=None, help="reranker checkpoint folder, hub id or packaged name")
-    p.add_argument("--model-type", choices=FAMILIES.names(), default=None,
-                   help=f"default: read from the checkpoint. {family_help()}")
     p.add_argument("--out", "-o", required=True, help="TREC run to write")
     p.add_argument("--split", default=None,
                    help="take query texts from this split only (default: every query of the dataset; the "
                         "split named by dataset.eval_split is the one --tune-split must differ from)")
-    p.add_argument("--depth", type=int, default=None, help="documents reranked per query (default 100)")
-    p.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass (default 32)")
-    p.add_argument("--max-length", type=int, default=None, help="tokens per pair, document cut (default 256)")
-    p.add_argument("--engine", choices=ENGINES.names(), default=None,
-                   help=f"default: the config's (auto). {engine_help()}")
+    add_section_flags(p, RerankConfig, aliases={"first_stage": ["--run", "-r"], "model": ["-m"]}, helps={
+        "model": "reranker checkpoint folder, hub id or packaged name",
+        "model_type": f"default: read from the checkpoint. {family_help()}",
+        "first_stage": "first-stage TREC run to rerank",
+        "engine": engine_help(),
+        "interpolate": "interpolate with the first-stage score, weight tuned on --tune-split (needs --tune-run; "
+        "giving --tune-run alone interpolates when the config's rerank.interpolate is on)",
+        "tune_split": "split to tune the weight on (default train; not the reranked split)",
+        "tune_queries": "tuning queries sampled from --tune-run",
+    })
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the config's, else all)")
-    p.add_argument("--interpolate", action="store_true", default=None,
-                   help="interpolate with the first-stage score, weight tuned on --tune-split (needs --tune-run; "
-                        "giving --tune-run alone interpolates when the config's rerank.interpolate is on)")
-    p.add_argument("--tune-split", default=None, help="split to tune the weight on (default train; not test)")
     p.add_argument("--tune-run", default=None, help="first-stage run of the --tune-split queries")
-    p.add_argument("--tune-queries", type=int, default=None, help="tuning queries sampled from --tune-run (100)")
     p.add_argument("--no-resume", action="store_true", help="ignore scores kept from an interrupted rerank")
     p.add_argument("--tag", default="inpars-rerank", help="run tag, last column of the TREC run")
     p.set_defaults(func=run)
@@ -61,19 +58,11 @@ def run(args: argparse.Namespace) -> int:
     from inpars.fusion import TuneSet, rerank_and_fuse, sample_ids, tuning_qrels
     from inpars.io import write_json
 
-    fields: dict[str, Any] = {
-        "model": args.model,
-        "model_type": args.model_type,
-        "first_stage": args.first_stage,
-        "depth": args.depth,
-        "batch_size": args.batch_size,
-        "max_length": args.max_length,
-        "engine": args.engine,
-        "interpolate": args.interpolate,
-        "tune_split": args.tune_split,
-        "tune_queries": args.tune_queries,
-    }
+    fields = section_values(args, RerankConfig)
     cfg = resolve_config(args, "rerank", fields, dataset=args.dataset)
+    for key, value in fields.items():
+        if value is None:  # 'none' given for a nullable field: clears the config's value
+            setattr(cfg.rerank, key, None)
     rc = cfg.rerank
     if not cfg.dataset.name:
         raise ConfigError("no dataset: give --dataset or a --config with dataset.name")
@@ -84,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     split = args.split or cfg.dataset.eval_split
     # giving --tune-run opts in to the judgements of a labelled split: 'train' unless named
     tune_split = rc.tune_split or "train"
-    if args.interpolate and not args.tune_run:
+    if fields.get("interpolate") and not args.tune_run:
         raise ConfigError("--interpolate needs --tune-run: a first-stage run of the --tune-split queries")
     # here the weight is tuned on a labelled split's run: without --tune-run (a config's default
     # 'interpolate'), the reranked run alone is written

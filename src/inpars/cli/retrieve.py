@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inpars.cli._common import add_config_arg, resolve_config
+from inpars.cli._common import add_config_arg, add_section_flags, resolve_config, section_values
+from inpars.config import RetrieveConfig
 from inpars.errors import ConfigError
 
 
 def add_parser(subparsers: Any) -> None:
-    from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS
-
     p = subparsers.add_parser(
         "retrieve",
         help="BM25 run (TREC format) of a dataset split",
@@ -25,35 +24,20 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--dataset", "-d", help="BEIR folder, name under $INPARS_DATA_HOME, or irds:ID")
     p.add_argument("--split", default=None, help="query split (default: dataset.eval_split, 'test')")
     p.add_argument("--out", "-o", required=True, help="TREC run to write")
-    p.add_argument("--k", type=int, default=None, help="documents per query (default 1000, capped at corpus size)")
-    p.add_argument("--k1", type=float, default=None, help=f"BM25 k1 (default {BM25_K1})")
-    p.add_argument("--b", type=float, default=None, help=f"BM25 b (default {BM25_B})")
-    p.add_argument(
-        "--stopwords", default=None, help=f"bm25s stopword list (default '{BM25_STOPWORDS}'; 'none' for none)"
-    )
-    p.add_argument(
-        "--stemmer", default=None, help=f"PyStemmer algorithm (default '{BM25_STEMMER}'; 'none' for none)"
-    )
+    add_section_flags(p, RetrieveConfig, helps={"k": "documents per query (capped at the corpus size)"})
     p.add_argument("--index-dir", default=None, help="where the index is kept (reused when it matches)")
     p.add_argument("--tag", default="bm25", help="run tag, last column of the TREC run (default bm25)")
     p.set_defaults(func=run)
 
 
-def _none_word(value: str | None) -> str | None:
-    return None if value is None else ("" if value.lower() == "none" else value)
-
-
 def run(args: argparse.Namespace) -> int:
     from inpars.retrieval import retrieve
 
-    fields: dict[str, Any] = {
-        "k": args.k,
-        "k1": args.k1,
-        "b": args.b,
-        "stopwords": _none_word(args.stopwords),
-        "stemmer": _none_word(args.stemmer),
-    }
+    fields = section_values(args, RetrieveConfig)
     cfg = resolve_config(args, "retrieve", fields, dataset=args.dataset)
+    for key, value in fields.items():
+        if value is None:  # '--stopwords none', '--stemmer none'
+            setattr(cfg.retrieve, key, None)
     if not cfg.dataset.name:
         raise ConfigError("no dataset: give --dataset or a --config with dataset.name")
     params = cfg.retrieve.model_dump()

@@ -6,13 +6,13 @@ import argparse
 import json
 from typing import Any
 
-from inpars.cli._common import add_config_arg, resolve_config
+from inpars.cli._common import add_config_arg, add_section_flags, resolve_config, section_values
+from inpars.config import TrainConfig
 
 
 def add_parser(subparsers: Any) -> None:
-    from inpars.families import DEFAULT_FAMILY, FAMILIES, family_help
+    from inpars.families import FAMILIES, family_help
 
-    losses = sorted({loss for name in FAMILIES for loss in FAMILIES.get(name).losses})
     trains = "; ".join(f"{name}: loss {' or '.join(FAMILIES.get(name).losses)}" for name in FAMILIES)
     p = subparsers.add_parser(
         "train",
@@ -27,20 +27,10 @@ def add_parser(subparsers: Any) -> None:
     add_config_arg(p)
     p.add_argument("--train", required=True, help="training examples (JSONL: query, pos_doc_id, positive, negatives...)")
     p.add_argument("--out", "-o", required=True, help="output folder")
-    p.add_argument("--model-type", choices=FAMILIES.names(), default=None,
-                   help=f"default {DEFAULT_FAMILY}. {family_help()}")
-    p.add_argument("--model", default=None, help="base model: minilm-l6 (default), a folder or a hub id")
-    p.add_argument("--loss", choices=losses, default=None, help="default bce")
-    p.add_argument("--batch-size", type=int, default=None, help="pairs (bce) or groups (listwise) per device step (16)")
-    p.add_argument("--max-length", type=int, default=None, help="max tokens per input (256)")
-    p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate (2e-5)")
-    p.add_argument("--max-steps", type=int, default=None, help="optimiser steps (overrides --epochs)")
-    p.add_argument("--epochs", type=float, default=None, help="passes over the data when --max-steps is not set (1)")
-    p.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (0)")
-    p.add_argument("--gradient-accumulation-steps", type=int, default=None, help="(1)")
-    p.add_argument("--save-steps", type=int, default=None, help="checkpoint every N steps (100)")
-    p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (0.01)")
-    p.add_argument("--bf16", action="store_true", default=None, help="bfloat16 mixed precision")
+    add_section_flags(p, TrainConfig, helps={
+        "model_type": f"model family. {family_help()}",
+        "batch_size": "pairs (bce) or groups (listwise) per device step",
+    })
     p.add_argument("--seed", type=int, default=None, help="seed (default: the config's, 1)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the config's or torch's)")
     p.add_argument("--no-resume", action="store_true", help="delete old checkpoints and start over")
@@ -50,22 +40,11 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from inpars.training import train_reranker
 
-    fields = {
-        "model_type": args.model_type,
-        "model": args.model,
-        "loss": args.loss,
-        "batch_size": args.batch_size,
-        "max_length": args.max_length,
-        "learning_rate": args.learning_rate,
-        "max_steps": args.max_steps,
-        "epochs": args.epochs,
-        "warmup_steps": args.warmup_steps,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "save_steps": args.save_steps,
-        "weight_decay": args.weight_decay,
-        "bf16": args.bf16,
-    }
+    fields = section_values(args, TrainConfig)
     cfg = resolve_config(args, "train", fields)
+    for key, value in fields.items():
+        if value is None:  # '--max-steps none': train for --epochs
+            setattr(cfg.train, key, None)
     seed = args.seed if args.seed is not None else cfg.seed
     threads = args.threads if args.threads is not None else cfg.threads
     summary = train_reranker(
