@@ -86,7 +86,7 @@ def test_judged_documents_of_real_train_queries_are_excluded(tiny_beir: Path, tm
         rec("d4", "aspirin heart attack statins", query_id="q2"),  # real query q2 by id: d3 excluded
     ]
     for seed in range(15):
-        mine_negatives(records, out, dataset=tiny_beir, n_negatives=2, seed=seed, index_dir=idx)
+        mine_negatives(records, out, dataset=tiny_beir, n_negatives=2, seed=seed, index_dir=idx, qrels_split="train")
         n1, n2 = negs(out)
         assert not {"d1", "d2"} & set(n1) and not {"d3", "d4"} & set(n2)
     # Without the judgements, d1 is BM25's only other candidate for the first record.
@@ -218,7 +218,7 @@ def test_bm25_negatives_on_scifact(scifact_dir: Path, tmp_path: Path) -> None:
     records = [rec(d, texts[q], query_index=0) for q in sorted(qrels) for d in sorted(qrels[q])]
     idx = tmp_path / "idx"
     out = tmp_path / "t.jsonl"
-    s = mine_negatives(records, out, dataset=ds, n_negatives=4, depth=1000, seed=1, index_dir=idx)
+    s = mine_negatives(records, out, dataset=ds, n_negatives=4, depth=1000, seed=1, index_dir=idx, qrels_split="train")
     assert (s.n_examples, s.n_negatives, s.n_fallback, s.n_short) == (919, 3676, 0, 0)
     first_bytes = out.read_bytes()
     run = get_index(ds, idx).search({str(i): r.query for i, r in enumerate(records)}, k=1000)
@@ -232,5 +232,5 @@ def test_bm25_negatives_on_scifact(scifact_dir: Path, tmp_path: Path) -> None:
         assert set(ex["neg_doc_ids"]) <= set(run[str(i)])  # from the claim's BM25 top 1000
     # Claims judged for several documents put the other ones in the pool: they were excluded too.
     assert s.n_positives_excluded > len(records) * 0.9
-    mine_negatives(records, out, dataset=ds, n_negatives=4, depth=1000, seed=1, index_dir=idx)
+    mine_negatives(records, out, dataset=ds, n_negatives=4, depth=1000, seed=1, index_dir=idx, qrels_split="train")
     assert out.read_bytes() == first_bytes

@@ -11,7 +11,7 @@ Rules (each is tested):
 
 - A negative is never a document known to be positive for the query: its source ``doc_id``; any document
   whose text is exactly that of a positive (corpora hold duplicates); and, when the query is a real query of
-  the dataset's ``qrels_split`` (``train``; matched by its id in the record's ``query_id`` field or by its
+  the dataset's ``qrels_split`` (opt-in, default none: label-free; matched by its id in the record's ``query_id`` field or by its
   normalised text, e.g. a few-shot example the LLM copied), every document judged relevant to it. The
   original toolkit's ``generate_triples.py`` samples from the BM25 hits without removing the positive, so the
   query's own document, usually ranked first, is drawn as a "negative" about once per ``depth`` draws.
@@ -230,7 +230,7 @@ def mine_negatives(
     seed: int = 1,
     index_dir: str | Path | None = None,
     bm25: dict[str, Any] | None = None,
-    qrels_split: str | None = "train",
+    qrels_split: str | None = None,
 ) -> NegativesSummary:
     """Write one training example per query with ``n_negatives`` negatives (see the module docstring).
 
