@@ -71,3 +71,22 @@ def tiny_cross_encoder(path: Path) -> str:
     BertForSequenceClassification(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+def tiny_bi_encoder(path: Path) -> str:
+    """A 2-layer, 32-wide BERT encoder (random weights) with the MiniLM tokenizer, saved as a
+    sentence-transformers folder (mean pooling, normalised), as all-MiniLM-L6-v2 is."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from conftest import minilm_tokenizer
+    from inpars.training.bi_encoder import finalize
+
+    tok = minilm_tokenizer()
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    BertModel(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    finalize(path, 48)
+    return str(path)

@@ -173,6 +173,7 @@ def test_cli_rerank_keeps_the_tail_and_samples_tuning_queries_like_the_library(
 
     scorer = FakeScorer()
     monkeypatch.setattr(rerank, "load_scorer", lambda *a, **k: scorer)
+    monkeypatch.setattr("inpars.safety.check_model", lambda *a, **k: None)  # 'fake' names no real model
     ds = load_dataset(beir12)
     test_run, train_run = tmp_path / "bm25.test.trec", tmp_path / "bm25.train.trec"
     first = _first_stage(TEST_IDS)

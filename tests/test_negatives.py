@@ -193,7 +193,7 @@ def test_output_format_and_bad_input(tiny_beir: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="'zz'"):
         mine_negatives([rec("zz", "q q")], out, dataset=tiny_beir, method="random")
     with pytest.raises(ConfigError, match="method"):
-        mine_negatives([rec("d1", "q q")], out, dataset=tiny_beir, method="dense")
+        mine_negatives([rec("d1", "q q")], out, dataset=tiny_beir, method="colbert")
 
 
 def test_cli_negatives(tiny_beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -234,3 +234,33 @@ def test_bm25_negatives_on_scifact(scifact_dir: Path, tmp_path: Path) -> None:
     assert s.n_positives_excluded > len(records) * 0.9
     mine_negatives(records, out, dataset=ds, n_negatives=4, depth=1000, seed=1, index_dir=idx, qrels_split="train")
     assert out.read_bytes() == first_bytes
+
+
+def test_dense_method_and_fused_teacher(tiny_beir: Path, tmp_path: Path) -> None:
+    from inpars.fusion import minmax
+    from inpars.rerank import load_scorer
+
+    query = "aspirin heart attack sleep"
+    out = tmp_path / "t.jsonl"
+    kw = dict(dataset=tiny_beir, depth=10, index_dir=tmp_path / "idx", model="minilm-l6", max_length=64)
+    s = mine_negatives([rec("d3", query)], out, method="dense", n_negatives=2, teacher="fused",
+                       teacher_weight=0.25, **kw)
+    row = read_out(out)[0]
+    assert s.n_examples == 1 and len(row["neg_doc_ids"]) == 2 and "d3" not in row["neg_doc_ids"]
+    # the teacher: min-max BM25 and min-max cosine over the BM25 hits and the group, weighted 0.75 / 0.25
+    ds = load_dataset(tiny_beir)
+    hits = get_index(tiny_beir, tmp_path / "idx").search({"q": query}, k=10)["q"]
+    group = ["d3", *row["neg_doc_ids"]]
+    cands = list(dict.fromkeys([*hits, *group]))
+    scorer = load_scorer("minilm-l6", "bi-encoder", max_length=64)
+    cos = dict(zip(cands, scorer.score([(query, ds.docs()[d].full_text) for d in cands]), strict=True))
+    floor = min(hits.values())
+    lex, sem = minmax({d: hits.get(d, floor) for d in cands}), minmax(cos)
+    want = [0.75 * lex[d] + 0.25 * sem[d] for d in group]
+    assert row["scores"] == pytest.approx(want, abs=1e-5)
+    assert row["scores"][0] == max(row["scores"])  # the source document is the teacher's best here
+    # dense: the negatives are the best-scored hits by cosine once the positive is excluded (skip_top 0)
+    by_cos = [d for d, _ in ranked({d: cos[d] for d in hits}) if d != "d3"]
+    assert set(row["neg_doc_ids"]) <= set(by_cos)
+    mine_negatives([rec("d3", query)], out, method="bm25", n_negatives=2, **kw)
+    assert "scores" not in read_out(out)[0]  # no teacher asked: no scores written

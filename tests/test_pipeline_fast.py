@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fakes import register_fake_backend, tiny_cross_encoder
+from fakes import register_fake_backend, tiny_bi_encoder, tiny_cross_encoder
 from inpars.cli import main
 from inpars.config import load_config_dict
 from inpars.errors import ConfigError
@@ -151,3 +151,26 @@ def test_a_named_split_that_does_not_exist_stops_before_any_stage(
     with pytest.raises(ConfigError, match="no qrels/train.tsv"):
         run_pipeline(load_config_dict(cfg))
     assert not (tmp_path / "run").exists()
+
+
+def test_label_free_bi_encoder_run_chooses_between_trained_and_start_model_on_pseudo_dev(
+    tmp_path: Path, unlabeled_scifact: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    register_fake_backend()
+    start = tiny_bi_encoder(tmp_path_factory.mktemp("tiny_bi"))
+    run_dir = tmp_path / "run"
+    over = {"dataset.name": str(unlabeled_scifact), "train.model_type": "bi-encoder", "train.loss": "margin-mse",
+            "negatives.method": "dense", "negatives.teacher": "fused", "negatives.model": start,
+            "negatives.max_length": 48}
+    run_pipeline(load_config_dict(_config(run_dir, start, **over)))
+    train = [json.loads(x) for x in output_path(run_dir, "negatives", "train").read_text().splitlines()]
+    assert all(len(r["scores"]) == 1 + len(r["negatives"]) for r in train)  # GPL pseudo-labels
+    fusion = json.loads(output_path(run_dir, "rerank", "fusion").read_text())
+    seen = fusion["selection_pseudo_dev"]
+    assert set(seen) == {"trained", "start"}
+    assert fusion["selected_model"] == max(seen, key=lambda n: (seen[n], n == "trained"))
+    assert abs(seen[fusion["selected_model"]] - fusion["table"][f"{fusion['alpha']:g}"]) < 1e-6
+    assert "Model selection on `pseudo-dev`" in output_path(run_dir, "report", "markdown").read_text()
+    # switched off, or a cross-encoder (whose start has no head): no selection
+    run_pipeline(load_config_dict(_config(tmp_path / "off", start, **over, **{"rerank.select_start": False})))
+    assert "selected_model" not in json.loads(output_path(tmp_path / "off", "rerank", "fusion").read_text())

@@ -461,3 +461,35 @@ def test_bi_encoder_learns_toy_signal_and_saves_a_sentence_transformer(tmp_path:
     assert "SentenceTransformer" in (Path(s.model_path) / "README.md").read_text(encoding="utf-8")
     with pytest.raises(ConfigError, match="listwise"):
         train_reranker(toy_train, tmp_path / "bad", **{**kw, "loss": "bce"})
+
+
+def test_margin_mse_loss_is_the_mean_squared_margin_gap() -> None:
+    import torch
+
+    from inpars.training.bi_encoder import margin_mse_loss
+
+    class Echo(torch.nn.Module):
+        """'Encodes' a text as the one-hot row its input id selects, so cosines are 0 or 1."""
+
+        def forward(self, input_ids, attention_mask):  # type: ignore[no-untyped-def]
+            return type("Out", (), {"last_hidden_state": torch.eye(4)[input_ids].float()})()
+
+    # one query (id 0) and a group (pos = id 0, neg = id 1): student cosines 1 and 0 -> margin 1
+    inputs = {"q_input_ids": torch.tensor([[0]]), "q_attention_mask": torch.tensor([[1]]),
+              "d_input_ids": torch.tensor([[0], [1]]), "d_attention_mask": torch.tensor([[1], [1]]),
+              "group_sizes": torch.tensor([2]), "teacher": torch.tensor([0.9, 0.6])}
+    assert abs(float(margin_mse_loss(Echo(), inputs)) - (1.0 - 0.3) ** 2) < 1e-6
+
+
+def test_bi_encoder_margin_mse_follows_the_teacher(tmp_path: Path, tiny_bert: str, toy_train: Path, keep_threads) -> None:  # type: ignore[no-untyped-def]
+    rows = [json.loads(line) for line in toy_train.read_text().splitlines()]
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text("".join(json.dumps({**r, "scores": [0.9, 0.2, 0.1]}) + "\n" for r in rows))
+    kw = dict(model=tiny_bert, model_type="bi-encoder", loss="margin-mse", batch_size=4, max_length=32,
+              learning_rate=3e-3, max_steps=30, save_steps=1000, threads=1)
+    s = train_reranker(scored, tmp_path / "gpl", **kw)
+    losses = _losses(tmp_path / "gpl")
+    assert s.loss == "margin-mse" and len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.5 * losses[0]  # the student's margins approach the teacher's
+    with pytest.raises(ConfigError, match="teacher scores"):
+        train_reranker(toy_train, tmp_path / "bad", **kw)  # no scores in the file

@@ -60,6 +60,7 @@ class RetrieveConfig(Section):
     b: float = Field(BM25_B, ge=0, le=1, description="BM25 length normalisation")
     stopwords: str | None = Field(BM25_STOPWORDS, description="stopword list (bm25s name), or none")
     stemmer: str | None = Field(BM25_STEMMER, description="Snowball stemmer language, or none")
+    backend: str = Field("bm25s", description="first-stage engine: bm25s, or pyserini (Lucene; the [pyserini] extra)")
 
     def index_params(self) -> dict[str, Any]:
         """The parameters that define the BM25 index (everything but the depth ``k``)."""
@@ -83,6 +84,12 @@ class GenerateConfig(Section):
     backend_options: dict[str, Any] = Field(default_factory=dict)
     batch_size: int | None = runtime_field(
         None, ge=1, description="prompts per backend call (backend default); never changes the queries"
+    )
+    engine: Literal["local", "ray"] = runtime_field(
+        "local", description="where generation runs: this process, or a Ray cluster (never changes the queries)"
+    )
+    engine_options: dict[str, Any] = runtime_field(
+        {}, description="ray: address, actors, num_cpus, cpus_per_actor, gpus_per_actor, max_restarts, runtime_env"
     )
 
 
@@ -120,10 +127,16 @@ class FilterConfig(Section):
 
 
 class NegativesConfig(Section):
-    method: Literal["bm25", "random"] = Field("bm25", description="where negatives come from")
+    method: Literal["bm25", "random", "dense"] = Field(
+        "bm25", description="where negatives come from (dense: the BM25 hits reordered by the dense 'model')")
     n_negatives: int = Field(1, ge=1, description="negatives per query")
     depth: int = Field(1000, ge=1, description="BM25 hits negatives are drawn from")
-    skip_top: int = Field(0, ge=0, description="ignore the first N BM25 hits (likely unlabelled positives)")
+    skip_top: int = Field(0, ge=0, description="ignore the first N hits (likely unlabelled positives)")
+    teacher: Literal["none", "fused"] = Field(
+        "none", description="pseudo-label every example (GPL): 'fused' = min-max BM25 and dense 'model' scores")
+    teacher_weight: float = Field(0.5, ge=0, le=1, description="weight of the dense score in the fused teacher")
+    model: str = Field("minilm-l6", description="zero-shot bi-encoder for method 'dense' and the teacher")
+    max_length: int = Field(256, ge=16, description="tokens per text for the dense model")
 
 
 def _model_type(value: str) -> str:
@@ -168,7 +181,9 @@ EngineName = Annotated[str, AfterValidator(_engine), Field(json_schema_extra={"c
 class TrainConfig(Section):
     model_type: ModelType = "cross-encoder"
     model: str = Field("minilm-l6", description="start checkpoint: packaged name, local path or hub id")
-    loss: Literal["bce", "listwise"] = Field("bce", description="pointwise BCE or listwise softmax")
+    loss: Literal["bce", "listwise", "margin-mse"] = Field(
+        "bce", description="pointwise BCE, listwise softmax, or margin-MSE distillation from the examples' teacher scores"
+    )
     batch_size: int = Field(16, ge=1, description="training groups per step")
     max_length: int = Field(256, ge=16, description="tokens per (query, document) pair")
     learning_rate: float = Field(2e-5, gt=0, description="peak learning rate")
@@ -187,13 +202,17 @@ class RerankConfig(Section):
     first_stage: str | None = Field(None, description="TREC run to rerank; default: BM25 from 'retrieve'")
     depth: int = Field(100, ge=1, description="documents reranked per query (the rest keep their order)")
     batch_size: int = runtime_field(32, ge=1, description="pairs per scoring batch (speed only)")
-    max_length: int = Field(256, ge=16, description="tokens per (query, document) pair")
+    max_length: int | None = Field(
+        None, ge=16, description="tokens per (query, document) pair; unset: the length the model was saved with")
     interpolate: bool = Field(True, description="also write the fusion of reranker and first-stage scores")
     alphas: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
                                 description="fusion weights tried (reranker share)")
     tune_split: str | None = Field(
         None, description="opt-in: a labelled split to tune the fusion weight on; unset: tune it on synthetic "
         "queries held out of training (label-free)")
+    select_start: bool = Field(True, description="label-free model selection: also score the start checkpoint "
+                               "(train.model, when of the trained model's type) on the pseudo-dev set and rerank "
+                               "with whichever fuses better there")
     tune_queries: int = Field(100, ge=1, description="queries the fusion weight is tuned on (held-out documents "
                               "when label-free)")
     engine: EngineName = Field(
@@ -260,12 +279,22 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Pi
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config {path} is a folder; give a YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          "save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"config {path} cannot be read ({exc.strerror or exc})") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid configuration in {path}: expected a mapping of sections, got "
+                          f"{type(data).__name__}")
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
     return load_config_dict(data, source=str(path))
@@ -275,8 +304,11 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     """Set ``data['a']['b'] = value`` for ``key='a.b'``, creating mappings on the way."""
     parts = key.split(".")
     node = data
-    for p in parts[:-1]:
+    for i, p in enumerate(parts[:-1]):
         node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(f"cannot set '{key}': '{where}' is a {type(node).__name__}, not a section")
     node[parts[-1]] = value
 
 

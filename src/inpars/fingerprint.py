@@ -48,9 +48,9 @@ VERSIONS: dict[str, int] = {
     "retrieve": 1,
     "generate": 2,  # 2: per-(seed, doc_id, query_index) sampling seeds
     "filter": 1,
-    "negatives": 1,
+    "negatives": 2,  # 2: pseudo-dev drawn from all generated documents, always-on checks only; teacher scores
     "train": 1,
-    "rerank": 1,
+    "rerank": 2,  # 2: label-free choice between the trained and the start checkpoint (select_start)
     "evaluate": 1,
     "report": 1,
     "bm25-index": 1,
@@ -138,7 +138,8 @@ def dataset_fingerprint(ds: Dataset, *, splits: Iterable[str] = ()) -> str:
     from inpars.datasets import BeirDataset
 
     if isinstance(ds, BeirDataset):
-        parts: dict[str, str] = {"corpus": file_hash(ds.corpus_path), "queries": file_hash(ds.queries_path)}
+        queries = file_hash(ds.queries_path) if ds.queries_path.is_file() else "none"  # a corpus alone
+        parts: dict[str, str] = {"corpus": file_hash(ds.corpus_path), "queries": queries}
         for split in sorted(set(splits)):
             if ds.has_split(split):
                 parts[f"qrels/{split}"] = file_hash(ds.qrels_path(split))

@@ -175,6 +175,18 @@ class TuneSet:
     qrels: Qrels
 
 
+def pseudo_dev_fit(
+    ds: Dataset, tune: TuneSet, scorer: Scorer, *, depth: int, alphas: Sequence[float] = DEFAULT_ALPHAS
+) -> tuple[float, dict[str, float]]:
+    """How well ``scorer`` fuses on ``tune``: ``(best value of the measure, {alpha: value})``, as
+    :func:`tune_alpha` chooses the weight. Used to choose between checkpoints without labels."""
+    from inpars.rerank.run import rerank_run
+
+    top = rerank_run(ds, tune.first, None, queries=tune.queries, scorer=scorer, depth=depth, show_progress=False)
+    alpha, table = tune_alpha(tune.first, top, tune.qrels, alphas)  # as rerank_and_fuse tunes
+    return table[f"{alpha:g}"], table
+
+
 @dataclass
 class Fused:
     """What :func:`rerank_and_fuse` produced.

@@ -23,6 +23,13 @@ Rules (each is tested):
 - When BM25 has fewer candidates than ``n_negatives``, the rest are drawn at random from the corpus (with
   the same exclusions); ``n_fallback`` counts those queries and a warning is logged. ``method="random"``
   draws every negative at random from the corpus.
+- ``method="dense"``: the BM25 top ``depth`` is reordered by the zero-shot bi-encoder ``model`` before
+  ``skip_top`` and the draw (GPL mines with a dense model, since BM25's top hits are often unlabelled
+  positives of a synthetic query).
+- ``teacher="fused"`` pseudo-labels each example (GPL-style distillation targets, ``scores``: positive
+  first): ``(1 - teacher_weight) * minmax(BM25) + teacher_weight * minmax(dense)``, each min-max taken
+  over the query's candidates (its BM25 top ``depth``, its positive and its negatives; a document outside
+  the BM25 hits gets the BM25 minimum). Nothing but the collection and the synthetic queries is read.
 
 Output: one :class:`~inpars.records.TrainingExample` JSON line per query (``query_id`` =
 ``<doc_id>-<query_index>``, ``query``, ``pos_doc_id``, ``positive`` = the document's ``full_text``,
@@ -213,6 +220,44 @@ def _draw_random(
             taken_keys.add(corpus.key[d])
 
 
+class _DenseScores:
+    """Cosine scores of (query, document id) pairs by a zero-shot bi-encoder, computed in bulk."""
+
+    def __init__(self, model: str, max_length: int, docs: dict[str, Document]) -> None:
+        from inpars.rerank import load_scorer
+
+        self.docs = docs
+        self.scorer = load_scorer(model, "bi-encoder", max_length=max_length)
+        self.scores: dict[tuple[str, str], float] = {}
+
+    def add(self, pairs: Iterator[tuple[str, str]] | Sequence[tuple[str, str]]) -> None:
+        todo = list(dict.fromkeys(p for p in pairs if p not in self.scores))
+        if todo:
+            values = self.scorer.score([(q, self.docs[d].full_text) for q, d in todo], show_progress=len(todo) > 10000)
+            self.scores.update(zip(todo, (float(v) for v in values), strict=True))
+
+    def get(self, query: str, doc_id: str) -> float:
+        if (query, doc_id) not in self.scores:
+            self.add([(query, doc_id)])
+        return self.scores[(query, doc_id)]
+
+
+def _fused_teacher(
+    bm25_hits: dict[str, float], dense: _DenseScores, query: str, group: list[str], weight: float
+) -> list[float]:
+    """``(1 - weight) * minmax(BM25) + weight * minmax(dense)`` for each document of ``group``, the min-max
+    of each taken over the BM25 hits and the group (a document outside the hits gets the BM25 minimum).
+
+    Rounded to 6 decimals so that the training file is stable across platforms."""
+    from inpars.fusion import minmax
+
+    floor = min(bm25_hits.values(), default=0.0)
+    cands = list(dict.fromkeys([*bm25_hits, *group]))
+    lexical = minmax({d: bm25_hits.get(d, floor) for d in cands})
+    semantic = minmax({d: dense.get(query, d) for d in cands})
+    return [round((1 - weight) * lexical[d] + weight * semantic[d], 6) for d in group]
+
+
 def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -231,6 +276,10 @@ def mine_negatives(
     index_dir: str | Path | None = None,
     bm25: dict[str, Any] | None = None,
     qrels_split: str | None = None,
+    teacher: str = "none",
+    teacher_weight: float = 0.5,
+    model: str = "minilm-l6",
+    max_length: int = 256,
 ) -> NegativesSummary:
     """Write one training example per query with ``n_negatives`` negatives (see the module docstring).
 
@@ -238,13 +287,15 @@ def mine_negatives(
     from hits ``skip_top + 1`` .. ``depth``) or ``random``. ``index_dir``/``bm25``: the BM25 index folder and
     its parameters (default: those of the index already in ``index_dir``). ``qrels_split``: the split whose
     judgements mark known positives of real queries (never a protected split; None: none).
+    ``teacher``/``teacher_weight``/``model``/``max_length``: the dense model and the pseudo-labels (module
+    docstring).
     """
     t0 = time.perf_counter()
     if method not in METHODS:
         raise ConfigError(f"unknown negatives method '{method}'; available: {', '.join(METHODS)}")
     if n_negatives < 1:
         raise ConfigError(f"n_negatives must be at least 1, got {n_negatives}")
-    if method == "bm25" and skip_top >= depth:
+    if method in ("bm25", "dense") and skip_top >= depth:
         raise ConfigError(f"skip_top ({skip_top}) must be smaller than depth ({depth})")
     ds = as_dataset(dataset)
     source = str(queries) if isinstance(queries, (str, Path)) else "<records>"
@@ -259,10 +310,11 @@ def mine_negatives(
         log.warning("%d records have an empty query; skipped", n_empty)
 
     index = None
-    if method == "bm25" and items:
+    if (method in ("bm25", "dense") or teacher != "none") and items:
         from inpars.retrieval import get_index
 
         index = get_index(ds, index_dir, **resolve_bm25_params(index_dir, bm25))
+    dense = _DenseScores(model, max_length, docs) if (method == "dense" or teacher != "none") and items else None
 
     from tqdm.auto import tqdm
 
@@ -271,6 +323,8 @@ def mine_negatives(
     bar = tqdm(total=len(items), desc="negatives", unit="query", disable=len(items) < 1000)
     for batch in _batches(items, _SEARCH_BATCH):
         run = index.search({qid: rec.query for qid, rec in batch}, k=depth) if index is not None else {}
+        if dense is not None:
+            dense.add(((rec.query, d) for qid, rec in batch for d in [rec.doc_id, *run.get(qid, {})]))
         for qid, rec in batch:
             positives = {rec.doc_id}
             real_qid = rec.extra.get("query_id")
@@ -281,8 +335,11 @@ def mine_negatives(
             rng = query_rng(seed, qid, rec.doc_id, rec.query)
             taken: list[str] = []
             taken_keys: set[str] = set()
-            if index is not None:
-                pool = [d for d, _ in ranked(run.get(qid, {}))[skip_top:depth]]
+            if index is not None and method != "random":
+                hits = run.get(qid, {})
+                if method == "dense" and dense is not None:
+                    hits = {d: dense.get(rec.query, d) for d in hits}
+                pool = [d for d, _ in ranked(hits)[skip_top:depth]]
                 n_excluded += sum(1 for d in pool if d in excluded)
                 _draw(rng, pool, n_negatives, excluded, corpus, taken, taken_keys)
                 if len(taken) < n_negatives:
@@ -298,6 +355,8 @@ def mine_negatives(
                     neg_doc_ids=taken,
                     negatives=[docs[d].full_text for d in taken],
                     query_id=qid,
+                    scores=(_fused_teacher(run.get(qid, {}), dense, rec.query, [rec.doc_id, *taken], teacher_weight)
+                            if teacher == "fused" and dense is not None else None),
                 )
             )
         bar.update(len(batch))

@@ -63,6 +63,7 @@ class GeneratedQuery:
     The original toolkit's five fields come first; ``query_index`` (which of a document's queries this is),
     ``flags`` (problems found at generation) and ``filter_scores`` (scores the filter steps gave it) are
     fields every later stage relies on; anything else is kept in ``extra`` and written back unchanged.
+    InPars-v1's published files name the query ``question``: it is read as ``query``.
 
     >>> q = GeneratedQuery.from_json({"doc_id": "d1", "query": "why?", "query_index": 2, "flags": ["empty"],
     ...                               "backend": "llamacpp"})
@@ -112,16 +113,18 @@ class GeneratedQuery:
         scores = obj.get("filter_scores") or {}
         if not isinstance(scores, dict):
             raise TypeError(f"filter_scores: expected an object, got {scores!r}")
+        # InPars-v1's published files name the query 'question' (generate_queries_openai.py)
+        alias = "question" if "query" not in obj and "question" in obj else "query"
         return cls(
             doc_id=str(obj["doc_id"]),
-            query=str(obj["query"]),
+            query=str(obj[alias]),
             log_probs=[float(x) for x in log_probs],
             prompt_text=str(obj.get("prompt_text") or ""),
             fewshot_examples=list(obj.get("fewshot_examples") or []),
             query_index=qi,
             flags=[str(f) for f in obj.get("flags") or []],
             filter_scores={str(k): float(v) for k, v in scores.items()},
-            extra={k: v for k, v in obj.items() if k not in _GENERATED_FIELDS},
+            extra={k: v for k, v in obj.items() if k not in _GENERATED_FIELDS and k != alias},
         )
 
 
@@ -140,9 +143,11 @@ class TrainingExample:
     neg_doc_ids: list[str] = field(default_factory=list)
     negatives: list[str] = field(default_factory=list)
     query_id: str = ""
+    #: teacher scores (pseudo-labels) of the positive then of each negative, for distillation; None: none
+    scores: list[float] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "query_id": self.query_id,
             "query": self.query,
             "pos_doc_id": self.pos_doc_id,
@@ -150,6 +155,9 @@ class TrainingExample:
             "neg_doc_ids": self.neg_doc_ids,
             "negatives": self.negatives,
         }
+        if self.scores is not None:
+            out["scores"] = self.scores
+        return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> TrainingExample:
@@ -160,4 +168,5 @@ class TrainingExample:
             neg_doc_ids=[str(x) for x in obj.get("neg_doc_ids") or []],
             negatives=[str(x) for x in obj.get("negatives") or []],
             query_id=str(obj.get("query_id") or ""),
+            scores=[float(x) for x in obj["scores"]] if obj.get("scores") is not None else None,
         )

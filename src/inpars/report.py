@@ -197,6 +197,13 @@ def _fusion(fusion: dict[str, Any] | None) -> list[str]:
     lines.append("")
     if bm25 is not None and model is not None and model <= bm25:
         lines += [f"The reranker alone does **not** beat BM25 on `{where}` ({model:.4f} against {bm25:.4f}).", ""]
+    seen = fusion.get("selection_pseudo_dev") or {}
+    if seen:
+        chosen = fusion.get("selected_model")
+        figures = ", ".join(f"{name} {value:.4f}" for name, value in seen.items())
+        lines += [f"Model selection on `{where}` (best fusion): trained vs start checkpoint: {figures}; "
+                  f"reranking with the **{chosen}** model."
+                  + (" Training on the synthetic queries did not pay here." if chosen == "start" else ""), ""]
     return lines
 
 

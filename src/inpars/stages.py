@@ -163,36 +163,47 @@ def _filter(ctx: Context, folder: Path) -> dict[str, Any]:
 
 
 def _negatives(ctx: Context, folder: Path) -> dict[str, Any]:
-    from inpars.filter import load_records
+    from inpars.filter import filter_queries, load_records
     from inpars.io import write_jsonl
     from inpars.negatives import mine_negatives
 
     records = load_records(ctx.out("filter", "filtered"), ctx.ds)
-    held_docs = ctx.cfg.rerank.tune_queries if ctx.pseudo_dev else 0
-    train, held = split_holdout(records, held_docs, ctx.cfg.seed)
-    write_jsonl(ctx.out("negatives", "pseudo_dev"), (r.to_json() for r in held))
+    held_docs: set[str] = set()
+    n_held = 0
+    if ctx.pseudo_dev:
+        # The held-out documents are drawn from everything generated, and their queries pass the always-on
+        # checks only (not the filter steps): the pseudo-dev set is the same whatever the filter, so the
+        # settings it compares are compared on the same queries.
+        generated = load_records(ctx.out("generate", "queries"), ctx.ds)
+        held_docs = holdout_docs({r.doc_id for r in generated}, ctx.cfg.rerank.tune_queries, ctx.cfg.seed)
+        held_path = folder / "pseudo-dev.generated.jsonl"
+        write_jsonl(held_path, (r.to_json() for r in generated if r.doc_id in held_docs))
+        fc = ctx.cfg.filter
+        n_held = filter_queries(held_path, ctx.out("negatives", "pseudo_dev"), dataset=ctx.ds, steps=[], seed=ctx.cfg.seed,
+                       min_words=fc.min_words, max_words=fc.max_words, copy_threshold=fc.copy_threshold,
+                       index_dir=ctx.index_dir, bm25=ctx.cfg.retrieve.index_params()).n_kept
+        held_path.unlink()
+    else:
+        write_jsonl(ctx.out("negatives", "pseudo_dev"), [])
+    train = [r for r in records if r.doc_id not in held_docs]
     summary = as_dict(mine_negatives(train, ctx.out("negatives", "train"), dataset=ctx.ds, seed=ctx.cfg.seed,
                                      index_dir=ctx.index_dir, bm25=ctx.cfg.retrieve.index_params(),
                                      qrels_split=ctx.cfg.dataset.train_split, **ctx.cfg.negatives.model_dump()))
-    return {**summary, "pseudo_dev_queries": len(held)}
+    return {**summary, "pseudo_dev_docs": len(held_docs), "pseudo_dev_queries": n_held}
 
 
-def split_holdout(records: list[Any], n_docs: int, seed: int) -> tuple[list[Any], list[Any]]:
-    """Hold out every query of ``n_docs`` documents (a seeded choice per document id, independent of the
-    order of records), but never more than a quarter of the documents, as the pseudo-dev set; returns
-    ``(train, held_out)`` in input order.
+def holdout_docs(doc_ids: set[str], n_docs: int, seed: int) -> set[str]:
+    """``n_docs`` of ``doc_ids`` (a seeded choice per document id, independent of their order), but never
+    more than a quarter of them: the documents whose queries form the pseudo-dev set.
 
-    >>> from inpars.records import GeneratedQuery
-    >>> recs = [GeneratedQuery(d, f"q{d}") for d in "abcdefgh"]
-    >>> train, held = split_holdout(recs, 5, seed=1)
-    >>> len(train), len(held), {r.doc_id for r in held}.isdisjoint({r.doc_id for r in train})
-    (6, 2, True)
+    >>> held = holdout_docs(set("abcdefgh"), 5, seed=1)
+    >>> len(held), held <= set("abcdefgh"), held == holdout_docs(set("hgfedcba"), 5, seed=1)
+    (2, True, True)
     """
     from inpars.fingerprint import item_seed
 
-    docs = sorted({r.doc_id for r in records}, key=lambda d: (item_seed(seed, "pseudo-dev", d), d))
-    held_docs = set(docs[: min(n_docs, len(docs) // 4)])
-    return [r for r in records if r.doc_id not in held_docs], [r for r in records if r.doc_id in held_docs]
+    docs = sorted(doc_ids, key=lambda d: (item_seed(seed, "pseudo-dev", d), d))
+    return set(docs[: min(n_docs, len(docs) // 4)])
 
 
 def pseudo_dev_set(ctx: Context, folder: Path) -> Any:
@@ -226,13 +237,18 @@ def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
 
     rc = ctx.cfg.rerank
     model, model_type = ctx.model()
-    scorer = load_scorer(model, model_type, batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
-                         threads=ctx.cfg.threads)
+    kw: dict[str, Any] = dict(batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
+                              threads=ctx.cfg.threads)
+    scorer = load_scorer(model, model_type, **kw)
     first = read_run_dict(_first_stage(ctx))
     texts = ctx.ds.queries(ctx.eval_split)
     tune = None
+    selection: dict[str, Any] = {}
     if ctx.pseudo_dev:
         tune = pseudo_dev_set(ctx, folder)
+        start = _comparable_start(ctx)
+        if start is not None:
+            scorer, selection = _select_checkpoint(ctx, tune, {"trained": scorer, "start": load_scorer(start, model_type, **kw)})
     elif rc.interpolate:
         tune_first = read_run_dict(ctx.out("retrieve", "tune_run"))
         tune_texts = ctx.ds.queries(ctx.tune_split)
@@ -243,14 +259,42 @@ def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
     write_run(ctx.out("rerank", "top"), fused.top, tag="inpars-rerank")
     write_run(ctx.out("rerank", "reranked"), fused.reranked, tag="inpars-rerank")
     out: dict[str, Any] = {"pairs": fused.pairs, "rerank_seconds": round(fused.seconds, 2),
-                           "pairs_per_second": round(fused.pairs / max(fused.seconds, 1e-9), 2)}
+                           "pairs_per_second": round(fused.pairs / max(fused.seconds, 1e-9), 2), **selection}
     if fused.interpolated is not None:
         write_run(ctx.out("rerank", "interpolated"), fused.interpolated, tag=f"inpars-interp-{fused.alpha}")
         out.update(alpha=fused.alpha, alpha_table=fused.alpha_table)
         write_json(ctx.out("rerank", "fusion"), {
             "alpha": fused.alpha, "table": fused.alpha_table, "measure": "nDCG@10", "tuned_on": ctx.tune_split,
-            "queries": len(tune.first) if tune else 0, "supervised": not ctx.pseudo_dev})
+            "queries": len(tune.first) if tune else 0, "supervised": not ctx.pseudo_dev, **selection})
     return out
+
+
+def _comparable_start(ctx: Context) -> str | None:
+    """The start checkpoint of a label-free training run when it can rerank as the trained model does
+    (same family: e.g. all-MiniLM-L6-v2 for a bi-encoder, not for a cross-encoder, whose head it lacks)."""
+    if not (ctx.training and ctx.cfg.rerank.select_start):
+        return None
+    from inpars.families import detect_model_type
+    from inpars.models import resolve_model
+
+    start = resolve_model(ctx.cfg.train.model)
+    try:
+        same = detect_model_type(start) == ctx.cfg.train.model_type
+    except (OSError, ValueError):  # a start the transformers config reader cannot read: no comparison
+        return None
+    return start if same else None
+
+
+def _select_checkpoint(ctx: Context, tune: Any, scorers: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The scorer whose fusion is best on the pseudo-dev set (ties: the trained one), and what was seen."""
+    from inpars.fusion import pseudo_dev_fit
+
+    rc = ctx.cfg.rerank
+    fits = {name: pseudo_dev_fit(ctx.ds, tune, s, depth=rc.depth, alphas=rc.alphas) for name, s in scorers.items()}
+    chosen = max(fits, key=lambda name: (fits[name][0], name == "trained"))
+    log.info("pseudo-dev model selection: %s", ", ".join(f"{n} {v[0]:.4f}" for n, v in fits.items()))
+    return scorers[chosen], {"selected_model": chosen,
+                             "selection_pseudo_dev": {n: round(v[0], 6) for n, v in fits.items()}}
 
 
 def _first_stage(ctx: Context) -> Path:
@@ -312,8 +356,10 @@ TABLE: tuple[Stage, ...] = (
           identity=lambda ctx: {"seed": ctx.cfg.seed, "train_split": ctx.cfg.dataset.train_split}),
     Stage("filter", "filter", _filter, inputs=(("generate", "queries"),), enabled=_synthesizing,
           identity=lambda ctx: {"bm25": ctx.cfg.retrieve.index_params(), "seed": ctx.cfg.seed}),
-    Stage("negatives", "negatives", _negatives, inputs=(("filter", "filtered"),), enabled=_synthesizing,
+    Stage("negatives", "negatives", _negatives, inputs=(("filter", "filtered"), ("generate", "queries")),
+          enabled=_synthesizing,
           identity=lambda ctx: {"retrieve": identity(ctx.cfg.retrieve), "seed": ctx.cfg.seed,
+                                "checks": {k: v for k, v in identity(ctx.cfg.filter).items() if k != "steps"},
                                 "pseudo_dev": ctx.cfg.rerank.tune_queries if ctx.pseudo_dev else 0,
                                 "qrels_split": ctx.cfg.dataset.train_split}),
     Stage("train", "train", _train, inputs=(("negatives", "train"),), enabled=_training,

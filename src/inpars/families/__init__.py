@@ -4,6 +4,7 @@
 ``cross-encoder``     :mod:`inpars.families.cross_encoder`: BERT-like encoder + one-logit head
 ``monot5``            :mod:`inpars.families.monot5`: seq2seq model, score = P(``true``)
 ``bi-encoder``        :mod:`inpars.families.bi_encoder`: sentence-transformers embeddings, cosine
+``query-likelihood``  :mod:`inpars.families.query_likelihood`: causal LM, mean log P(query | document)
 ====================  ===============================================================================
 
 Adding a family is one module holding a :class:`~inpars.families.base.Family` subclass decorated with
@@ -12,7 +13,7 @@ type read from a checkpoint, the scorer, the engines it accepts, training, the m
 ``--model-type`` choices, the config's validation) goes through this registry.
 
 >>> FAMILIES.names()
-['bi-encoder', 'cross-encoder', 'monot5']
+['bi-encoder', 'cross-encoder', 'monot5', 'query-likelihood']
 >>> get_family("monot5").losses
 ('bce',)
 """
@@ -33,6 +34,6 @@ from inpars.families.base import (
 )
 
 # Importing a family module registers it.
-from inpars.families import bi_encoder, cross_encoder, monot5  # noqa: E402,F401  isort: skip
+from inpars.families import bi_encoder, cross_encoder, monot5, query_likelihood  # noqa: E402,F401  isort: skip
 
 __all__ = ["DEFAULT_FAMILY", "FAMILIES", "Family", "detect_model_type", "family_help", "get_family", "register"]

@@ -61,8 +61,8 @@ class BiEncoderScorer(TorchScorer):
 class BiEncoderFamily(Family):
     name = "bi-encoder"
     description = "sentence-transformers embedding model; score = cosine of query and document embeddings"
-    losses = ("listwise",)
-    loss_reason = "in-batch negatives"
+    losses = ("listwise", "margin-mse")
+    loss_reason = "in-batch negatives, or distillation from teacher scores"
 
     def detect(self, path: str, config: Any = None) -> bool:
         if config is None:

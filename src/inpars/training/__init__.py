@@ -123,8 +123,9 @@ def _training_arguments(cfg: Any, ckpt_dir: Path, seed: int) -> Any:
         disable_tqdm=not show_progress_bar(),
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,
-        # transformers refuses bf16 without a GPU unless told to train on the CPU
-        use_cpu=cfg.bf16 and not cuda,
+        # transformers refuses bf16 without a GPU unless told to train on the CPU; several CPU processes
+        # (torchrun/accelerate launch) train with DDP over gloo only when use_cpu is set
+        use_cpu=not cuda and (cfg.bf16 or int(os.environ.get("WORLD_SIZE", "1")) > 1),
         remove_unused_columns=False,
     )
 
@@ -190,7 +191,7 @@ def train_reranker(
     )
     train = Path(train)
     out = Path(out_dir)
-    examples = load_training_examples(train, need_negatives=cfg.loss == "listwise")
+    examples = load_training_examples(train, need_negatives=cfg.loss in ("listwise", "margin-mse"))
 
     from inpars.fingerprint import file_hash, versioned
     from inpars.fingerprint import identity as config_identity

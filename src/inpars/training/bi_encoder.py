@@ -1,9 +1,14 @@
 """Bi-encoder (dense) rerankers: a BERT-like encoder, mean pooling, L2 normalisation; score = cosine.
 
-Loss ``listwise`` only: MultipleNegativesRankingLoss as in sentence-transformers (GPL, InPars-light's
-dense variants): for each query of the batch, a softmax over ``scale * cosine`` with *every* document of
-the batch (its positive, its hard negatives, and the other queries' positives and negatives), the target
-being its own positive. ``batch_size`` counts groups, so larger batches give more in-batch negatives.
+Losses:
+
+- ``listwise``: MultipleNegativesRankingLoss as in sentence-transformers (InPars-light's dense variants):
+  for each query of the batch, a softmax over ``scale * cosine`` with *every* document of the batch (its
+  positive, its hard negatives, and the other queries' positives and negatives), the target being its own
+  positive. ``batch_size`` counts groups, so larger batches give more in-batch negatives.
+- ``margin-mse`` (GPL's distillation): for each group, the mean squared difference between the student's
+  margins ``cos(q, pos) - cos(q, neg)`` and the teacher's ``t(pos) - t(neg)``, the teacher scores being the
+  examples' ``scores`` (pseudo-labels written by the negatives stage, ``teacher: fused``).
 
 Queries and documents are tokenised separately, truncated to ``max_length``, dynamically padded. The saved
 folder is a sentence-transformers model (``modules.json``: Transformer -> mean Pooling -> Normalize): it
@@ -36,11 +41,14 @@ class BiEncoderCollator:
         kw = {"truncation": True, "max_length": self.max_length, "padding": True, "return_tensors": "pt"}
         q = self.tokenizer([it["query"] for it in items], **kw)
         d = self.tokenizer([doc for it in items for doc in it["docs"]], **kw)
-        return {
+        out = {
             **{f"q_{k}": v for k, v in q.items()},
             **{f"d_{k}": v for k, v in d.items()},
             "group_sizes": torch.tensor([len(it["docs"]) for it in items], dtype=torch.long),
         }
+        if all(it.get("scores") is not None for it in items):
+            out["teacher"] = torch.tensor([x for it in items for x in it["scores"]], dtype=torch.float)
+        return out
 
 
 def mean_pool(hidden: Any, mask: Any) -> Any:
@@ -71,20 +79,45 @@ def mnrl_loss(model: Any, inputs: dict[str, Any]) -> Any:
     return F.cross_entropy(SCALE * q @ d.T, positives)
 
 
+def margin_mse_loss(model: Any, inputs: dict[str, Any]) -> Any:
+    """Mean over every (positive, negative) pair of the batch of ``((s_pos - s_neg) - (t_pos - t_neg))^2``,
+    ``s`` the student's cosine, ``t`` the teacher's score (the first document of each group is the positive).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    sizes = inputs["group_sizes"].tolist()
+    q = _embed(model, inputs, "q_")
+    d = _embed(model, inputs, "d_")
+    owner = torch.repeat_interleave(torch.arange(len(sizes), device=q.device), torch.tensor(sizes, device=q.device))
+    student = (q[owner] * d).sum(-1)
+    teacher = inputs["teacher"].to(student.device)
+    s_groups, t_groups = torch.split(student, sizes), torch.split(teacher, sizes)
+    s_margin = torch.cat([s[:1] - s[1:] for s in s_groups])
+    t_margin = torch.cat([t[:1] - t[1:] for t in t_groups])
+    return F.mse_loss(s_margin, t_margin)
+
+
 def build(base_model: str, examples: list[TrainingExample], *, loss: str, max_length: int) -> TrainingParts:
     """Model (a bare encoder), tokenizer, dataset, collator and loss for a bi-encoder run."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     from inpars.errors import ConfigError
 
-    # ``loss`` is always "listwise" here: train_reranker's config validation refuses anything else.
+    # ``loss`` is "listwise" or "margin-mse" here: train_reranker's config validation refuses anything else.
+    if loss == "margin-mse":
+        missing = sum(1 for ex in examples if ex.scores is None or len(ex.scores) != 1 + len(ex.negatives))
+        if missing:
+            raise ConfigError(f"loss 'margin-mse' needs teacher scores for every document of every example; "
+                              f"{missing} of {len(examples)} examples lack them (negatives.teacher: fused writes them)")
     config = AutoConfig.from_pretrained(base_model)
     if getattr(config, "is_encoder_decoder", False):
         raise ConfigError(f"{base_model} is an encoder-decoder (seq2seq) model: train it with model_type 'monot5'")
     model = AutoModel.from_pretrained(base_model, add_pooling_layer=False)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     return TrainingParts(
-        model, tokenizer, GroupDataset(examples), BiEncoderCollator(tokenizer, max_length), mnrl_loss,
+        model, tokenizer, GroupDataset(examples), BiEncoderCollator(tokenizer, max_length),
+        margin_mse_loss if loss == "margin-mse" else mnrl_loss,
         pairs_per_group(examples),
     )
 

@@ -68,7 +68,8 @@ class GroupDataset:
     """(query, [positive, negatives...]) groups for the listwise loss."""
 
     def __init__(self, examples: list[TrainingExample]) -> None:
-        self.items = [{"query": ex.query, "docs": [ex.positive, *ex.negatives]} for ex in examples]
+        self.items = [{"query": ex.query, "docs": [ex.positive, *ex.negatives], "scores": ex.scores}
+                      for ex in examples]
 
     def __len__(self) -> int:
         return len(self.items)

@@ -1,0 +1,201 @@
+"""Label-free ablation on SciFact: which use of the synthetic queries pays, against BM25 and zero-shot.
+
+Usage::
+
+    python ../shared/data/unlabeled_copy.py ../shared/data/scifact /tmp/nolabels/scifact
+    INPARS_DATA_HOME=/tmp/nolabels python benchmarks/ablation_labelfree.py [--variants a,b,...]
+        [--base benchmarks/scifact.yaml] [--runs runs/ablation] [--out benchmarks/results/ablation_labelfree.json]
+
+Every variant is ``--base`` with a few settings changed (:data:`VARIANTS`, fixed before any test figure of
+it existed) and runs as ``inpars run`` in its own folder under ``--runs``; the stages it shares with an
+earlier variant (BM25, generation, ...) are copied from that variant's folder and skipped as up to date,
+so all variants train on the same synthetic queries. No stage reads judgements: the dataset folder should
+hold only ``qrels/test.tsv`` (the script refuses one with a ``train`` split unless ``--allow-train``).
+
+Choices come from the pseudo-dev set only: each run tunes its own fusion weight on the synthetic queries of
+held-out documents (the same documents and queries for every variant), and the script names as
+``selected`` the variant with the best fused nDCG@10 there. The test judgements are read once, at the end,
+for the table: each variant's reranker alone and fused, with paired t-tests against BM25 and against the
+zero-shot model under the same fusion (``zero-shot`` must be among the variants for the latter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: name -> (what it tests, dotted overrides of the base config). ``zero-shot`` is the untrained model.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "zero-shot": ("all-MiniLM-L6-v2 as it ships, no training (the InPars claim's reference)",
+                  {"rerank.model": "minilm-l6", "rerank.model_type": "bi-encoder"}),
+    "gpl": ("GPL: 1 negative mined by the zero-shot bi-encoder (its ranks 4-100 of BM25's 100), margin-MSE "
+            "on fused BM25 + zero-shot dense pseudo-labels",
+            {"negatives.method": "dense", "negatives.teacher": "fused", "train.loss": "margin-mse",
+             "rerank.select_start": False}),
+    "mnrl-bm25": ("fine-tuned with in-batch negatives + 1 BM25 negative (ranks 4-100)",
+                  {"rerank.select_start": False}),
+    "mnrl-dense": ("fine-tuned with in-batch negatives + 1 negative mined by the zero-shot bi-encoder",
+                   {"negatives.method": "dense", "negatives.teacher": "fused", "rerank.select_start": False}),
+    "gpl-consistency": ("gpl on the queries whose document the zero-shot bi-encoder ranks in its top 3 "
+                        "of BM25's 100 (round trip)",
+                        {"negatives.method": "dense", "negatives.teacher": "fused", "train.loss": "margin-mse",
+                         "rerank.select_start": False,
+                         "filter.steps": [{"name": "consistency", "model": "minilm-l6", "top_k": 3, "depth": 100,
+                                           "options": {"model_type": "bi-encoder"}}]}),
+}
+SHARED = ("bm25-index", "01-retrieve", "02-generate", "03-filter", "04-negatives")
+
+
+def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:
+    node = cfg
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+
+
+def _prepare(name: str, base: dict[str, Any], runs: Path, done: list[Path]) -> Path:
+    cfg = json.loads(json.dumps(base))
+    for key, value in VARIANTS[name][1].items():
+        _set(cfg, key, value)
+    run_dir = runs / name
+    cfg["run_dir"] = str(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for src in done:  # stages an earlier variant finished: copied, then skipped if their identity matches
+        for part in SHARED:
+            if (src / part).exists() and not (run_dir / part).exists():
+                (shutil.copytree if (src / part).is_dir() else shutil.copy2)(src / part, run_dir / part)
+        break
+    path = runs / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _stage_seconds(run_dir: Path) -> dict[str, float]:
+    out = {}
+    for manifest in sorted(run_dir.glob("0*/manifest.json")):
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+        if "seconds" in m:
+            out[m["stage"]] = round(float(m["seconds"]), 1)
+    return out
+
+
+def _pseudo_dev(run_dir: Path) -> dict[str, Any]:
+    fusion = json.loads((run_dir / "06-rerank" / "fusion.json").read_text(encoding="utf-8"))
+    table = {float(k): v for k, v in fusion["table"].items()}
+    return {"alpha": fusion["alpha"], "queries": fusion["queries"], "bm25": table.get(0.0),
+            "alone": table.get(1.0), "fused": table[float(fusion["alpha"])], "table": fusion["table"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", default=str(ROOT / "benchmarks" / "scifact.yaml"))
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
+    ap.add_argument("--runs", default=str(ROOT / "runs" / "ablation"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ablation_labelfree.json"))
+    ap.add_argument("--allow-train", action="store_true", help="run even if the dataset has a train split")
+    ap.add_argument("--evaluate-only", action="store_true", help="only read finished runs and write the table")
+    args = ap.parse_args(argv)
+
+    from inpars.config import load_config
+    from inpars.datasets import evaluation_access, load_dataset, read_run_dict
+    from inpars.evaluation import evaluate_dataset, parse_measures, per_query_values, ttest_pvalue
+
+    names = [n for n in args.variants.split(",") if n]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    base = yaml.safe_load(Path(args.base).read_text(encoding="utf-8"))
+    cfg0 = load_config(args.base)
+    ds = load_dataset(cfg0.dataset.name)
+    if ds.has_split("train") and not args.allow_train:
+        raise SystemExit(f"{cfg0.dataset.name} has a train split: run on an unlabelled copy "
+                         "(../shared/data/unlabeled_copy.py) or pass --allow-train")
+    runs = Path(args.runs)
+    done: list[Path] = []
+    wall: dict[str, float] = {}
+    for name in names:
+        config = _prepare(name, base, runs, done)
+        if not args.evaluate_only:
+            t = time.perf_counter()
+            print(f"== {name}: inpars run {config}", flush=True)
+            rc = subprocess.call([sys.executable, "-m", "inpars", "run", str(config)], env=os.environ.copy())
+            if rc != 0:
+                raise SystemExit(f"variant {name}: inpars run exited {rc}")
+            wall[name] = round(time.perf_counter() - t, 1)
+        done.append(runs / name)
+
+    split = cfg0.dataset.eval_split
+    bm25 = read_run_dict(runs / names[0] / "01-retrieve" / f"bm25.{split}.trec")
+    run_files: dict[str, Any] = {"bm25": bm25}
+    for name in names:
+        run_files[f"{name} alone"] = read_run_dict(runs / name / "06-rerank" / f"reranked.{split}.trec")
+        run_files[f"{name} fused"] = read_run_dict(runs / name / "06-rerank" / f"interpolated.{split}.trec")
+    measures = ["nDCG@10", "R@100", "AP@1000", "RR@10"]
+    res = evaluate_dataset(ds, split, run_files, measures=measures, baseline="bm25", tests=["ttest"])
+    with evaluation_access():
+        qrels = ds.qrels_dict(split)
+    ndcg = parse_measures(["nDCG@10"])
+    per = {k: per_query_values(qrels, v, ndcg)["nDCG@10"] for k, v in run_files.items()}
+    qids = sorted(per["bm25"])
+
+    def mean(key: str) -> float:
+        return round(sum(per[key][q] for q in qids) / len(qids), 4)
+
+    def versus(key: str, ref: str) -> dict[str, float]:
+        a, b = [per[key][q] for q in qids], [per[ref][q] for q in qids]
+        return {"delta": round(mean(key) - mean(ref), 4), "p": round(ttest_pvalue(a, b), 4)}
+
+    table: dict[str, Any] = {}
+    for name in names:
+        row: dict[str, Any] = {"what": VARIANTS[name][0], "overrides": VARIANTS[name][1],
+                               "pseudo_dev": _pseudo_dev(runs / name), "stage_seconds": _stage_seconds(runs / name)}
+        if name in wall:
+            row["wall_seconds"] = wall[name]
+        for kind in ("alone", "fused"):
+            key = f"{name} {kind}"
+            row[kind] = {"nDCG@10": mean(key), "vs_bm25": versus(key, "bm25")}
+            if "zero-shot" in names and name != "zero-shot":
+                row[kind]["vs_zero_shot"] = versus(key, f"zero-shot {kind}")
+        table[name] = row
+    selected = max(names, key=lambda n: (table[n]["pseudo_dev"]["fused"], -names.index(n)))
+    out = {
+        "benchmark": "ablation_labelfree",
+        "what": "SciFact test, label-free variants (pseudo-dev choices only); paired t-tests on nDCG@10",
+        "base_config": os.path.relpath(args.base, ROOT),
+        "queries": len(qids),
+        "bm25": {"nDCG@10": mean("bm25")},
+        "selected_by_pseudo_dev": selected,
+        "variants": table,
+        "aggregate": res.to_json().get("aggregate", {}),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": "2 CPU cores, no GPU",
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    print(f"BM25 nDCG@10 {mean('bm25')} on {len(qids)} queries; selected by pseudo-dev: {selected}")
+    for name in names:
+        r = table[name]
+        line = (f"{name:16s} pseudo-dev fused {r['pseudo_dev']['fused']:.4f} (alpha {r['pseudo_dev']['alpha']})"
+                f" | test alone {r['alone']['nDCG@10']:.4f} fused {r['fused']['nDCG@10']:.4f}"
+                f" vs BM25 {r['fused']['vs_bm25']['delta']:+.4f} (p={r['fused']['vs_bm25']['p']})")
+        if "vs_zero_shot" in r["fused"]:
+            line += f" vs zero-shot {r['fused']['vs_zero_shot']['delta']:+.4f} (p={r['fused']['vs_zero_shot']['p']})"
+        print(line)
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
