@@ -22,7 +22,7 @@ from inpars.config import (
 
 # subcommand -> (its section, fields with hand-written flags or none: dicts of options, filter steps)
 SECTIONS: dict[str, tuple[type[BaseModel], set[str]]] = {
-    "generate": (GenerateConfig, {"backend_options"}),  # --backend-option KEY=VALUE
+    "generate": (GenerateConfig, {"backend_options", "engine_options"}),  # --backend-option / --engine-option KEY=VALUE
     "retrieve": (RetrieveConfig, set()),
     "filter": (FilterConfig, {"steps"}),  # --step NAME[:k=v,...]
     "negatives": (NegativesConfig, set()),
@@ -31,7 +31,7 @@ SECTIONS: dict[str, tuple[type[BaseModel], set[str]]] = {
 }
 
 
-class Called(Exception):
+class Called(BaseException):  # not an Exception: the CLI's error boundary must let it through
     """Raised by a stand-in library function once it has recorded its arguments."""
 
 
@@ -160,6 +160,7 @@ def test_rerank_flags_reach_the_scorer(monkeypatch: pytest.MonkeyPatch, tmp_path
     ds = SimpleNamespace(queries=lambda *split: {"q1": "a query"})
     monkeypatch.setattr("inpars.datasets.load_dataset", lambda name: ds)
     monkeypatch.setattr("inpars.datasets.read_run_dict", lambda path: {"q1": {"d1": 1.0}})
+    monkeypatch.setattr("inpars.safety.check_model", lambda *a, **k: None)  # 'ckpt' names no real model
     seen = _capture(monkeypatch, "inpars.rerank.load_scorer")
     _run(["rerank", "-d", "scifact", "-r", "bm25.trec", "-m", "ckpt", "--model-type", "monot5", "--engine", "torch",
           "--batch-size", "4", "--max-length", "128", "-o", str(tmp_path / "r.trec")])

@@ -94,3 +94,22 @@ def test_sha256_path_of_folder_depends_on_names_and_contents(tmp_path: Path) -> 
     h3 = sha256_path(tmp_path / "a")
     assert len({h1, h2, h3}) == 3
     assert json.dumps(h1)
+
+
+def test_atomic_write_honours_the_umask(tmp_path: Path) -> None:
+    from inpars.io import write_json
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    write_json(tmp_path / "x.json", {"a": 1})  # mkstemp alone would give 0600
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_read_jsonl_accepts_a_bom_and_refuses_nan(tmp_path: Path) -> None:
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes(b'\xef\xbb\xbf{"a": 1}\n{"a": 2}\n')
+    assert [obj["a"] for _, obj in read_jsonl(p)] == [1, 2]
+    for token in ("NaN", "Infinity", "-Infinity"):
+        p.write_text(f'{{"a": 1}}\n{{"log_probs": [-0.1, {token}]}}\n')
+        with pytest.raises(InputError, match=rf"bom.jsonl:2: {token} is not a number"):
+            list(read_jsonl(p))

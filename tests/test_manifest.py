@@ -132,3 +132,41 @@ def test_runtime_fields_do_not_change_the_fingerprint(tmp_path: Path) -> None:
     assert run_stage("rerank", tmp_path / "r", RerankConfig(batch_size=64), {}, _writer(calls)).skipped
     m = read_manifest(tmp_path / "r")
     assert m is not None and m["config"]["batch_size"] == 4  # recorded in full, keyed on the identity
+
+
+def test_finished_outputs_are_kept_until_the_new_work_succeeds(tmp_path: Path) -> None:
+    calls: list[str] = []
+    run_stage("s", tmp_path / "s", {"k": 1}, {}, _writer(calls))
+    before = (tmp_path / "s" / "out.txt").read_text()
+
+    def failing(folder: Path) -> dict:
+        (folder / "out.txt").write_text("half")
+        raise RuntimeError("the new work failed")
+
+    with pytest.raises(RuntimeError):
+        run_stage("s", tmp_path / "s", {"k": 2}, {}, failing)
+    # the finished folder is back, whole, and still up to date for its own config
+    assert (tmp_path / "s" / "out.txt").read_text() == before
+    assert not (tmp_path / ".s.previous").exists()
+    assert run_stage("s", tmp_path / "s", {"k": 1}, {}, _writer(calls)).skipped
+    # success replaces it, and nothing is left aside
+    assert not run_stage("s", tmp_path / "s", {"k": 2}, {}, _writer(calls)).skipped
+    assert not (tmp_path / ".s.previous").exists()
+
+
+def test_interrupted_redo_keeps_the_old_folder_aside_then_resumes(tmp_path: Path) -> None:
+    calls: list[str] = []
+    run_stage("s", tmp_path / "s", {"k": 1}, {}, _writer(calls))
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("s", tmp_path / "s", {"k": 2}, {}, _writer(calls, fail_after=2))
+    assert (tmp_path / ".s.previous" / "manifest.json").is_file()
+    res = run_stage("s", tmp_path / "s", {"k": 2}, {}, _writer(calls))
+    assert res.manifest["resumed"] and not (tmp_path / ".s.previous").exists()
+    assert (tmp_path / "s" / "out.txt").read_text().splitlines() == [str(i) for i in range(5)]
+
+
+def test_manifest_masks_credentials_in_the_config(tmp_path: Path) -> None:
+    url = "http://user:PASSWORD123@host:8080/v1?api_key=KEY456"
+    run_stage("s", tmp_path / "s", {"backend_options": {"base_url": url}}, {}, _writer([]))
+    text = (tmp_path / "s" / "manifest.json").read_text()
+    assert "PASSWORD123" not in text and "KEY456" not in text and "host:8080" in text

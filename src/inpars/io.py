@@ -1,7 +1,7 @@
 """File helpers shared by every stage: atomic writes, JSONL that survives a crash, hashes.
 
 - :func:`atomic_write` writes to a temporary file beside the target and renames it into place, so a
-  reader never sees half a file.
+  reader never sees half a file; the file gets the permissions the umask gives a new file.
 - :class:`JsonlAppender` appends one record per line and flushes each line; after a SIGKILL at most the
   line being written is incomplete, and :func:`repair_jsonl` cuts it off before the file is resumed.
 - :func:`read_jsonl` names the file and line of any malformed record.
@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -39,6 +40,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a written file honours the umask
         kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
@@ -49,6 +51,14 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask, read once (reading it means setting it: not done again while threads write)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -68,12 +78,22 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+class _NotANumber(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotANumber(name)
+
+
 def read_jsonl(path: str | Path, *, skip_truncated_tail: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-empty line of a JSONL file.
 
-    Raises :class:`InputError` naming the file and line for invalid UTF-8, invalid JSON or a line that is
-    not a JSON object. With ``skip_truncated_tail`` a last line without its newline that does not parse
-    (what a killed writer leaves) is skipped with a warning instead.
+    Raises :class:`InputError` naming the file and line for invalid UTF-8, invalid JSON (``NaN`` and
+    ``Infinity``, which Python's JSON would accept, included) or a line that is not a JSON object. A UTF-8
+    byte-order mark at the start of the file is accepted, as in every other reader. With
+    ``skip_truncated_tail`` a last line without its newline that does not parse (what a killed writer
+    leaves) is skipped with a warning instead.
     """
     path = Path(path)
     with open(path, "rb") as f:
@@ -81,13 +101,16 @@ def read_jsonl(path: str | Path, *, skip_truncated_tail: bool = False) -> Iterat
     for i, raw in enumerate(lines, start=1):
         is_tail = i == len(lines) and not raw.endswith(b"\n")
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig" if i == 1 else "utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path, line=i) from None
         if not text.strip():
             continue
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, parse_constant=_no_constant)
+        except _NotANumber as exc:
+            raise InputError(f"{exc.args[0]} is not a number (a score or log-prob must be finite)",
+                             path=path, line=i) from None
         except json.JSONDecodeError as exc:
             if is_tail and skip_truncated_tail:
                 log.warning("%s:%d: ignoring an incomplete last line (interrupted write)", path, i)

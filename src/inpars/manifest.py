@@ -15,7 +15,12 @@ A stage folder has three states:
 - ``pending.json`` present with the current fingerprint: interrupted; the stage resumes in place
   (stages append crash-safely or checkpoint, so nothing is lost or duplicated).
 - anything else (another fingerprint, an output deleted or modified, a corrupt ``manifest.json``,
-  ``force``): the folder is cleared and the stage runs from scratch.
+  ``force``): the stage runs from scratch in an empty folder. A finished folder is first moved aside
+  (``.NN-stage.previous``) and deleted only once the new work has succeeded; if the stage raises, the
+  finished folder is put back. An interrupted run (Ctrl-C, a kill) keeps the new folder, to resume.
+
+Secrets written into the config (``http://user:PASS@host``, ``?api_key=``) are masked in the manifest
+(:func:`inpars.safety.mask_obj`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 
 from inpars.fingerprint import VERSIONS, fingerprint, identity
 from inpars.io import sha256_path, write_json
+from inpars.safety import mask_obj, mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +153,9 @@ def run_stage(
     """
     folder = Path(folder)
     t0 = time.perf_counter()
+    previous = folder.with_name(f".{folder.name}.previous")
+    if previous.is_dir() and not folder.exists():  # killed between moving the old folder aside and mkdir
+        previous.rename(folder)
     hashes = {k: sha256_path(v) for k, v in inputs.items()}
     hashes.update(extra_hashes or {})
     fp = stage_fingerprint(name, config, hashes)
@@ -158,17 +167,31 @@ def run_stage(
     resume = False
     if pending.is_file() and not force:
         resume = _pending_fingerprint(pending) == fp
+    previous = folder.with_name(f".{folder.name}.previous")
     if folder.exists() and not resume:
         if done is not None or pending.is_file() or force:
             log.info("stage %s: inputs or config changed%s; starting afresh", name, " (forced)" if force else "")
-        shutil.rmtree(folder)
+        if done is not None and not pending.is_file():
+            # finished work is kept aside until the new work succeeds
+            if previous.exists():
+                shutil.rmtree(previous)
+            folder.rename(previous)
+        else:
+            shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if resume:
         log.info("stage %s: resuming an interrupted run in %s", name, folder)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_json(pending, {"stage": name, "fingerprint": fp, "started": started})
     log.info("stage %s: running", name)
-    summary = dict(fn(folder))
+    try:
+        summary = dict(fn(folder))
+    except Exception:
+        if previous.is_dir():  # the new work failed: put the finished folder back
+            shutil.rmtree(folder, ignore_errors=True)
+            previous.rename(folder)
+            log.info("stage %s failed; its previous outputs are kept in %s", name, folder)
+        raise
     outputs = {
         p.name: sha256_path(p)
         for p in sorted(folder.iterdir())
@@ -177,8 +200,8 @@ def run_stage(
     manifest = {
         "stage": name,
         "fingerprint": fp,
-        "config": _jsonable(config),
-        "inputs": {k: {"path": str(v), "sha256": hashes[k]} for k, v in inputs.items()}
+        "config": mask_obj(_jsonable(config)),
+        "inputs": {k: {"path": mask_secrets(v), "sha256": hashes[k]} for k, v in inputs.items()}
         | {k: {"sha256": v} for k, v in (extra_hashes or {}).items()},
         "outputs": outputs,
         "seed": seed,
@@ -191,6 +214,8 @@ def run_stage(
     }
     write_json(folder / MANIFEST, manifest)
     pending.unlink(missing_ok=True)
+    if previous.exists():
+        shutil.rmtree(previous, ignore_errors=True)
     log.info("stage %s: done in %.1f s", name, manifest["seconds"])
     return StageResult(name, folder, skipped=False, manifest=manifest)
 

@@ -29,6 +29,7 @@ from inpars.fusion import sample_ids
 from inpars.io import write_json
 from inpars.layout import STAGES, stage_dir
 from inpars.manifest import StageResult, run_stage
+from inpars.safety import mask_obj
 from inpars.stages import TABLE, Context, label_splits
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,30 @@ class PipelineResult:
 def _check_stage(name: str | None, flag: str) -> None:
     if name is not None and name not in STAGES:
         raise ConfigError(f"{flag}: unknown stage '{name}'; stages: {', '.join(STAGES)}")
+
+
+def validate(cfg: PipelineConfig) -> None:
+    """Check what the stages will need before the first one starts, so that a typo never costs an hour
+    of generation: the models (``train.model``, ``rerank.model``, the dense ``negatives.model``, filter
+    steps' ``model``), the generation backend, its options and model, the template file, the threads and
+    the run folder. Raises :class:`~inpars.errors.ConfigError` naming the key path."""
+    from inpars.safety import check_backend, check_model, check_output_dir, check_threads
+
+    check_threads(cfg.threads, "threads")
+    check_output_dir(cfg.run_dir, [], cfg.dataset.name, flag="run_dir")
+    g = cfg.generate
+    check_backend(g.backend, g.model, g.backend_options)
+    if g.template and not Path(g.template).expanduser().is_file():
+        raise ConfigError(f"generate.template: {g.template} is not a file")
+    for i, step in enumerate(cfg.filter.steps):
+        for model in (step.model, step.options.get("model")):
+            if isinstance(model, str):
+                check_model(model, f"filter.steps.{i}.model ({step.name})")
+    n = cfg.negatives
+    if n.method == "dense" or getattr(n, "teacher", "none") != "none":
+        check_model(n.model, "negatives.model")
+    check_model(cfg.train.model, "train.model")
+    check_model(cfg.rerank.model, "rerank.model")
 
 
 def _context(cfg: PipelineConfig, ds: Dataset) -> Context:
@@ -74,6 +99,7 @@ def run_pipeline(
     if from_stage and until and STAGES.index(from_stage) > STAGES.index(until):
         raise ConfigError(f"--from {from_stage} comes after --until {until}: nothing would run")
     t0 = time.perf_counter()
+    validate(cfg)
     if cfg.threads:
         import torch
 
@@ -87,7 +113,8 @@ def run_pipeline(
     # The run's config is written only once the dataset is known to load: a failed start leaves an
     # existing run folder as it was.
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(ctx.run_dir / "config.json", {**cfg.model_dump(mode="json"), "label_splits": ctx.label_splits})
+    write_json(ctx.run_dir / "config.json",
+               mask_obj({**cfg.model_dump(mode="json"), "label_splits": ctx.label_splits}))
     ds_hash = dataset_fingerprint(ds, splits=ctx.label_splits)
     redo = set(STAGES[STAGES.index(from_stage):]) if from_stage else set()
     result = PipelineResult(ctx.run_dir)

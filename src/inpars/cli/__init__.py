@@ -3,6 +3,11 @@
 Each module in this package defines ``add_parser(subparsers)``, which adds its subcommand and sets
 ``func`` (a callable taking the parsed arguments and returning an exit code). Modules are found
 automatically, so a new subcommand is one new file.
+
+:func:`main` is the one error boundary: an error a user can cause (bad input, config, path, model,
+option) exits 2 with one line ``inpars CMD: error: ...`` naming what is wrong and what to do; any other
+exception exits 1, also with one line. A traceback is printed only with ``-vv``. Secrets in URLs are
+masked in every log line and error (:mod:`inpars.safety`).
 """
 
 from __future__ import annotations
@@ -12,10 +17,10 @@ import importlib
 import logging
 import pkgutil
 import sys
+import traceback
 from collections.abc import Sequence
 
 from inpars import __version__
-from inpars.errors import InparsError
 
 log = logging.getLogger("inpars")
 
@@ -33,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         module.add_parser(sub)
+    for subparser in sub.choices.values():  # '-v' after the subcommand too: 'inpars run x.yaml -vv'
+        if not any("--verbose" in a.option_strings for a in subparser._actions):
+            subparser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                                   help="more logging; -vv also prints the traceback of an error")
     return parser
 
 
@@ -41,6 +50,11 @@ def setup_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     # Stage progress is logged at INFO by inpars itself; keep it visible by default.
     logging.getLogger("inpars").setLevel(min(level, logging.INFO))
+    from inpars.safety import SecretFilter
+
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, SecretFilter) for f in handler.filters):
+            handler.addFilter(SecretFilter())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,12 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (InparsError, FileNotFoundError) as exc:
-        print(f"inpars {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"inpars {args.command}: interrupted; run it again to resume", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from inpars.safety import describe_error, mask_secrets
+
+        code, line = describe_error(exc)
+        if args.verbose >= 2:
+            print(mask_secrets("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
+        print(f"inpars {args.command}: error: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

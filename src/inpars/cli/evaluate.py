@@ -32,6 +32,9 @@ def add_parser(subparsers: Any) -> None:
     })
     p.add_argument("--tests", nargs="+", choices=["ttest", "permutation", "none"], help="significance tests")
     p.add_argument("--seed", type=int, default=None, help="seed of the randomisation test (default: config seed)")
+    p.add_argument("--ignore-identical-ids", action="store_true",
+                   help="drop hits whose document id is the query id, as BEIR's evaluation does (ArguAna, Quora); "
+                        "default: kept, as trec_eval keeps them")
     p.add_argument("--markdown", help="write the tables as Markdown here")
     p.add_argument("--json", help="write everything (per-query values included) as JSON here")
     p.set_defaults(func=run)
@@ -74,12 +77,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         baseline = names[0] if len(names) > 1 else None
     seed = args.seed if args.seed is not None else cfg.seed
+    from inpars.safety import check_output
+
+    inputs = [*args.runs, args.qrels, getattr(args, "config", None)]
+    written = [check_output(path, inputs, cfg.dataset.name, flag=flag).resolve()
+               for flag, path in (("--markdown", args.markdown), ("--json", args.json)) if path]
+    if len(set(written)) < len(written):
+        raise ConfigError("--markdown and --json name the same file; give two paths")
     kwargs: dict[str, Any] = {
         "measures": ev.measures,
         "baseline": baseline,
         "tests": ev.tests,
         "permutations": ev.permutations,
         "seed": seed,
+        "ignore_identical_ids": args.ignore_identical_ids,
     }
     if args.qrels:
         result = evaluate_runs(args.qrels, runs, **kwargs)

@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
         cfg.seed = args.seed
     if not cfg.dataset.name:
         raise ConfigError("no dataset: give --dataset or a --config with dataset.name")
+    from inpars.safety import check_output
+
+    out = check_output(args.out, [args.input], cfg.dataset.name)
+    check_output(out.with_name(out.stem + ".report.json"), [args.input], cfg.dataset.name, flag="report of --out")
     bm25 = cfg.retrieve.index_params()
     report = filter_queries(
         args.input,

@@ -26,6 +26,17 @@ def set_choices(parser: argparse.ArgumentParser, flag: str, names: list[str]) ->
     action.help = f"{action.help or ''}; one of: {', '.join(names)}".lstrip("; ")
 
 
+def _prompt_arg(value: str) -> str:
+    """A registered prompt name or an existing template file (argparse type of --prompt)."""
+    from inpars.prompts import PROMPTS
+
+    if value in PROMPTS:
+        return value
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {value!r} (choose from {', '.join(PROMPTS.names())}, or give a template file that exists)"
+    )
+
+
 def _parse_option(text: str) -> tuple[str, Any]:
     """``key=value``; the value is read as JSON when it parses (numbers, true/false, lists), else a string."""
     if "=" not in text:
@@ -61,6 +72,10 @@ def add_parser(subparsers: Any) -> None:
     })
     # registry names, not Literal values: the flags list (and accept) exactly those
     set_choices(p, "--prompt", PROMPTS.names())
+    # ... or the path of an existing template file
+    prompt_flag = next(a for a in p._actions if "--prompt" in a.option_strings)
+    prompt_flag.choices, prompt_flag.type = None, _prompt_arg
+    prompt_flag.help = f"{prompt_flag.help}; or a template file path"
     set_choices(p, "--backend", sorted({*_BACKEND_MODULES, *BACKENDS.names()}))
     add_section_flags(p, DatasetConfig, skip=_DATASET_SKIP, helps={
         "train_split": "opt-in: a labelled split whose queries and judgements may be read (promptagator's "
@@ -73,6 +88,14 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="KEY=VALUE",
         help="backend option (repeatable), e.g. --backend-option n_threads=2",
+    )
+    p.add_argument(
+        "--engine-option",
+        action="append",
+        type=_parse_option,
+        default=None,
+        metavar="KEY=VALUE",
+        help="engine option (repeatable), e.g. --engine ray --engine-option actors=2 (see inpars.generation.ray_engine)",
     )
     p.add_argument(
         "--seed", type=int, default=None, help="seed of the document sample and of each query's sampling (default 1)"
@@ -96,8 +119,15 @@ def run(args: argparse.Namespace) -> int:
         cfg.seed = args.seed
     if args.backend_option:
         cfg.generate.backend_options = {**cfg.generate.backend_options, **dict(args.backend_option)}
+    if args.engine_option:
+        cfg.generate.engine_options = {**cfg.generate.engine_options, **dict(args.engine_option)}
     if not cfg.dataset.name:
         raise ConfigError("no dataset: give --dataset or a --config with dataset.name")
+    from inpars.safety import check_backend, check_output
+
+    check_output(args.out, [cfg.generate.template, cfg.generate.prompt, getattr(args, "config", None)],
+                 cfg.dataset.name)
+    check_backend(cfg.generate.backend, cfg.generate.model, cfg.generate.backend_options)
     summary = generate_queries(
         cfg.dataset.name,
         args.out,

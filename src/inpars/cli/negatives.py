@@ -50,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
         cfg.seed = args.seed
     if not cfg.dataset.name:
         raise ConfigError("no dataset: give --dataset or a --config with dataset.name")
+    from inpars.safety import check_output
+
+    check_output(args.out, [args.input], cfg.dataset.name)
     bm25 = cfg.retrieve.index_params()
     summary = mine_negatives(
         args.input,

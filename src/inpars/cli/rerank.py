@@ -35,6 +35,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--split", default=None,
                    help="take query texts from this split only (default: every query of the dataset; the "
                         "split named by dataset.eval_split is the one --tune-split must differ from)")
+    p.add_argument("--queries", default=None, metavar="FILE",
+                   help="take query texts from this file instead (TSV 'id<TAB>text' or JSONL {_id, text})")
     add_section_flags(p, RerankConfig, aliases={"first_stage": ["--run", "-r"], "model": ["-m"]}, helps={
         "model": "reranker checkpoint folder, hub id or packaged name",
         "model_type": f"default: read from the checkpoint. {family_help()}",
@@ -70,6 +72,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("no first-stage run: give --run or rerank.first_stage in the config")
     if not rc.model:
         raise ConfigError("no model: give --model or rerank.model in the config")
+    from inpars.safety import check_model, check_output, check_output_dir, check_threads
+
+    check_threads(args.threads)
+    check_model(rc.model, "--model")
+    inputs = [rc.first_stage, args.tune_run, args.queries, getattr(args, "config", None)]
+    out_path = check_output(args.out, inputs, cfg.dataset.name)
+    check_output(out_path.with_name(f"{out_path.stem}.rerank-only{out_path.suffix}"), inputs, cfg.dataset.name,
+                 flag="reranker-only run beside --out")
+    check_output(f"{out_path}.interpolation.json", inputs, cfg.dataset.name, flag="tuning record beside --out")
+    check_output_dir(f"{out_path}.scores", inputs, cfg.dataset.name, flag="score folder beside --out")
     split = args.split or cfg.dataset.eval_split
     # giving --tune-run opts in to the judgements of a labelled split: 'train' unless named
     tune_split = rc.tune_split or "train"
@@ -83,7 +95,12 @@ def run(args: argparse.Namespace) -> int:
 
     ds = load_dataset(cfg.dataset.name)
     first = read_run_dict(rc.first_stage)
-    texts = ds.queries(args.split) if args.split else ds.queries()
+    if args.queries:
+        from inpars.datasets import select_queries
+
+        texts, _ = select_queries(ds, args.split, args.queries)
+    else:
+        texts = ds.queries(args.split) if args.split else ds.queries()
     queries = {q: texts[q] for q in first if q in texts}
     tune = None
     if interpolate:

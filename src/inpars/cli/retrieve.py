@@ -22,7 +22,10 @@ def add_parser(subparsers: Any) -> None:
     )
     add_config_arg(p)
     p.add_argument("--dataset", "-d", help="BEIR folder, name under $INPARS_DATA_HOME, or irds:ID")
-    p.add_argument("--split", default=None, help="query split (default: dataset.eval_split, 'test')")
+    p.add_argument("--split", default=None,
+                   help="query split (default: dataset.eval_split, 'test'; all queries when the dataset has no qrels)")
+    p.add_argument("--queries", default=None, metavar="FILE",
+                   help="retrieve for the queries of this file instead (TSV 'id<TAB>text' or JSONL {_id, text})")
     p.add_argument("--out", "-o", required=True, help="TREC run to write")
     add_section_flags(p, RetrieveConfig, helps={"k": "documents per query (capped at the corpus size)"})
     p.add_argument("--index-dir", default=None, help="where the index is kept (reused when it matches)")
@@ -43,13 +46,21 @@ def run(args: argparse.Namespace) -> int:
     params = cfg.retrieve.model_dump()
     params["stopwords"] = params["stopwords"] or None
     params["stemmer"] = params["stemmer"] or None
-    split = args.split or cfg.dataset.eval_split
-    run_dict = retrieve(
-        cfg.dataset.name, split=split, index_dir=args.index_dir, out=args.out, tag=args.tag, seed=cfg.seed, **params
-    )
+    from inpars.datasets import load_dataset, select_queries
+    from inpars.safety import check_output
+
+    check_output(args.out, [args.queries, getattr(args, "config", None)], cfg.dataset.name)
+    ds = load_dataset(cfg.dataset.name)
+    chosen: dict[str, Any] = {}
+    if args.queries or not ds.splits():  # a queries file, or a collection without judgements
+        chosen["queries"], where = select_queries(ds, args.split, args.queries, default_split=cfg.dataset.eval_split)
+    else:
+        chosen["split"] = args.split or cfg.dataset.eval_split
+        where = f"{chosen['split']} queries of {cfg.dataset.name}"
+    run_dict = retrieve(ds, index_dir=args.index_dir, out=args.out, tag=args.tag, seed=cfg.seed, **chosen, **params)
     n_docs = sum(len(v) for v in run_dict.values())
     print(
-        f"{args.out}: BM25 run of {len(run_dict)} {split} queries of {cfg.dataset.name}, {n_docs} lines "
+        f"{args.out}: BM25 run of {len(run_dict)} {where}, {n_docs} lines "
         f"(k={params['k']}, k1={params['k1']}, b={params['b']})"
     )
     return 0

@@ -47,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
             setattr(cfg.train, key, None)
     seed = args.seed if args.seed is not None else cfg.seed
     threads = args.threads if args.threads is not None else cfg.threads
+    from inpars.safety import check_model, check_output_dir, check_threads
+
+    check_threads(args.threads)
+    check_model(cfg.train.model, "--model")
+    check_output_dir(args.out, [args.train, getattr(args, "config", None)])
     summary = train_reranker(
         args.train, args.out, seed=seed, threads=threads, resume=not args.no_resume, **cfg.train.model_dump()
     )

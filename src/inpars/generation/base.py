@@ -16,7 +16,6 @@ sampled (:func:`prompt_seeds` resolves the defaults).
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -209,7 +208,9 @@ _BACKEND_MODULES = {
 
 
 def get_backend(name: str, model: str, **options: Any) -> Backend:
-    """Instantiate the backend registered as ``name``."""
-    if name not in BACKENDS and name in _BACKEND_MODULES:
-        importlib.import_module(_BACKEND_MODULES[name])
-    return BACKENDS.get(name)(model, **options)
+    """Instantiate the backend registered as ``name``; an unknown name or option is a
+    :class:`~inpars.errors.ConfigError` naming what is available."""
+    from inpars.safety import backend_class, check_backend
+
+    check_backend(name, None, options)
+    return backend_class(name)(model, **options)

@@ -50,7 +50,9 @@ def params_record(
             "code_version": VERSIONS["generate"],
         }
     )
-    return params
+    from inpars.safety import mask_obj
+
+    return dict(mask_obj(params))  # credentials in a server URL never reach the sidecar
 
 
 def check_meta(out: Path, params: dict[str, Any], n_docs: int, overwrite: bool) -> None:

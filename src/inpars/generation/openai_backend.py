@@ -114,7 +114,9 @@ class OpenAIBackend(Backend):
         parts = urllib.parse.urlsplit(self.base_url)
         if parts.username or parts.password:  # never record credentials written into the URL
             parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
-        self.public_url = urllib.parse.urlunsplit(parts)
+        from inpars.safety import mask_secrets
+
+        self.public_url = mask_secrets(urllib.parse.urlunsplit(parts))
         self.root_url = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
         self.endpoint = endpoint
         self.url = f"{self.base_url}/{'chat/completions' if endpoint == 'chat' else 'completions'}"
@@ -151,7 +153,10 @@ class OpenAIBackend(Backend):
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _mask(self, text: str) -> str:
-        return text.replace(self.__key, "***") if self.__key else text
+        """``text`` without the API key, nor credentials written into a URL (:func:`inpars.safety.mask_secrets`)."""
+        from inpars.safety import mask_secrets
+
+        return mask_secrets(text.replace(self.__key, "***") if self.__key else text)
 
     def _warn_once(self, key: str, message: str, *args: Any) -> None:
         with self._lock:
@@ -206,7 +211,7 @@ class OpenAIBackend(Backend):
                 last, retry_after = f"garbled response ({type(exc).__name__}: {exc})", None
             if attempt < self.max_retries:
                 delay = self._wait(attempt, tag, retry_after)
-                log.info("%s: %s; retry %d/%d in %.2f s", url, self._mask(last), attempt + 1, self.max_retries, delay)
+                log.info("%s: %s; retry %d/%d in %.2f s", self._mask(url), self._mask(last), attempt + 1, self.max_retries, delay)
                 time.sleep(delay)
         raise GenerationError(self._mask(f"{url}: gave up after {self.max_retries + 1} attempts; last error: {last}"))
 
@@ -290,7 +295,7 @@ class OpenAIBackend(Backend):
             tokens = [t for t, _ in pairs]
             log_probs = [float(v) for _, v in pairs]
         elif self.logprobs:
-            self._warn_once("logprobs", "%s returns no log-probabilities: log_probs will be empty", self.url)
+            self._warn_once("logprobs", "%s returns no log-probabilities: log_probs will be empty", self.public_url)
         text, found = cut_at_stop(text, params.stop)  # in case the server ignores 'stop'
         if tokens and "".join(tokens) != text:
             keep, acc = 0, ""
@@ -332,7 +337,7 @@ class OpenAIBackend(Backend):
                 self._warn_once(
                     "tokenize",
                     "%s/tokenize is not available (%s): token counts are approximated by whitespace words",
-                    self.root_url,
+                    self._mask(self.root_url),
                     self._mask(str(exc))[:200],
                 )
                 return None
@@ -349,7 +354,7 @@ class OpenAIBackend(Backend):
         if self._server_tokenizer is None:
             self._tokenize_remote("a")
         if not self._server_tokenizer:
-            raise NotImplementedError(f"{self.root_url} has no /detokenize")
+            raise NotImplementedError(self._mask(f"{self.root_url} has no /detokenize"))
         data = self._post(
             f"{self.root_url}/detokenize",
             {"tokens": list(ids), "model": self.model},
@@ -378,7 +383,7 @@ class OpenAIBackend(Backend):
         except (GenerationError, _Retryable, KeyError, TypeError) as exc:
             self._warn_once(
                 "template", "%s/apply-template unavailable (%s): prompt left unchanged; use endpoint='chat'",
-                self.root_url, self._mask(str(exc))[:200],
+                self._mask(self.root_url), self._mask(str(exc))[:200],
             )
             return user_message
 

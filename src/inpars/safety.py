@@ -1,0 +1,364 @@
+"""Data safety and user-facing errors: secrets masked, inputs never written, one line per error.
+
+- :func:`mask_secrets` hides credentials written into URLs or options (``http://user:PASS@host``,
+  ``?api_key=...``, ``token=...``, ``Bearer ...``) in any text, and :func:`mask_obj` in any JSON-able
+  value; :class:`SecretFilter` applies it to every log record.
+- :func:`check_output` refuses an output path that is an input, a file of the dataset, a folder, or
+  that cannot be created; :func:`check_output_dir` does the same for an output folder.
+- :func:`check_model` refuses a model that is neither a packaged name, a model folder, nor (offline) a
+  hub id in the local cache.
+- :func:`describe_error` turns any exception into ``(exit code, one line)`` for the CLI: 2 for what a
+  user can cause (bad input, config, path, model), 1 for anything else.
+
+>>> mask_secrets("http://user:PASS@host/v1/completions?api_key=abc&x=1")
+'http://***@host/v1/completions?api_key=***&x=1'
+>>> mask_obj({"backend_options": {"base_url": "https://u:p@h/v1"}})
+{'backend_options': {'base_url': 'https://***@h/v1'}}
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from inpars.errors import ConfigError, InparsError
+
+__all__ = [
+    "SecretFilter", "check_model", "check_output", "check_output_dir", "dataset_root", "describe_error",
+    "mask_obj", "mask_secrets",
+]
+
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s?#]+@")
+_SECRET_KEYS = (
+    r"api[_-]?key|apikey|token|access[_-]?token|auth[_-]?token|password|passwd|pwd|secret|"
+    r"client[_-]?secret|sig|signature"
+)
+_PARAM = re.compile(rf"(?P<key>(?:^|[?&;\s,{{(\"'])(?:{_SECRET_KEYS})=[\"']?)[^&\s#\"',;)}}]+", re.IGNORECASE)
+_SECRET_NAME = re.compile(rf"^(?:{_SECRET_KEYS}|authorization|headers?)$", re.IGNORECASE)
+_BEARER = re.compile(r"(?P<key>\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
+
+def mask_secrets(text: Any) -> str:
+    """``text`` (converted to ``str``) with credentials in URLs, ``key=value`` secrets and bearer tokens
+    replaced by ``***``.
+
+    >>> mask_secrets("retry https://me:s3cret@example.org/v1 token=XYZ")
+    'retry https://***@example.org/v1 token=***'
+    >>> mask_secrets("nothing to hide")
+    'nothing to hide'
+    """
+    text = str(text)
+    if "@" in text:
+        text = _USERINFO.sub(lambda m: m.group("scheme") + "***@", text)
+    text = _PARAM.sub(lambda m: m.group("key") + "***", text)
+    return _BEARER.sub(lambda m: m.group("key") + "***", text)
+
+
+def mask_obj(obj: Any) -> Any:
+    """A copy of a JSON-able value with :func:`mask_secrets` applied to every string in it, and the value of
+    a key named like a secret (``api_key``, ``token``, ``password``, ``headers``...) replaced by ``***``."""
+    if isinstance(obj, str):
+        return mask_secrets(obj)
+    if isinstance(obj, dict):
+        return {k: "***" if isinstance(k, str) and _SECRET_NAME.match(k) and v else mask_obj(v)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [mask_obj(v) for v in obj]
+    return obj
+
+
+class SecretFilter(logging.Filter):
+    """A logging filter that masks secrets in each record's formatted message (and exception text)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to the handler
+            return True
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+# -- output paths ---------------------------------------------------------------------------------------
+
+def dataset_root(name: str | Path | None) -> Path | None:
+    """The folder of a dataset named as ``load_dataset`` takes it (a folder or a name under
+    ``$INPARS_DATA_HOME``), or ``None`` (an ``irds:`` id, a download not yet made, no dataset)."""
+    if not name:
+        return None
+    spec = str(name)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    home = os.environ.get("INPARS_DATA_HOME")
+    if home and ":" not in spec and (Path(home) / spec).is_dir():
+        return Path(home) / spec
+    return None
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _creatable(path: Path, flag: str, folder: bool) -> None:
+    """The first existing ancestor of ``path`` must be a writable folder."""
+    parent = path.parent if not folder else path
+    while not parent.exists():
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ConfigError(f"{flag} {path}: {parent} is a file, so nothing can be created under it "
+                          "(choose another path)")
+    if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: the folder {parent} is not writable (choose another path or fix "
+                          "its permissions)")
+
+
+def _not_an_input(path: Path, flag: str, inputs: Iterable[str | Path | None], dataset: str | Path | None) -> None:
+    resolved = path.resolve()
+    for inp in inputs:
+        if inp is None or str(inp) == "":
+            continue
+        p = Path(inp).expanduser()
+        if resolved == p.resolve() or _same(path, p):
+            raise ConfigError(f"{flag} {path} is also an input ({inp}); inputs are never overwritten "
+                              "(write to another file)")
+    root = dataset_root(dataset)
+    if root is not None and path.exists():
+        r = root.resolve()
+        if resolved == r or resolved.is_relative_to(r):
+            raise ConfigError(f"{flag} {path} is a file of the dataset {root}; inputs are never overwritten "
+                              "(write to another file)")
+
+
+def check_output(
+    out: str | Path, inputs: Iterable[str | Path | None] = (), dataset: str | Path | None = None,
+    *, flag: str = "--out",
+) -> Path:
+    """Refuse (:class:`~inpars.errors.ConfigError`) an output file that resolves to one of ``inputs`` or to
+    a file of ``dataset``'s folder, that is a folder, or that cannot be created; returns it as a Path."""
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; give a file path")
+    _not_an_input(path, flag, inputs, dataset)
+    _creatable(path, flag, folder=False)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{flag} {path} is not writable (choose another path or fix its permissions)")
+    return path
+
+
+def check_output_dir(
+    out: str | Path, inputs: Iterable[str | Path | None] = (), dataset: str | Path | None = None,
+    *, flag: str = "--out",
+) -> Path:
+    """Like :func:`check_output` for an output folder: refused when it is a file, an input, the dataset
+    folder or inside it, or cannot be created."""
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file; give a folder path")
+    _not_an_input(path, flag, inputs, None)
+    root = dataset_root(dataset)
+    if root is not None:
+        r, resolved = root.resolve(), path.resolve()
+        if resolved == r or resolved.is_relative_to(r):
+            raise ConfigError(f"{flag} {path} is inside the dataset folder {root}; choose a folder outside it")
+    _creatable(path, flag, folder=True)
+    return path
+
+
+# -- models ---------------------------------------------------------------------------------------------
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return True  # cannot tell; let the loader decide
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # an id the hub client refuses (bad characters): not in the cache
+        return False
+    return isinstance(found, str)
+
+
+def check_model(name: str | None, what: str) -> None:
+    """Refuse a model that cannot load: a missing path, a folder without ``config.json``, or (offline) a
+    hub id that is not in the local cache. ``what`` names the key path or flag (e.g. ``train.model``).
+    Packaged names (:mod:`inpars.models`) and, online, any hub id pass."""
+    if not name:
+        return
+    from inpars.models import PACKAGED_MODELS
+
+    if name in PACKAGED_MODELS.names():
+        return
+    path = Path(name).expanduser()
+    if path.exists():
+        if path.is_dir() and not (path / "config.json").is_file() and not any(path.glob("*.onnx")):
+            raise ConfigError(f"{what}: {name} is a folder but not a model (no config.json in it); give a "
+                              "checkpoint folder, a packaged name or a hub id")
+        if path.is_file() and path.suffix not in (".gguf", ".onnx"):
+            raise ConfigError(f"{what}: {name} is a file, not a model folder; give a checkpoint folder")
+        return
+    packaged = ", ".join(PACKAGED_MODELS.names())
+    looks_like_path = name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
+    if looks_like_path:
+        raise ConfigError(f"{what}: {name} does not exist (give a checkpoint folder, a packaged name: "
+                          f"{packaged}, or a hub id)")
+    if _offline() and not _in_hub_cache(name):
+        raise ConfigError(f"{what}: '{name}' is not a packaged model ({packaged}), not a local folder, and not "
+                          "in the Hugging Face cache while offline (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE); give "
+                          "a checkpoint folder or a packaged name")
+
+
+def backend_class(name: str) -> type[Any]:
+    """The generation backend class registered as ``name`` (its module imported on demand), or a
+    :class:`~inpars.errors.ConfigError` listing the available backends."""
+    import importlib
+
+    from inpars.generation.base import _BACKEND_MODULES, BACKENDS
+
+    if name not in BACKENDS and name in _BACKEND_MODULES:
+        importlib.import_module(_BACKEND_MODULES[name])
+    if name not in BACKENDS:
+        available = ", ".join(sorted({*_BACKEND_MODULES, *BACKENDS.names()}))
+        raise ConfigError(f"generate.backend: unknown backend '{name}'; available: {available}")
+    return BACKENDS.get(name)
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    import types
+    import typing
+
+    if hint is Any or value is None and (hint is type(None) or type(None) in typing.get_args(hint)):
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (str, bool):
+        return isinstance(value, hint)
+    if origin in (dict, list, tuple):
+        return isinstance(value, origin)
+    return True  # anything else: left to the backend
+
+
+def check_backend(name: str, model: str | None, options: dict[str, Any], what: str = "generate") -> None:
+    """Refuse an unknown backend, a backend option it does not take or of the wrong type, and (for the
+    local backends) a model that cannot load, before anything is generated."""
+    import inspect
+    import typing
+
+    cls = backend_class(name)
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return
+    params = {k: p for k, p in list(sig.parameters.items())[1:] if k != "model"}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = sorted(k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD)
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # unresolvable annotations: check the names only
+        hints = {}
+    for key, value in options.items():
+        if key not in params:
+            if takes_any:
+                continue
+            raise ConfigError(f"{what}.backend_options.{key}: not an option of the {name} backend; options: "
+                              f"{', '.join(named) or '(none)'} (--backend-option KEY=VALUE)")
+        hint = hints.get(key)
+        if hint is not None and not _type_ok(value, hint):
+            raise ConfigError(f"{what}.backend_options.{key}: expected {getattr(hint, '__name__', hint)}, got "
+                              f"{value!r} (--backend-option {key}=VALUE)")
+    if model and name in ("transformers", "vllm"):
+        check_model(model, f"{what}.model")
+    elif model and name == "llamacpp":
+        path = Path(model).expanduser()
+        if not path.exists() and (model.startswith(("/", ".", "~")) or model.endswith(".gguf")):
+            from inpars.models import PACKAGED_MODELS
+
+            raise ConfigError(f"{what}.model: {model} does not exist (give a .gguf file or a packaged name: "
+                              f"{', '.join(PACKAGED_MODELS.names())})")
+
+
+def check_threads(threads: int | None, flag: str = "--threads") -> None:
+    """Refuse a negative thread count (0 or unset: the default)."""
+    if threads is not None and threads < 0:
+        raise ConfigError(f"{flag} {threads}: expected a positive number of threads (or leave it unset)")
+
+
+# -- errors ---------------------------------------------------------------------------------------------
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first, rest = lines[0], lines[1:]
+    return first + (" " + "; ".join(rest) if rest else "")
+
+
+def _os_error(exc: OSError) -> str:
+    name = exc.filename
+    where = f"{name}" if name is not None else ""
+    if exc.filename2 is not None:
+        where = f"{exc.filename2}"
+    if isinstance(exc, IsADirectoryError):
+        return f"{where} is a folder, not a file (give a file path)"
+    if isinstance(exc, NotADirectoryError):
+        return f"{where}: a part of this path is a file, not a folder (choose another path)"
+    if isinstance(exc, FileExistsError):
+        return f"{where}: a file is in the way where a folder is needed (choose another path)"
+    if isinstance(exc, PermissionError):
+        return f"{where}: permission denied (fix its permissions or choose another path)"
+    if isinstance(exc, FileNotFoundError):
+        if name is None:
+            return _one_line(str(exc))
+        return f"{where}: no such file or folder (check the path)"
+    if exc.errno == errno.ENOSPC:
+        return f"{where or 'a file'}: no space left on the device (free some space, then run again to resume)"
+    if exc.errno == errno.EROFS:
+        return f"{where}: read-only file system (choose another path)"
+    if name is None:
+        return _one_line(str(exc))
+    return f"{where}: {exc.strerror or exc} (check the path)"
+
+
+def describe_error(exc: BaseException) -> tuple[int, str]:
+    """``(exit code, one line)`` for an exception reaching the CLI, secrets masked.
+
+    >>> describe_error(IsADirectoryError(21, "Is a directory", "out"))
+    (2, 'out is a folder, not a file (give a file path)')
+    >>> describe_error(KeyError("x"))[0]
+    1
+    """
+    if isinstance(exc, InparsError):
+        code, line = 2, _one_line(str(exc))
+    elif isinstance(exc, OSError):
+        code, line = 2, _os_error(exc)
+    elif isinstance(exc, UnicodeDecodeError):
+        code, line = 2, f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}; save it as UTF-8)"
+    elif isinstance(exc, ValueError):
+        code, line = 2, _one_line(str(exc)) or type(exc).__name__
+    else:
+        detail = _one_line(str(exc))
+        code, line = 1, (f"internal error {type(exc).__name__}{': ' + detail if detail else ''} "
+                         "(run again with -vv for the traceback, and please report it)")
+    return code, mask_secrets(line)
