@@ -225,3 +225,57 @@ def test_cli_evaluate(tmp_path: Path, tiny_beir: Path, capsys: pytest.CaptureFix
     assert capsys.readouterr().out.splitlines()[2].split() == ["mine", "1.0000", "1.0000", "1.0000", "1.0000"]
     assert main(["evaluate", "--qrels", str(qrels), str(tmp_path / "b.trec"), "--baseline", "zzz"]) == 2
     assert "baseline 'zzz'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- counts, BEIR's identical ids, run formats
+
+
+def test_count_measures_are_trec_eval_totals() -> None:
+    import pytrec_eval
+
+    qrels = {"q1": {"d1": 1, "d2": 0, "d6": 2}, "q2": {"d3": 1}, "q3": {"d4": 2, "d5": 1}}
+    run = {"q1": {"d1": 1.0, "d5": 0.5, "d6": 0.2}, "q2": {"d9": 1.0}, "q3": {"d4": 3.0}}
+    measures = "num_q num_ret num_rel num_rel_ret"
+    got = _values(qrels, run, measures)
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, {"num_q", "num_ret", "num_rel", "num_rel_ret"}).evaluate(run)
+    totals = {m: sum(v[m] for v in per_query.values()) for m in ("num_q", "num_ret", "num_rel", "num_rel_ret")}
+    assert totals == {"num_q": 3, "num_ret": 5, "num_rel": 5, "num_rel_ret": 3}
+    assert got == {"NumQ": 3.0, "NumRet": 5.0, "NumRel": 5.0, "NumRet(rel=1)": 3.0}
+    # trec_eval -c: a judged query the run does not answer still counts in num_q and num_rel
+    del run["q3"]
+    assert _values(qrels, run, measures) == {"NumQ": 3.0, "NumRet": 4.0, "NumRel": 5.0, "NumRet(rel=1)": 2.0}
+    assert _values(qrels, run, "nDCG@10 num_q")["nDCG@10"] < 1  # means stay means
+
+
+def test_identical_ids_kept_like_trec_eval_or_dropped_like_beir(caplog: pytest.LogCaptureFixture) -> None:
+    # ArguAna-like: the query is itself a corpus document and BM25 finds it first
+    qrels = {"a1": {"a2": 1}, "b1": {"b2": 1}}
+    run = {"a1": {"a1": 9.0, "a2": 5.0}, "b1": {"b1": 9.0, "x": 6.0, "b2": 5.0}}
+    with caplog.at_level("WARNING"):
+        kept = evaluate_runs(qrels, {"r": run}, measures="RR").aggregate["r"]["RR"]
+    assert kept == pytest.approx((1 / 2 + 1 / 3) / 2)
+    assert "2 of 2 queries retrieve a document whose id is the query id" in caplog.text
+    dropped = evaluate_runs(qrels, {"r": run}, measures="RR", ignore_identical_ids=True).aggregate["r"]["RR"]
+    assert dropped == pytest.approx((1 + 1 / 2) / 2)
+
+
+def test_gzip_and_msmarco_runs_evaluate_alike(tmp_path: Path) -> None:
+    import gzip
+
+    qrels = {"q1": {"d2": 1}, "q2": {"d3": 1}}
+    run = {"q1": {"d1": 3.0, "d2": 2.0}, "q2": {"d3": 1.0}}
+    write_run(tmp_path / "r.trec", run)
+    (tmp_path / "r.trec.gz").write_bytes(gzip.compress((tmp_path / "r.trec").read_bytes()))
+    (tmp_path / "r.tsv").write_text("q1\td1\t1\nq1\td2\t2\nq2\td3\t1\n")
+    results = {p: evaluate_runs(qrels, {"r": tmp_path / p}, measures="RR nDCG@10").aggregate["r"]
+               for p in ("r.trec", "r.trec.gz", "r.tsv")}
+    assert results["r.trec"] == results["r.trec.gz"] == results["r.tsv"]
+    assert results["r.tsv"]["RR"] == pytest.approx(0.75)
+
+
+def test_cli_evaluate_ignore_identical_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "q.qrels").write_text("a1 0 a2 1\n")
+    write_run(tmp_path / "r.trec", {"a1": {"a1": 9.0, "a2": 5.0}})
+    assert main(["evaluate", str(tmp_path / "r.trec"), "--qrels", str(tmp_path / "q.qrels"), "--measures", "RR",
+                 "--ignore-identical-ids", "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["aggregate"]["r"]["RR"] == 1.0

@@ -391,7 +391,7 @@ def test_filter_modules_match_the_registry() -> None:
 
     import inpars.filter as package
 
-    infrastructure = {"base", "checks", "report"}
+    infrastructure = {"base", "checks", "report", "__main__"}  # __main__: python -m inpars.filter
     modules = {m.name for m in pkgutil.iter_modules(package.__path__)} - infrastructure
     by_module = {FILTERS.get(n).__module__: n for n in FILTERS}
     assert sorted(by_module) == sorted(f"inpars.filter.{m}" for m in modules)  # one filter per module

@@ -46,7 +46,7 @@ DOC = Document("d1", "Aspirin lowers\nthe risk of   heart attack.", "Aspirin")
 
 
 def test_registry_names() -> None:
-    assert PROMPTS.names() == ["inpars", "inpars-gbq", "promptagator", "template"]
+    assert PROMPTS.names() == ["inpars", "inpars-gbq", "promptagator", *sorted(ORIGINAL_PROMPTAGATOR), "template"]
     with pytest.raises(UnknownNameError, match="available: inpars"):
         get_prompt("nope")
 
@@ -229,3 +229,80 @@ def test_template_other_errors(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe{document}")
     with pytest.raises(InputError, match="not valid UTF-8"):
         Template.load(path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the original toolkit's per-dataset Promptagator prompts, few-shot files, --prompt FILE
+
+# zetaalphavector/InPars, inpars/prompts/templates.yaml (commit 9865521), as yaml.safe_load reads them
+ORIGINAL_PROMPTAGATOR = {
+    "promptagator-arguana": "Argument: {document}\nCounter argument: {query}\n",
+    "promptagator-fiqa": "{document}\n{query}\n",
+    "promptagator-hotpotqa": "Evidence: {document}\nVexed question: {query}\n",
+    "promptagator-dbpedia-entity": "entity: {document}\nquery: {query}\n",
+    "promptagator-nfcorpus": "Article: {document}\nQuery: {query}\n",
+    "promptagator-webis-touche2020": "{document}\nDebate: {query}\n",
+    "promptagator-trec-covid": "{document}\nQuestion: {query}\n",
+    "promptagator-scifact": "{document}\nFinding: {query}\n",
+    "promptagator-scidocs": "{document}\nThe passage is about {query}\n",
+    "promptagator-fever": "{document}\nIs it true that {query}\n",  # the original file lacks this last newline
+}
+
+
+def _original_dynamic_prompt(template: str, examples: list[tuple[str, str]], document: str) -> str:
+    """The original's DynamicPrompt.build without tokenizer truncation."""
+    prompt = "".join(template.format(document=d, query=q) for q, d in examples)
+    return prompt + template.format(document=document, query="").rstrip()
+
+
+@pytest.mark.parametrize("name", sorted(ORIGINAL_PROMPTAGATOR))
+def test_dataset_promptagator_prompts_render_as_the_original(name: str, labelled: Path) -> None:
+    ds = load_dataset(labelled)
+    prompt = get_prompt(name, train_split="train", dataset=ds, n_examples=3, seed=2)
+    built = prompt.build(Document("d15", "target text", "Tt"))
+    assert len(built.fewshot_examples) == 3
+    shown = [tuple(x.split(":")) for x in built.fewshot_examples]
+    examples = [(f"train query {q[1:]}", f"T{d[1:]} text of document {d[1:]}") for q, d in shown]
+    assert built.text == _original_dynamic_prompt(ORIGINAL_PROMPTAGATOR[name], examples, "Tt target text")
+    assert prompt.describe()["template_text"] == ORIGINAL_PROMPTAGATOR[name]
+
+
+def test_fewshot_examples_file_in_the_original_format(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "scifact.json"
+    rows = [{"query_id": f"q{i}", "doc_id": f"d{i}", "query": f"finding {i}", "document": f"abstract {i}"}
+            for i in range(5)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    built = get_prompt("promptagator-scifact", examples_file=path, n_examples=2, seed=0).build(Document("d0", "new"))
+    assert len(built.fewshot_examples) == 2 and "q0:d0" not in built.fewshot_examples
+    for ex in built.fewshot_examples:
+        i = ex.split(":")[0][1:]
+        assert f"abstract {i}\nFinding: finding {i}\n" in built.text
+    assert built.text.endswith("new\nFinding:")
+    path.write_text('{"query_id": "q1", "doc_id": "d1", "query": ""}\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"scifact.json:1: field 'query': missing or empty"):
+        get_prompt("promptagator-scifact", examples_file=path).build(Document("x", "y"))
+
+
+def test_prompt_given_as_a_template_file(tmp_path: Path, tiny_beir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from fakes import register_fake_backend
+    from inpars.cli import main
+
+    path = tmp_path / "my_prompt.txt"
+    path.write_text("Passage: {document}\nA question it answers:", encoding="utf-8")
+    assert str(path) in PROMPTS and "nope.txt" not in PROMPTS and "inpars" in PROMPTS
+    assert get_prompt(str(path)).build(DOC).text == "Passage: Aspirin Aspirin lowers the risk of heart attack.\nA question it answers:"
+    with pytest.raises(InputError, match="not found"):
+        get_prompt(str(tmp_path / "missing.txt"))
+    with pytest.raises(UnknownNameError, match="or give the path of a template file"):
+        get_prompt("nope")
+    register_fake_backend()
+    out = tmp_path / "q.jsonl"
+    rc = main(["generate", "-d", str(tiny_beir), "--out", str(out), "--backend", "fake", "--prompt", str(path),
+               "--n-docs", "2", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(records) == 2 and all(r["prompt_text"].startswith("Passage: ") for r in records)

@@ -447,7 +447,8 @@ def test_registries_drive_the_cli_choices_and_the_config(monkeypatch: pytest.Mon
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for cmd in ("rerank", "train"):
         opts = {o: a for a in sub.choices[cmd]._actions for o in a.option_strings}
-        assert list(opts["--model-type"].choices) == FAMILIES.names() == ["bi-encoder", "cross-encoder", "monot5"]
+        assert list(opts["--model-type"].choices) == FAMILIES.names()
+        assert {"bi-encoder", "cross-encoder", "monot5"} <= set(FAMILIES.names())
     rr = {o: a for a in sub.choices["rerank"]._actions for o in a.option_strings}
     assert list(rr["--engine"].choices) == ENGINES.names()
     assert all(ENGINES.get(e).description in " ".join(rr["--engine"].help.split()) for e in ENGINES.names())

@@ -1,7 +1,9 @@
 """Datasets: BEIR-format folders, ir_datasets ids, TREC run and qrels files.
 
 A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``,
-``text``) and ``qrels/<split>.tsv`` (``query-id corpus-id score`` with a header line).
+``text``) and ``qrels/<split>.tsv`` (``query-id corpus-id score`` with a header line). Only the corpus is
+required: one's own collection may come without judgements (its queries are then used whole, see
+:func:`select_queries`) or without queries (generation needs none; a queries file can be given).
 
 >>> ds = load_dataset("scifact")                      # doctest: +SKIP
 >>> next(ds.docs_iter()).doc_id                       # doctest: +SKIP
@@ -40,14 +42,43 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 
 from inpars.errors import InputError, LeakageError, require
-from inpars.io import atomic_write, read_jsonl
-from inpars.records import Document, Qrel, Qrels, Query, Run, ScoredDoc
+from inpars.io import read_jsonl
+from inpars.records import Document, Qrel, Qrels, Query
 from inpars.registry import Registry
+from inpars.runfiles import (
+    _natural_key,
+    ranked,
+    read_qrels,
+    read_queries_file,
+    read_run,
+    read_run_dict,
+    run_to_dict,
+    write_qrels,
+    write_run,
+)
+
+# Run, qrels and query-file readers live in inpars.runfiles; re-exported here, where callers find them.
+__all__ = [
+    "BeirDataset",
+    "Dataset",
+    "IrdsDataset",
+    "evaluation_access",
+    "load_dataset",
+    "read_qrels",
+    "read_queries_file",
+    "read_run",
+    "read_run_dict",
+    "ranked",
+    "run_to_dict",
+    "select_queries",
+    "write_qrels",
+    "write_run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +177,8 @@ class BeirDataset(Dataset):
             raise FileNotFoundError(f"dataset folder not found: {self.path}")
         self.corpus_path = self.path / "corpus.jsonl"
         self.queries_path = self.path / "queries.jsonl"
-        for p in (self.corpus_path, self.queries_path):
-            if not p.is_file():
-                raise FileNotFoundError(f"{p} is missing: a BEIR folder needs corpus.jsonl and queries.jsonl")
+        if not self.corpus_path.is_file():
+            raise FileNotFoundError(f"{self.corpus_path} is missing: a BEIR folder needs corpus.jsonl")
 
     def __repr__(self) -> str:
         return f"BeirDataset({str(self.path)!r})"
@@ -184,6 +214,10 @@ class BeirDataset(Dataset):
 
     def queries_iter(self, split: str | None = None) -> Iterator[Query]:
         wanted = set(self.query_ids(split)) if split is not None else None
+        if not self.queries_path.is_file():  # a corpus alone (generation needs no query)
+            if wanted:
+                raise FileNotFoundError(f"{self.queries_path} is missing, but the '{split}' split judges queries")
+            return
         seen: set[str] = set()
         for line, obj in read_jsonl(self.queries_path):
             qid = _get_str(obj, "_id", self.queries_path, line)
@@ -207,18 +241,25 @@ class BeirDataset(Dataset):
 class IrdsDataset(Dataset):
     """A dataset from ir_datasets, e.g. ``irds:beir/scifact/test`` (needs the ``[irds]`` extra).
 
-    The split is the last part of the id when ir_datasets has such a subset; ``qrels(split)`` then loads
-    ``<base>/<split>``.
+    The id is split into a *base* (the shortest registered prefix that has documents: ``beir/scifact``,
+    ``msmarco-passage``, ``cord19``) and a split (the rest: ``test``, ``dev/small``, ``trec-covid``);
+    :meth:`splits` lists every registered id under the base that has judgements, so the siblings of the
+    named split (``beir/scifact/train``) are reachable. An id that is its own base has no split name.
+    Only ir_datasets' registry is read here: nothing is downloaded until documents or queries are.
     """
 
     def __init__(self, dataset_id: str) -> None:
         self.irds = require("ir_datasets", "irds", "ir_datasets ids")
-        self.dataset_id = dataset_id
-        self.name = dataset_id
-        self._ds = self.irds.load(dataset_id)
-        parts = dataset_id.split("/")
-        self._base = "/".join(parts[:-1]) if len(parts) > 2 else dataset_id
-        self._own_split = parts[-1] if len(parts) > 2 else None
+        self.dataset_id = dataset_id.strip("/")
+        self.name = self.dataset_id
+        try:
+            self._ds = self.irds.load(self.dataset_id)
+        except KeyError:
+            raise FileNotFoundError(f"ir_datasets has no dataset '{self.dataset_id}'") from None
+        self._base, self._own_split = split_irds_id(self.dataset_id, self._registered())
+
+    def _registered(self) -> set[str]:
+        return set(self.irds.registry._registered)
 
     def _subset(self, split: str | None):  # type: ignore[no-untyped-def]
         if split is None or split == self._own_split:
@@ -226,14 +267,18 @@ class IrdsDataset(Dataset):
         try:
             return self.irds.load(f"{self._base}/{split}")
         except KeyError:
-            raise FileNotFoundError(f"ir_datasets has no '{self._base}/{split}'") from None
+            raise FileNotFoundError(
+                f"ir_datasets has no '{self._base}/{split}'; splits of {self._base}: {', '.join(self.splits())}"
+            ) from None
 
     def docs_iter(self) -> Iterator[Document]:
         for d in self._ds.docs_iter():
             yield Document(doc_id=d.doc_id, text=getattr(d, "text", ""), title=getattr(d, "title", "") or "")
 
     def splits(self) -> list[str]:
-        return [self._own_split] if self._own_split and self._ds.has_qrels() else []
+        prefix = f"{self._base}/"
+        names = [i[len(prefix):] for i in self._registered() if i.startswith(prefix)]
+        return sorted(n for n in names if self.irds.load(f"{prefix}{n}").has_qrels())
 
     def query_ids(self, split: str) -> list[str]:
         return sorted({q.query_id for q in self._subset(split).qrels_iter()}, key=_natural_key)
@@ -245,6 +290,59 @@ class IrdsDataset(Dataset):
     def qrels(self, split: str) -> list[Qrel]:
         _check_access(split, self.name)
         return [Qrel(q.query_id, q.doc_id, int(q.relevance)) for q in self._subset(split).qrels_iter()]
+
+
+def split_irds_id(dataset_id: str, registered: set[str]) -> tuple[str, str | None]:
+    """``(base, split)`` of an ir_datasets id: the base is the shortest registered prefix of the id
+    (whole ``/`` parts) whose dataset has documents, the split the rest (None when the id is the base).
+
+    ``registered`` is the set of registered ids; checking for documents downloads nothing.
+
+    >>> split_irds_id("msmarco-passage/dev/small", {"msmarco-passage", "msmarco-passage/dev",
+    ...                                             "msmarco-passage/dev/small"})
+    ('msmarco-passage', 'dev/small')
+    """
+    parts = dataset_id.split("/")
+    for n in range(1, len(parts)):
+        prefix = "/".join(parts[:n])
+        if prefix in registered and _irds_has_docs(prefix):
+            return prefix, "/".join(parts[n:])
+    return dataset_id, None
+
+
+def _irds_has_docs(dataset_id: str) -> bool:
+    try:
+        import ir_datasets
+
+        return bool(ir_datasets.load(dataset_id).has_docs())
+    except (ImportError, KeyError):
+        return True  # without ir_datasets (a caller's own registry): every registered prefix counts
+
+
+def select_queries(
+    dataset: Dataset, split: str | None = None, queries_file: str | Path | None = None, *, default_split: str = "test"
+) -> tuple[dict[str, str], str]:
+    """The queries a stage runs on, and a short description of where they came from.
+
+    - ``queries_file``: every query of that TSV/JSONL file (:func:`inpars.runfiles.read_queries_file`);
+      the dataset's queries and judgements are not read;
+    - ``split``: the queries judged in that split (ids only: no label is read); a missing split is an error;
+    - neither: ``default_split``'s queries when the dataset has judgements, else (a corpus and a queries
+      file without any qrels, e.g. one's own collection) every query of the dataset.
+    """
+    if queries_file is not None:
+        if split is not None:
+            raise InputError("give either a split or a queries file, not both", path=queries_file)
+        return read_queries_file(queries_file), f"queries of {queries_file}"
+    if split is not None:
+        return dataset.queries(split), f"{split} queries of {dataset.name}"
+    if dataset.splits():
+        return dataset.queries(default_split), f"{default_split} queries of {dataset.name}"
+    log.info("%s has no relevance judgements: using all its queries", dataset.name)
+    texts = dataset.queries()
+    if not texts:
+        raise InputError(f"{dataset.name} has no query (no queries.jsonl): give a queries file (--queries FILE)")
+    return texts, f"all queries of {dataset.name} (no judgements)"
 
 
 def data_home() -> Path | None:
@@ -327,10 +425,6 @@ def download_beir(name: str, target: str | Path | None = None) -> Path:
 # ---------------------------------------------------------------------------------------------- files
 
 
-def _natural_key(s: str) -> tuple[int, str]:
-    return (len(s), s) if s.isdigit() else (1 << 30, s)
-
-
 def _get_str(obj: dict, key: str, path: Path, line: int, required: bool = True) -> str:
     if key not in obj or obj[key] is None:
         if required:
@@ -342,134 +436,3 @@ def _get_str(obj: dict, key: str, path: Path, line: int, required: bool = True) 
     if not isinstance(value, str):
         raise InputError(f"expected a string, got {type(value).__name__}", path, line, key)
     return value
-
-
-def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, "rb") as f:
-        for i, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise InputError(f"invalid UTF-8 at byte {exc.start}", path, i) from None
-            yield i, text.removeprefix("\ufeff") if i == 1 else text
-
-
-def read_qrels(path: str | Path) -> list[Qrel]:
-    """Read qrels in TREC (``qid 0 docid rel``) or BEIR tsv (``query-id corpus-id score``, header) format."""
-    path = Path(path)
-    out: list[Qrel] = []
-    seen: dict[tuple[str, str], int] = {}
-    for i, line in _read_lines(path):
-        if not line.strip():
-            continue
-        parts = line.split("\t") if "\t" in line else line.split()
-        parts = [p.strip() for p in parts]
-        if i == 1 and parts and parts[0].lower() in {"query-id", "query_id", "qid"}:
-            continue  # BEIR header
-        if len(parts) == 4:
-            qid, _, did, rel = parts
-        elif len(parts) == 3:
-            qid, did, rel = parts
-        else:
-            raise InputError(
-                f"expected 'qid 0 docid relevance' (TREC) or 'query-id<TAB>corpus-id<TAB>score' (BEIR), "
-                f"got {len(parts)} columns",
-                path,
-                i,
-            )
-        try:
-            grade = int(float(rel))
-        except ValueError:
-            raise InputError(f"relevance must be an integer, got '{rel}'", path, i, "relevance") from None
-        key = (qid, did)
-        if key in seen:
-            if seen[key] != grade:
-                raise InputError(
-                    f"({qid}, {did}) judged twice with different grades {seen[key]} and {grade}",
-                    path,
-                    i,
-                    "relevance",
-                )
-            log.warning("%s:%d: duplicate judgement (%s, %s) ignored", path, i, qid, did)
-            continue
-        seen[key] = grade
-        out.append(Qrel(qid, did, grade))
-    return out
-
-
-def write_qrels(path: str | Path, qrels: Iterable[Qrel], fmt: str = "trec") -> None:
-    """Write qrels as TREC (``qid 0 docid rel``) or BEIR tsv (with header), atomically."""
-    with atomic_write(path) as f:
-        if fmt == "beir":
-            f.write("query-id\tcorpus-id\tscore\n")
-            for q in qrels:
-                f.write(f"{q.query_id}\t{q.doc_id}\t{q.relevance}\n")
-        elif fmt == "trec":
-            for q in qrels:
-                f.write(f"{q.query_id} 0 {q.doc_id} {q.relevance}\n")
-        else:
-            raise ValueError(f"unknown qrels format '{fmt}' (trec or beir)")
-
-
-def _iter_run(path: Path) -> Iterator[tuple[str, str, float]]:
-    seen: dict[str, set[str]] = defaultdict(set)
-    for i, line in _read_lines(path):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 6:
-            raise InputError(f"expected 6 columns 'qid Q0 docid rank score tag', got {len(parts)}", path, i)
-        qid, _, did, rank, score, _tag = parts
-        try:
-            int(rank)
-        except ValueError:
-            raise InputError(f"rank must be an integer, got '{rank}'", path, i, "rank") from None
-        try:
-            value = float(score)
-        except ValueError:
-            raise InputError(f"score must be a number, got '{score}'", path, i, "score") from None
-        docs = seen[qid]
-        if did in docs:
-            raise InputError(f"document '{did}' appears twice for query '{qid}'", path, i, "docid")
-        docs.add(did)
-        yield qid, did, value
-
-
-def read_run(path: str | Path) -> list[ScoredDoc]:
-    """Read a TREC run (``qid Q0 docid rank score tag``); order within a query is by score as in trec_eval."""
-    return [ScoredDoc(q, d, s) for q, d, s in _iter_run(Path(path))]
-
-
-def run_to_dict(run: Iterable[ScoredDoc]) -> dict[str, dict[str, float]]:
-    """``{query_id: {doc_id: score}}``."""
-    out: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in run:
-        out[r.query_id][r.doc_id] = r.score
-    return dict(out)
-
-
-def read_run_dict(path: str | Path) -> Run:
-    """Read a TREC run as ``{query_id: {doc_id: score}}`` (same checks as :func:`read_run`)."""
-    out: dict[str, dict[str, float]] = defaultdict(dict)
-    for q, d, s in _iter_run(Path(path)):
-        out[q][d] = s
-    return dict(out)
-
-
-def ranked(scores: dict[str, float]) -> list[tuple[str, float]]:
-    """Documents in trec_eval's order: score descending, ties broken by doc id descending."""
-    return sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
-
-
-def write_run(
-    path: str | Path,
-    run: dict[str, dict[str, float]] | Iterable[ScoredDoc],
-    tag: str = "inpars",
-    depth: int | None = None,
-) -> None:
-    """Write a TREC run atomically, each query's documents ranked as trec_eval ranks them."""
-    as_dict = run if isinstance(run, dict) else run_to_dict(run)
-    with atomic_write(path) as f:
-        for qid in sorted(as_dict, key=_natural_key):
-            for rank, (did, score) in enumerate(ranked(as_dict[qid])[:depth], start=1):
-                f.write(f"{qid} Q0 {did} {rank} {score:.8f} {tag}\n")

@@ -13,7 +13,9 @@ Choices (as trec_eval does, with ``-c``):
 - unjudged documents are non-relevant; grade <= 0 is non-relevant; nDCG's gain is the grade (linear);
 - the query set is every query of the qrels (optionally restricted with ``query_ids``); a query that a
   run does not answer scores 0 on every measure (``trec_eval -c``), and the mean is over that whole set;
-  run queries without judgements are ignored.
+  run queries without judgements are ignored;
+- ``num_q``, ``num_ret``, ``num_rel``, ``num_rel_ret`` are totals, as trec_eval prints them; a hit whose
+  document id equals the query id is kept unless ``ignore_identical_ids`` (BEIR's rule, which drops it).
 
 Significance: against a baseline run, per measure, a two-sided paired t-test (``scipy.stats.ttest_rel``)
 and a two-sided paired randomisation test (``scipy.stats.permutation_test`` with
@@ -49,6 +51,8 @@ from inpars.datasets import (
     run_to_dict,
 )
 from inpars.errors import ConfigError
+from inpars.evaluation_rules import aggregate as aggregate_values
+from inpars.evaluation_rules import drop_identical_ids, fill_counts, warn_identical_ids
 from inpars.io import write_json
 from inpars.records import Qrel, ScoredDoc
 
@@ -384,12 +388,14 @@ def evaluate_runs(
     seed: int = 0,
     alpha: float = 0.05,
     query_ids: Iterable[str] | None = None,
+    ignore_identical_ids: bool = False,
 ) -> EvaluationResult:
     """Evaluate named runs on the same qrels; with ``baseline``, test every other run against it.
 
     ``qrels``: ``{query_id: {doc_id: grade}}``, Qrel records or a qrels file; ``runs``: name -> run
-    dict, ScoredDoc records or a TREC run file. ``query_ids`` restricts the query set (default: every
-    judged query). ``tests``: any of ``"ttest"``, ``"permutation"``.
+    dict, ScoredDoc records or a run file (TREC or MS MARCO, plain or .gz). ``query_ids`` restricts the
+    query set (default: every judged query). ``tests``: any of ``"ttest"``, ``"permutation"``.
+    ``ignore_identical_ids``: drop hits whose document id is the query id (:mod:`inpars.evaluation_rules`).
     """
     parsed = parse_measures(measures)
     names = [str(m) for m in parsed]
@@ -417,6 +423,11 @@ def evaluate_runs(
     unanswered: dict[str, int] = {}
     for name, run in runs.items():
         run_d = as_run(run)
+        if ignore_identical_ids:
+            run_d, dropped = drop_identical_ids(run_d)
+            log.info("run '%s': %d hits whose document id is the query id dropped (BEIR's rule)", name, dropped)
+        else:
+            warn_identical_ids(name, run_d, qids)
         unanswered[name] = sum(1 for q in qids if not run_d.get(q))
         extra = sum(1 for q in run_d if q not in qrels_d)
         if extra:
@@ -424,7 +435,8 @@ def evaluate_runs(
         if unanswered[name]:
             log.warning("run '%s' answers no document for %d of %d queries: they count 0", name, unanswered[name], len(qids))
         per_query[name] = per_query_values(qrels_d, run_d, parsed, qids)
-        aggregate[name] = {m: sum(per_query[name][m].values()) / len(qids) for m in names}
+        fill_counts(per_query[name], parsed, qrels_d, qids)
+        aggregate[name] = aggregate_values(per_query[name], parsed, len(qids))
 
     pvalues: dict[str, dict[str, dict[str, float]]] = {}
     if baseline is not None:
@@ -469,6 +481,7 @@ def evaluate_dataset(
     seed: int = 0,
     alpha: float = 0.05,
     query_ids: Iterable[str] | None = None,
+    ignore_identical_ids: bool = False,
 ) -> EvaluationResult:
     """:func:`evaluate_runs` on a dataset split's judgements (read inside :func:`evaluation_access`).
 
@@ -479,13 +492,6 @@ def evaluate_dataset(
     with evaluation_access():
         qrels = ds.qrels(split)
     return evaluate_runs(
-        qrels,
-        runs,
-        measures=measures,
-        baseline=baseline,
-        tests=tests,
-        permutations=permutations,
-        seed=seed,
-        alpha=alpha,
-        query_ids=query_ids,
+        qrels, runs, measures=measures, baseline=baseline, tests=tests, permutations=permutations, seed=seed,
+        alpha=alpha, query_ids=query_ids, ignore_identical_ids=ignore_identical_ids,
     )

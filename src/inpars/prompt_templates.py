@@ -113,6 +113,17 @@ def _reescape(parsed: list[tuple[str, str | None, str | None, str | None]]) -> s
     return "".join(out)
 
 
+def promptagator_templates() -> dict[str, str]:
+    """The original toolkit's per-dataset Promptagator templates, ``{"promptagator-<dataset>": text}``, from
+    ``inpars/prompts_data/promptagator.yaml`` (Apache-2.0, see ``prompts_data/NOTICE``). Each text has the
+    placeholders ``{document}`` and ``{query}`` and ends with a newline.
+    """
+    import yaml
+
+    text = resources.files("inpars").joinpath("prompts_data", "promptagator.yaml").read_text(encoding="utf-8")
+    return {name: entry["template"] for name, entry in yaml.safe_load(text).items()}
+
+
 def packaged_template(filename: str) -> Template:
     """A template shipped in ``inpars/prompts_data``."""
     text = resources.files("inpars").joinpath("prompts_data", filename).read_text(encoding="utf-8")
@@ -135,6 +146,39 @@ class Example:
     @property
     def id(self) -> str:
         return f"{self.query_id}:{self.doc_id}"
+
+
+def file_examples(path: str | Path, seed: int = 0) -> list[Example]:
+    """Few-shot examples from a JSONL file in the original toolkit's format (its Hugging Face set
+    ``inpars/fewshot-examples``): one object per line with ``query_id``, ``doc_id``, ``query`` and
+    ``document`` (the document text), in a seeded random order. Errors name the file, line and field.
+    """
+    import json
+
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError("few-shot examples file not found", path=path) from None
+    out: list[Example] = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not JSON ({exc.msg})", path, i) from None
+        if not isinstance(obj, dict):
+            raise InputError("expected a JSON object", path, i)
+        for key in ("query_id", "doc_id", "query", "document"):
+            if not isinstance(obj.get(key), (str, int)) or not str(obj[key]).strip():
+                raise InputError("missing or empty", path, i, key)
+        doc_id = str(obj["doc_id"])
+        out.append(Example(str(obj["query_id"]), doc_id, str(obj["query"]), Document(doc_id, str(obj["document"]))))
+    if not out:
+        raise InputError("no few-shot examples in the file", path=path)
+    random.Random(seed).shuffle(out)
+    return out
 
 
 def train_examples(dataset: Dataset, split: str | None = "train", seed: int = 0) -> list[Example]:

@@ -11,7 +11,11 @@ name               what
 ``promptagator``   Promptagator few-shot prompt: ``k`` (default 8) ``Article:`` / ``Query:`` pairs drawn with a
                    fixed seed from the target dataset's own *train* split (Dai et al. 2022, "Promptagator:
                    Few-shot Dense Retrieval From 8 Examples", arXiv 2209.11755).
+``promptagator-*`` The original toolkit's per-dataset Promptagator prompts (``promptagator-scifact``,
+                   ``-arguana``, ``-fiqa``, ``-hotpotqa``, ``-dbpedia-entity``, ``-nfcorpus``,
+                   ``-webis-touche2020``, ``-trec-covid``, ``-scidocs``, ``-fever``): :class:`DatasetPromptagatorPrompt`.
 ``template``       A user template file with the placeholders ``{document}``, ``{title}``, ``{examples}``.
+``<a file path>``  The same as ``template`` with that file: ``--prompt my_prompt.txt``.
 =================  ===========================================================================================
 
 The texts of ``inpars`` and ``inpars-gbq`` are those of the original InPars toolkit (GitHub
@@ -28,7 +32,8 @@ Every prompt takes the same keyword-only options, so a stage can pass them unifo
   ``max_prompt_tokens``; without it, whitespace words are counted (an approximation).
 - ``max_doc_tokens=256``, ``n_examples=None`` (the prompt's default), ``seed=0``, ``dataset=None``,
   ``train_split=None`` (label-free; name a labelled split to draw examples from), ``template=None``,
-  ``max_prompt_tokens=None``, ``use_title=True``.
+  ``max_prompt_tokens=None``, ``use_title=True``, ``examples_file=None`` (few-shot examples from a JSONL
+  file in the original toolkit's format, :func:`~inpars.prompt_templates.file_examples`, instead of a split).
 
 Document text is whitespace-normalised (runs of spaces and newlines become one space) before it goes into a
 prompt, because a newline inside a document would look like the end of a generated query.
@@ -48,6 +53,7 @@ A new prompt is one class: subclass :class:`Prompt`, implement :meth:`Prompt.bui
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,17 +61,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inpars.errors import InputError
-from inpars.prompt_templates import ALLOWED_FIELDS, Example, Template, packaged_template, train_examples
+from inpars.prompt_templates import (
+    ALLOWED_FIELDS,
+    Example,
+    Template,
+    file_examples,
+    packaged_template,
+    promptagator_templates,
+    train_examples,
+)
 from inpars.records import Document
-from inpars.registry import Registry
+from inpars.registry import Registry, UnknownNameError
 
 if TYPE_CHECKING:
     from inpars.datasets import Dataset
-
-__all__ = [
-    "ALLOWED_FIELDS", "PROMPTS", "BuiltPrompt", "Example", "Prompt", "Template", "count_words", "get_prompt",
-    "normalize_space", "packaged_template", "train_examples", "truncate_words",
-]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +140,7 @@ class Prompt(ABC):
         template: str | Path | None = None,
         max_prompt_tokens: int | None = None,
         use_title: bool = True,
+        examples_file: str | Path | None = None,
     ) -> None:
         if max_doc_tokens < 1:
             raise ValueError(f"max_doc_tokens must be >= 1, got {max_doc_tokens}")
@@ -146,6 +156,7 @@ class Prompt(ABC):
         self.template = template
         self.max_prompt_tokens = max_prompt_tokens
         self.use_title = use_title
+        self.examples_file = examples_file
 
     @abstractmethod
     def build(self, doc: Document) -> BuiltPrompt:
@@ -181,11 +192,33 @@ class Prompt(ABC):
         }
 
 
-PROMPTS: Registry[type[Prompt]] = Registry("prompt")
+def _is_path(name: str) -> bool:
+    return "/" in name or os.sep in name or Path(name).suffix in (".txt", ".tmpl", ".prompt") or Path(name).is_file()
+
+
+class _PromptRegistry(Registry[type[Prompt]]):
+    """The prompt names, and template file paths: a name that is not registered but names a file (or looks
+    like a path) is the ``template`` prompt with that file."""
+
+    def get(self, name: str) -> type[Prompt]:
+        if name in self._items or not _is_path(name):
+            try:
+                return super().get(name)
+            except UnknownNameError as exc:
+                raise UnknownNameError(f"{exc}; or give the path of a template file") from None
+        Template.load(name)  # a clear InputError now if the file is missing or malformed
+        return type("TemplateFilePrompt", (TemplatePrompt,), {"file": name})
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or (isinstance(name, str) and _is_path(name) and Path(name).is_file())
+
+
+PROMPTS = _PromptRegistry("prompt")
 
 
 def get_prompt(name: str, **options: Any) -> Prompt:
-    """Instantiate the prompt registered as ``name`` with keyword options (see the module docstring)."""
+    """Instantiate the prompt registered as ``name`` (or the ``template`` prompt of the template file
+    ``name``) with keyword options (see the module docstring)."""
     return PROMPTS.get(name)(**options)
 
 
@@ -203,9 +236,12 @@ class _FewShotPrompt(Prompt):
 
     def pool(self) -> list[Example]:
         if self._pool is None:
-            if self.dataset is None:
+            if self.examples_file is not None:
+                self._pool = file_examples(self.examples_file, self.seed)
+            elif self.dataset is None:
                 raise ValueError(f"prompt '{self.name}' needs a dataset (its train split gives the examples)")
-            self._pool = train_examples(self.dataset, self.train_split, self.seed)
+            else:
+                self._pool = train_examples(self.dataset, self.train_split, self.seed)
             if len(self._pool) < self.n_examples:
                 log.warning(
                     "prompt '%s': only %d labelled pairs in split '%s', fewer than n_examples=%d",
@@ -343,6 +379,51 @@ class PromptagatorPrompt(_FewShotPrompt):
         return BuiltPrompt(text, [ex.id for ex in shown])
 
 
+class DatasetPromptagatorPrompt(_FewShotPrompt):
+    """The original toolkit's Promptagator prompt for one BEIR dataset (``promptagator-<dataset>``), e.g.
+    for SciFact ``{document}\\nFinding: {query}\\n`` per example, as its ``DynamicPrompt`` renders them: the
+    examples one after the other, then the target document with an empty query, trailing whitespace
+    stripped. Examples come as for ``promptagator`` (seeded, from ``dataset``'s ``train_split``, or from
+    ``examples_file`` in the original's few-shot format), truncated to ``max_doc_tokens`` and dropped from
+    the end to fit ``max_prompt_tokens``; the target document is never one of them.
+
+    >>> p = get_prompt("promptagator-scifact", n_examples=0)
+    >>> p.build(Document("d", "Aspirin lowers the risk.")).text
+    'Aspirin lowers the risk.\\nFinding:'
+    """
+
+    template_text = ""
+
+    def format_example(self, ex: Example) -> str:
+        if ex.id not in self._formatted:
+            doc = self.truncate(ex.document.full_text if self.use_title else ex.document.text)
+            self._formatted[ex.id] = self.template_text.format(document=doc, query=normalize_space(ex.query))
+        return self._formatted[ex.id]
+
+    def build(self, doc: Document) -> BuiltPrompt:
+        target = self.template_text.format(document=self.doc_text(doc), query="").rstrip()
+
+        def render(examples: list[Example]) -> str:
+            return "".join(self.format_example(ex) for ex in examples) + target
+
+        text, shown = self.fit(render, self.examples_for(doc))
+        return BuiltPrompt(text, [ex.id for ex in shown])
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["template_text"] = self.template_text
+        for key in ("doc_label", "query_label"):
+            out.pop(key, None)
+        return out
+
+
+for _name, _text in promptagator_templates().items():
+    PROMPTS.register(_name)(
+        type(f"Promptagator_{_name.split('-', 1)[1].replace('-', '_')}", (DatasetPromptagatorPrompt,),
+             {"name": _name, "default_n_examples": 8, "template_text": _text})
+    )
+
+
 @PROMPTS.register("template")
 class TemplatePrompt(_FewShotPrompt):
     """A user template file (option ``template``): UTF-8 text with the named placeholders ``{document}``
@@ -359,13 +440,18 @@ class TemplatePrompt(_FewShotPrompt):
     name = "template"
     default_n_examples = 3
     doc_label = "Document"
+    file: str | None = None  # set on the classes that PROMPTS.get makes for a template file path
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        if self.file is not None:
+            if self.template is not None and str(self.template) != self.file:
+                raise ValueError(f"prompt file {self.file} and template {self.template} both given; give one")
+            self.template = self.file
         if self.template is None:
             raise ValueError("prompt 'template' needs the option template=<path of a template file>")
         self._tmpl = Template.load(self.template)
-        if "examples" in self._tmpl.fields and self.n_examples > 0 and self.dataset is None:
+        if "examples" in self._tmpl.fields and self.n_examples > 0 and self.dataset is None and not self.examples_file:
             raise InputError(
                 "the template uses '{examples}', which needs a dataset with a train split (or n_examples=0)",
                 path=self._tmpl.source,
@@ -394,17 +480,7 @@ class TemplatePrompt(_FewShotPrompt):
 
 
 __all__ = [
-    "PROMPTS",
-    "BuiltPrompt",
-    "Example",
-    "InParsGBQPrompt",
-    "InParsPrompt",
-    "Prompt",
-    "PromptagatorPrompt",
-    "Template",
-    "TemplatePrompt",
-    "get_prompt",
-    "normalize_space",
-    "train_examples",
-    "truncate_words",
+    "ALLOWED_FIELDS", "PROMPTS", "BuiltPrompt", "DatasetPromptagatorPrompt", "Example", "InParsGBQPrompt",
+    "InParsPrompt", "Prompt", "PromptagatorPrompt", "Template", "TemplatePrompt", "count_words", "file_examples",
+    "get_prompt", "normalize_space", "packaged_template", "train_examples", "truncate_words",
 ]

@@ -23,6 +23,11 @@ Other stages use two entry points, which stay stable:
 Only documents that share at least one term with the query are returned (as Lucene does): a query can get
 fewer than ``k`` documents, and a query with no indexable term (empty, or only stopwords) gets none. Rank a
 query's documents with :func:`inpars.datasets.ranked` (trec_eval's order: score, then doc id, descending).
+
+First-stage engines are a registry, :data:`FIRST_STAGES` (``retrieve.backend``): ``bm25s`` (default, this
+module) and ``pyserini`` (a Lucene index through Anserini's fatjar, :mod:`inpars.pyserini_backend`). Both
+give :func:`get_index` and :func:`retrieve` the same index interface (``search``, ``search_one``, ``len``,
+``params``, ``from_cache``), so retrieval, negatives and the consistency filter use whichever is chosen.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,7 @@ from inpars.errors import ConfigError
 from inpars.fingerprint import versioned
 from inpars.io import sha256_file, write_json
 from inpars.records import Document
+from inpars.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +269,73 @@ class BM25Index:
         return ranked(self.search({"_": text}, k)["_"])
 
 
+# ------------------------------------------------------------------------------------ first stages
+
+
+@dataclass(frozen=True)
+class FirstStage:
+    """A first-stage engine: how to check its parameters, write an index into a folder, and open one.
+
+    ``build(path, docs, params, corpus_sha256)`` writes the index files into ``path`` and returns the index
+    when it can be used without reopening it (else None); ``load(path, manifest, mmap)`` opens a folder
+    that holds a complete index (its manifest ``inpars_index.json`` is written last).
+    """
+
+    name: str
+    check: Callable[[dict[str, Any]], None]
+    build: Callable[[Path, Iterable[Document], dict[str, Any], str | None], Any]
+    load: Callable[[Path, dict[str, Any], bool], Any]
+
+
+FIRST_STAGES: Registry[FirstStage] = Registry("first-stage engine (retrieve.backend)")
+
+
+def _bm25s_check(params: dict[str, Any]) -> None:
+    _check_stopwords(params["stopwords"])
+    _make_stemmer(params["stemmer"])
+
+
+def _bm25s_build(path: Path, docs: Iterable[Document], params: dict[str, Any], sha: str | None) -> BM25Index:
+    index = BM25Index.build(docs, params["k1"], params["b"], params["stopwords"], params["stemmer"], corpus_sha256=sha)
+    index.save(path)
+    return index
+
+
+def _bm25s_load(path: Path, manifest: dict[str, Any], mmap: bool) -> BM25Index:
+    return BM25Index.load(path, mmap=mmap)
+
+
+def _pyserini(name: str) -> Callable[..., Any]:
+    """A function of :mod:`inpars.pyserini_backend`, imported on first use."""
+
+    def call(*args: Any) -> Any:
+        from inpars import pyserini_backend
+
+        return getattr(pyserini_backend, name)(*args)
+
+    return call
+
+
+FIRST_STAGES.register("bm25s")(FirstStage("bm25s", _bm25s_check, _bm25s_build, _bm25s_load))
+FIRST_STAGES.register("pyserini")(
+    FirstStage("pyserini", _pyserini("check_params"), _pyserini("build_index"), _pyserini("open_index"))
+)
+
+
+def index_params(
+    backend: str = "bm25s",
+    k1: float = BM25_K1,
+    b: float = BM25_B,
+    stopwords: str | None = BM25_STOPWORDS,
+    stemmer: str | None = BM25_STEMMER,
+) -> dict[str, Any]:
+    """The parameters that define an index of ``backend``; the engine is named only when it is not
+    ``bm25s``, so the keys of existing bm25s indexes stay the same."""
+    FIRST_STAGES.get(backend)
+    params = bm25_params(k1, b, stopwords, stemmer)
+    return params if backend == "bm25s" else {"backend": backend, **params}
+
+
 # --------------------------------------------------------------------------------------------- cache
 
 
@@ -312,27 +386,33 @@ def get_index(
     b: float = BM25_B,
     stopwords: str | None = BM25_STOPWORDS,
     stemmer: str | None = BM25_STEMMER,
+    backend: str = "bm25s",
     rebuild: bool = False,
     mmap: bool = False,
-) -> BM25Index:
+) -> Any:
     """The BM25 index of ``dataset``'s corpus: loaded from ``index_dir`` when it matches, else built there.
 
     It matches when its manifest holds the same key (:func:`index_fingerprint` of the corpus SHA-256 and
     the parameters, with the index code's version ``VERSIONS["bm25-index"]``); otherwise (or
     with ``rebuild``) the index is built in a temporary folder beside ``index_dir`` and renamed into
     place. ``index_dir`` defaults to :func:`default_index_dir` under ``$INPARS_CACHE``
-    (``~/.cache/inpars``). ``index.from_cache`` tells which happened.
+    (``~/.cache/inpars``). ``index.from_cache`` tells which happened. ``backend`` names the engine in
+    :data:`FIRST_STAGES` (a :class:`BM25Index` for ``bm25s``; :class:`inpars.pyserini_backend.PyseriniIndex`
+    for ``pyserini``); ``mmap`` applies to ``bm25s`` only.
 
     >>> index = get_index("scifact")                   # doctest: +SKIP
     >>> run = index.search({"q1": "vitamin d and infections"}, k=100)   # doctest: +SKIP
     """
+    engine = FIRST_STAGES.get(backend)
+    params = index_params(backend, k1, b, stopwords, stemmer)
+    engine.check(params)
     ds = _as_dataset(dataset)
-    params = bm25_params(k1, b, stopwords, stemmer)
     corpus_sha = corpus_fingerprint(ds)
     path = Path(index_dir) if index_dir is not None else default_index_dir(ds, corpus_sha, params)
-    if not rebuild and _matches(read_manifest(path), corpus_sha, params):
+    manifest = read_manifest(path)
+    if not rebuild and manifest is not None and _matches(manifest, corpus_sha, params):
         try:
-            index = BM25Index.load(path, mmap=mmap)
+            index = engine.load(path, manifest, mmap)
         except (OSError, ValueError, KeyError) as exc:
             log.warning("could not load the index in %s (%s); rebuilding it", path, exc)
         else:
@@ -343,12 +423,11 @@ def get_index(
         raise ConfigError(
             f"index_dir {path} exists and is not a BM25 index folder; refusing to overwrite it"
         )
-    log.info("building the BM25 index of %s in %s", ds.name, path)
-    index = BM25Index.build(ds.docs_iter(), k1, b, stopwords, stemmer, corpus_sha256=corpus_sha)
+    log.info("building the %s index of %s in %s", backend, ds.name, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        index.save(tmp)
+        index = engine.build(tmp, ds.docs_iter(), params, corpus_sha)
         if path.exists():
             shutil.rmtree(path)
         try:
@@ -361,10 +440,9 @@ def get_index(
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(tmp)
-    if not mmap:
+    if index is not None and not mmap:
         return index
-    loaded = BM25Index.load(path, mmap=True)
-    return loaded
+    return engine.load(path, read_manifest(path) or {"params": params, "corpus_sha256": corpus_sha}, mmap)
 
 
 # ---------------------------------------------------------------------------------------------- stage
@@ -380,6 +458,7 @@ def retrieve(
     b: float = BM25_B,
     stopwords: str | None = BM25_STOPWORDS,
     stemmer: str | None = BM25_STEMMER,
+    backend: str = "bm25s",
     index_dir: str | Path | None = None,
     out: str | Path | None = None,
     tag: str = "bm25",
@@ -391,7 +470,8 @@ def retrieve(
     With ``queries`` (``{query_id: text}``, e.g. synthetic or tuning queries) no split and no judgements
     are read at all; otherwise only the split's query ids are read from its judgements, never the labels,
     so any split is allowed.
-    ``seed`` is accepted for the uniform stage signature; BM25 is deterministic.
+    ``seed`` is accepted for the uniform stage signature; BM25 is deterministic. ``backend`` is the
+    first-stage engine (:data:`FIRST_STAGES`: ``bm25s`` or ``pyserini``).
 
     >>> run = retrieve("scifact", split="test", k=100, out="runs/bm25.trec")   # doctest: +SKIP
     >>> len(run)                                                               # doctest: +SKIP
@@ -399,7 +479,7 @@ def retrieve(
     """
     del seed
     ds = _as_dataset(dataset)
-    index = get_index(ds, index_dir, k1=k1, b=b, stopwords=stopwords, stemmer=stemmer)
+    index = get_index(ds, index_dir, k1=k1, b=b, stopwords=stopwords, stemmer=stemmer, backend=backend)
     texts = dict(queries) if queries is not None else ds.queries(split)
     start = time.perf_counter()
     run = index.search(texts, k, show_progress=True)

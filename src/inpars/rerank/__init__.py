@@ -27,7 +27,7 @@ from inpars.families.cross_encoder import CrossEncoderScorer
 from inpars.families.monot5 import MonoT5Scorer
 from inpars.fusion import DEFAULT_ALPHAS, append_tail, interpolate, tune_alpha
 from inpars.models import resolve_model
-from inpars.rerank.base import Pair, RunDict, Scorer, TorchScorer
+from inpars.rerank.base import LENGTH_FROM_MODEL, Pair, RunDict, Scorer, TorchScorer, model_max_length
 from inpars.rerank.classifier import has_classification_head
 from inpars.rerank.classifier import load_sequence_classifier as _load_sequence_classifier
 from inpars.rerank.engines import DEFAULT_ENGINE, ENGINES, bf16_supported, get_engine
@@ -70,7 +70,7 @@ def load_scorer(
     model_type: str | None = None,
     *,
     batch_size: int = 32,
-    max_length: int = 256,
+    max_length: int | None = None,
     engine: str = DEFAULT_ENGINE,
     threads: int | None = None,
     device: str | None = None,
@@ -83,6 +83,8 @@ def load_scorer(
     (:data:`ENGINES`) that the family accepts; ``auto`` runs ``onnx`` for a cross-encoder on the CPU when
     onnxruntime and onnx are installed, else ``torch``; ``scorer.engine`` tells which one runs.
     ``threads``: CPU threads (``torch.set_num_threads``; onnxruntime's intra-op threads).
+    ``max_length``: tokens per (query, document) input; None: the length the model was saved with
+    (:func:`inpars.rerank.base.model_max_length`; 256 document tokens for ``query-likelihood``).
 
     >>> load_scorer("minilm-l6", engine="tensorflow")
     Traceback (most recent call last):
@@ -94,6 +96,8 @@ def load_scorer(
     path = resolve_model(model)
     if family is None:
         family = get_family(detect_model_type(path))
+    if max_length is None:  # the length the model was saved with (rerank.base.model_max_length)
+        max_length = model_max_length(path, family.name) if family.name in LENGTH_FROM_MODEL else 256
     kwargs: dict[str, Any] = dict(
         batch_size=batch_size, max_length=max_length, engine=engine, threads=threads, device=device
     )

@@ -6,9 +6,11 @@ Nothing here imports torch at module level: a family module that defines a score
 
 from __future__ import annotations
 
+import json
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from inpars.errors import ConfigError, InputError
@@ -27,6 +29,46 @@ def progress(iterable: Iterable[Any], total: int, show: bool | None, desc: str) 
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+#: families whose ``max_length`` is the length of a (query, document) input, read from the model by default
+LENGTH_FROM_MODEL = ("cross-encoder", "monot5", "bi-encoder")
+#: the length used when a model states none (T5's relative positions have no limit; monoT5 used 512)
+FALLBACK_MAX_LENGTH = 512
+_NO_LIMIT = 10**9  # transformers writes int(1e30) as model_max_length when a tokenizer states no limit
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def model_max_length(path: str | Path, model_type: str = "cross-encoder") -> int:
+    """The input length a saved model is used with, as the library that saved it reads it back.
+
+    - ``bi-encoder``: ``max_seq_length`` of ``sentence_bert_config.json`` (what ``SentenceTransformer``
+      truncates to), when there is one;
+    - otherwise (and for the other families): the tokenizer's ``model_max_length``
+      (``tokenizer_config.json``: what ``CrossEncoder`` and the original InPars reranker truncate to),
+      capped at ``max_position_embeddings`` of ``config.json``;
+    - with neither, ``max_position_embeddings``, else :data:`FALLBACK_MAX_LENGTH`.
+
+    ``path`` is a local model folder; a hub id that is not on disk gets :data:`FALLBACK_MAX_LENGTH`.
+    """
+    folder = Path(path)
+    if model_type == "bi-encoder":
+        st = _json(folder / "sentence_bert_config.json").get("max_seq_length")
+        if isinstance(st, int) and st > 0:
+            return st
+    positions = _json(folder / "config.json").get("max_position_embeddings")
+    cap = positions if isinstance(positions, int) and positions > 0 else None
+    tok = _json(folder / "tokenizer_config.json").get("model_max_length")
+    if isinstance(tok, (int, float)) and 0 < tok < _NO_LIMIT:
+        return int(min(tok, cap)) if cap else int(tok)
+    return cap or FALLBACK_MAX_LENGTH
 
 
 class Scorer(ABC):

@@ -61,7 +61,7 @@ def rerank_run(
     model: str | None = None,
     model_type: str | None = None,
     batch_size: int = 32,
-    max_length: int = 256,
+    max_length: int | None = None,
     engine: str = "torch",
     threads: int | None = None,
     device: str | None = None,

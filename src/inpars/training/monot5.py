@@ -87,8 +87,12 @@ def monot5_scores(
     *,
     log_prob: bool = False,
     template: str = MONOT5_TEMPLATE,
+    token_ids: tuple[int, int] | None = None,
 ) -> list[float]:
     """monoT5 relevance scores of (query, document) pairs, in input order.
+
+    ``token_ids``: the (relevant, non-relevant) token ids; default ``true``/``false``
+    (:func:`monot5_token_ids`; :mod:`inpars.families.monot5` reads a model's own pair, e.g. mT5's).
 
     Score = softmax over the (``true``, ``false``) logits at the first decoder step, probability of
     ``true`` (in [0, 1]); ``log_prob=True`` returns its natural log instead (what the monoT5 authors
@@ -103,7 +107,7 @@ def monot5_scores(
 
     if not pairs:
         return []
-    true_id, false_id = monot5_token_ids(tokenizer)
+    true_id, false_id = token_ids or monot5_token_ids(tokenizer)
     start = decoder_start_id(model)
     model.eval()
     device = next(model.parameters()).device
