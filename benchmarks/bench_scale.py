@@ -1,0 +1,224 @@
+"""Corpus scale: time and peak memory of the stages that touch the whole corpus, on synthetic collections.
+
+Usage: python benchmarks/bench_scale.py [--sizes 10000 100000 1000000] [--queries 1000] [--work DIR]
+       [--out benchmarks/results/scale.json]
+
+Each size gets a synthetic BEIR folder: a Zipfian vocabulary (rank-frequency exponent ``--zipf``, 50,000
+word types), titles of 5-15 words and abstracts whose length is log-normal around 200 words (SciFact-like),
+queries of 3-8 words drawn from the same distribution. Every stage then runs in a fresh process, so its
+peak RSS (``ru_maxrss``) is its own:
+
+- ``index``: :func:`inpars.retrieval.get_index` builds the BM25 index (bm25s) from the corpus and saves it;
+- ``search``: loads the index and answers ``--queries`` queries (top 1000): queries per second;
+- ``sample``: :func:`inpars.generate.sample_documents` picks 1,000 documents (what generation starts from);
+- ``negatives``: :func:`inpars.negatives.mine_negatives` (BM25, depth 100, 1 negative) for ``--queries``
+  synthetic generated queries (one per sampled document, the index reused).
+
+The baseline RSS of a process that has imported inpars, numpy and bm25s (no corpus) is reported too, so
+that the part each stage adds can be read off. Timings are wall-clock on whatever else the machine runs:
+the result file records the load average at the start, and each stage's CPU seconds (user + system),
+which depend much less on what else runs than the wall-clock seconds do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+VOCAB = 50_000
+STAGES = ("baseline", "index", "search", "sample", "negatives")
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process. Linux: VmHWM, the high-water mark of this process's own
+    memory map (``ru_maxrss`` would carry the launching process's peak over ``exec``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; macOS: bytes
+
+
+def _words(seed: int, zipf: float) -> tuple[list[str], Any]:
+    import numpy as np
+
+    rng = random.Random(seed)
+    letters = "bcdfghjklmnprstvwz"
+    vowels = "aeiou"
+    words: set[str] = set()
+    while len(words) < VOCAB:
+        n = rng.randint(2, 4)
+        words.add("".join(rng.choice(letters) + rng.choice(vowels) for _ in range(n)))
+    ranks = np.arange(1, VOCAB + 1, dtype=np.float64)
+    probs = ranks ** -zipf
+    return sorted(words, key=lambda w: (len(w), w)), probs / probs.sum()
+
+
+def make_collection(folder: Path, n_docs: int, n_queries: int, zipf: float, seed: int = 0) -> Path:
+    """Write ``folder/corpus.jsonl`` and ``queries.jsonl`` (written once; reused when complete)."""
+    import numpy as np
+
+    done = folder / ".complete"
+    if done.is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab, probs = _words(seed, zipf)
+    vocab_arr = np.array(vocab, dtype=object)
+    rng = np.random.default_rng(seed)
+    chunk = 10_000
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for start in range(0, n_docs, chunk):
+            n = min(chunk, n_docs - start)
+            lengths = np.clip(rng.lognormal(mean=np.log(200), sigma=0.35, size=n).astype(int), 40, 600)
+            titles = rng.integers(5, 16, size=n)
+            ids = rng.choice(VOCAB, size=int(lengths.sum() + titles.sum()), p=probs)
+            pos = 0
+            for i in range(n):
+                t, body = int(titles[i]), int(lengths[i])
+                title = " ".join(vocab_arr[ids[pos : pos + t]]).capitalize()
+                text = " ".join(vocab_arr[ids[pos + t : pos + t + body]]).capitalize() + "."
+                pos += t + body
+                f.write(json.dumps({"_id": f"d{start + i}", "title": title, "text": text}) + "\n")
+    with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
+        for q in range(n_queries):
+            words = vocab_arr[rng.choice(VOCAB, size=int(rng.integers(3, 9)), p=probs)]
+            f.write(json.dumps({"_id": f"q{q}", "text": " ".join(words)}) + "\n")
+    done.write_text("ok\n")
+    return folder
+
+
+def _stage(name: str, folder: Path, work: Path, n_queries: int) -> dict[str, Any]:
+    """Run one stage in this process and return its measures."""
+    import bm25s  # noqa: F401  (the baseline imports what every stage imports)
+    import numpy  # noqa: F401
+
+    from inpars.datasets import BeirDataset
+
+    ds = BeirDataset(folder)
+    index_dir = work / "index"
+    t0 = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage.ru_utime + usage.ru_stime
+    out: dict[str, Any] = {}
+    if name == "index":
+        from inpars.retrieval import get_index
+
+        index = get_index(ds, index_dir, rebuild=True)
+        out["documents"] = len(index)
+        out["index_mib_on_disk"] = round(sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file()) / 2**20, 1)
+    elif name == "search":
+        from inpars.retrieval import get_index
+
+        index = get_index(ds, index_dir)
+        queries = ds.queries()
+        t1 = time.perf_counter()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu1 = usage.ru_utime + usage.ru_stime
+        run = index.search(queries, k=1000)
+        out["search_seconds"] = round(time.perf_counter() - t1, 3)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        search_cpu = usage.ru_utime + usage.ru_stime - cpu1
+        out["queries_per_second"] = round(len(queries) / out["search_seconds"], 1)
+        out["queries_per_cpu_second"] = round(len(queries) / search_cpu, 1) if search_cpu > 0 else None
+        out["hits"] = sum(len(v) for v in run.values())
+    elif name == "sample":
+        from inpars.generate import sample_documents
+
+        docs = sample_documents(ds, 1000, seed=1)
+        out["sampled"] = len(docs)
+        gen = work / "generated.jsonl"
+        rng = random.Random(1)
+        with open(gen, "w", encoding="utf-8") as f:
+            for d in docs[:n_queries]:
+                words = d.text.split()
+                f.write(json.dumps({"doc_id": d.doc_id, "query": " ".join(rng.sample(words, min(5, len(words))))}) + "\n")
+    elif name == "negatives":
+        from inpars.negatives import mine_negatives
+
+        s = mine_negatives(work / "generated.jsonl", work / "train.jsonl", dataset=ds, depth=100, index_dir=index_dir)
+        out["examples"] = s.n_examples
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime - cpu0, 3)
+    out["peak_rss_mib"] = round(_peak_rss_mib(), 1)
+    return out
+
+
+def _run_stage(name: str, folder: Path, work: Path, n_queries: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--stage", name, "--folder", str(folder), "--work", str(work),
+           "--queries", str(n_queries)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_seconds"] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--zipf", type=float, default=1.07)
+    ap.add_argument("--work", type=Path, default=ROOT.parent / "scale_work")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
+    ap.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
+    ap.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.stage:
+        print(json.dumps(_stage(args.stage, args.folder, args.work, args.queries)))
+        return 0
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from inpars.io import write_json
+
+    results: dict[str, Any] = {
+        "benchmark": "scale",
+        "what": "index time, search QPS and peak RSS per stage on synthetic Zipfian collections",
+        "load_average_at_start": list(os.getloadavg()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "settings": {"queries": args.queries, "zipf": args.zipf, "vocabulary": VOCAB,
+                     "doc_words": "log-normal around 200 (40-600)", "search_k": 1000, "negatives_depth": 100},
+        "sizes": {},
+    }
+    if args.out.is_file():  # keep sizes measured by an earlier call
+        prior = json.loads(args.out.read_text(encoding="utf-8"))
+        results["sizes"] = prior.get("sizes", {})
+    for n in args.sizes:
+        folder = args.work / f"synthetic_{n}"
+        t0 = time.perf_counter()
+        make_collection(folder, n, args.queries, args.zipf)
+        work = args.work / f"run_{n}"
+        work.mkdir(parents=True, exist_ok=True)
+        row: dict[str, Any] = {
+            "documents": n,
+            "corpus_mib": round((folder / "corpus.jsonl").stat().st_size / 2**20, 1),
+            "make_seconds": round(time.perf_counter() - t0, 1),
+            "load_average_before": list(os.getloadavg()),
+        }
+        for stage in STAGES:
+            row[stage] = _run_stage(stage, folder, work, args.queries)
+            print(f"{n:>9} {stage:<10} {json.dumps(row[stage])}", flush=True)
+        results["sizes"][str(n)] = row
+        write_json(args.out, results)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

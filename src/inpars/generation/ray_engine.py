@@ -1,0 +1,307 @@
+"""Generation on a Ray cluster (``generate.engine: ray``).
+
+The work units of :func:`inpars.generate.generate_queries` (documents still missing from the output file)
+are cut into batches of ``batch_size`` prompts, exactly the batches a single-process run sends, and
+sharded through Ray Data: ``map_batches`` over a callable class, one row per batch, ``actors`` actors.
+Each actor opens one backend (llama.cpp on CPU, vLLM or transformers on GPU) and runs the single-process
+batch code on its rows (:func:`inpars.generate._run`, into a scratch file), so every record is built by
+the same code as without Ray.
+
+Output: the driver writes the records to the one output JSONL through the same appender, in work-unit
+order, each batch as soon as every batch before it is written. The file is therefore always a prefix of
+the single-process file in the same order; a rerun (any engine) appends only what is missing, and the
+finished file holds the same records in the same order as a single-process run (the same bytes with
+greedy decoding, apart from the per-query ``seconds`` timing, and with a backend whose output does not
+depend on its cache state).
+
+Failures: an actor that dies (killed, out of memory) is restarted and its batch retried (see
+``max_restarts``); an exception raised by the backend stops the run with the records before the
+failed batch written, and rerunning finishes the rest.
+
+``engine_options`` (runtime only: they never change the queries, so a run resumes under any engine):
+
+- ``address``: the cluster to join (``auto``, ``ray://host:10001``, ``host:6379``); unset: an already
+  initialised Ray in this process, else a local cluster started for this run and stopped after it.
+- ``actors`` (default 2): actors, each holding one backend.
+- ``num_cpus``: CPUs of the local cluster started here (default: the cores this process may use).
+- ``cpus_per_actor`` (default: the thread budget / ``actors``, at least 1) and ``gpus_per_actor``
+  (default 0): what each actor reserves on the cluster.
+- ``max_restarts``: restarts of a dead actor (and retries of its batch); unset: Ray Data's default
+  (restart and retry without limit). Passed as Ray remote arguments, which newer Ray versions deprecate.
+- ``runtime_env``: passed to ``ray.init`` when a cluster is started or joined here (for example
+  ``{"worker_process_setup_hook": "mypackage.register_backends"}`` to register plug-in backends in the
+  workers).
+
+Thread budget: llama.cpp threads spin while they wait, so actors must not share cores. The backend's
+``n_threads`` option (default: the cluster's CPUs, capped at the machine's cores for a local cluster) is
+the total; each actor's backend gets ``n_threads // actors`` (at least 1), and the actor reserves as many
+CPUs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import json
+import logging
+import os
+import pickle
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from inpars.errors import ConfigError, require
+from inpars.generation.base import GenerationError
+from inpars.io import JsonlAppender
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+OPTIONS = frozenset(
+    {"address", "actors", "num_cpus", "cpus_per_actor", "gpus_per_actor", "max_restarts", "runtime_env"}
+)
+Runner = Callable[..., tuple[int, int, float]]
+#: more batches than this share blocks (Ray Data's per-block overhead stays bounded on huge corpora)
+MAX_BLOCKS = 10_000
+
+
+def check_engine_options(engine: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """Validated engine options (unknown keys and bad values are a :class:`~inpars.errors.ConfigError`).
+
+    >>> check_engine_options("ray", {"actors": 2})["actors"]
+    2
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"generate.engine: unknown engine '{engine}'; available: {', '.join(ENGINES)}")
+    options = dict(options or {})
+    unknown = sorted(set(options) - OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"generate.engine_options.{unknown[0]}: not an option of the {engine} engine; options: "
+            + ", ".join(sorted(OPTIONS))
+        )
+    for key in ("actors", "num_cpus", "max_restarts"):
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "max_restarts" else 1)):
+            raise ConfigError(f"generate.engine_options.{key}: expected a positive integer, got {value!r}")
+    for key in ("cpus_per_actor", "gpus_per_actor"):
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ConfigError(f"generate.engine_options.{key}: expected a number >= 0, got {value!r}")
+    return options
+
+
+def make_runner(
+    engine: str, options: dict[str, Any] | None, backend: str, backend_model: str, backend_options: dict[str, Any]
+) -> Runner:
+    """A function with the signature of :func:`inpars.generate._run` whose first argument (the backend) is
+    ignored: the backends live in the engine's workers."""
+    opts = check_engine_options(engine, options)
+
+    def run(_backend: Any, ds: Any, todo: list[Any], out: Path, flag_counts: Counter[str], **kwargs: Any) -> tuple[int, int, float]:
+        return run_on_ray(opts, backend, backend_model, backend_options, ds, todo, out, flag_counts, **kwargs)
+
+    return run
+
+
+def _import_ray() -> Any:
+    """``ray`` with Ray Data, or a :class:`~inpars.errors.MissingExtraError` naming the ``[ray]`` extra."""
+    ray = require("ray", "ray", "generate.engine 'ray'")
+    require("ray.data", "ray", "generate.engine 'ray'")
+    return ray
+
+
+def _takes_option(backend: str, key: str) -> bool:
+    from inpars.safety import backend_class
+
+    try:
+        params = inspect.signature(backend_class(backend).__init__).parameters
+    except (TypeError, ValueError):
+        return False
+    return key in params
+
+
+def _portable_dataset(ds: Any) -> Any:
+    """A copy of the dataset without its cached corpus (actors read what their prompt needs themselves)."""
+    clone = copy.copy(ds)
+    if isinstance(getattr(clone, "__dict__", None), dict):
+        clone.__dict__.pop("_docs", None)
+    return clone
+
+
+class GenerateActor:
+    """One backend per actor; each call generates the batches of its rows with the single-process code."""
+
+    def __init__(self, backend: str, model: str, backend_options: dict[str, Any], dataset: Any, run_kwargs: dict[str, Any]) -> None:
+        from inpars.generation.base import get_backend
+
+        threads = backend_options.get("n_threads")
+        if threads:
+            with contextlib.suppress(ImportError):
+                import torch
+
+                torch.set_num_threads(int(threads))
+        self.backend = get_backend(backend, model, **backend_options)
+        self.dataset = dataset
+        self.run_kwargs = run_kwargs
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        from inpars.generate import _run
+
+        out: dict[str, list[Any]] = {"pos": [], "lines": [], "n_queries": [], "n_tokens": [], "seconds": []}
+        for pos, payload in zip(batch["pos"], batch["units"], strict=True):
+            units = pickle.loads(payload)
+            with tempfile.TemporaryDirectory(prefix="inpars-ray-") as tmp:
+                shard = Path(tmp) / "shard.jsonl"
+                n, tokens, seconds = _run(
+                    self.backend, self.dataset, units, shard, Counter(), total=sum(len(m) for _, m in units),
+                    progress=False, **self.run_kwargs,
+                )
+                lines = shard.read_text(encoding="utf-8") if shard.is_file() else ""
+            out["pos"].append(int(pos))
+            out["lines"].append(lines)
+            out["n_queries"].append(n)
+            out["n_tokens"].append(tokens)
+            out["seconds"].append(seconds)
+        return out
+
+    def __del__(self) -> None:
+        backend = getattr(self, "backend", None)
+        if backend is not None:
+            with contextlib.suppress(Exception):  # closing at interpreter exit: nothing to report to
+                backend.close()
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def _cluster_cpus(ray: Any) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def run_on_ray(
+    options: dict[str, Any],
+    backend: str,
+    backend_model: str,
+    backend_options: dict[str, Any],
+    ds: Any,
+    todo: list[Any],
+    out: Path,
+    flag_counts: Counter[str],
+    *,
+    batch_size: int | None,
+    total: int,
+    progress: bool | None,
+    **run_kwargs: Any,
+) -> tuple[int, int, float]:
+    """Generate ``todo`` on Ray and append the records to ``out`` in order; returns (queries, tokens,
+    seconds), ``seconds`` being the wall time of the distributed run."""
+    from tqdm.auto import tqdm
+
+    from inpars.generate import DEFAULT_BATCH_SIZE
+    from inpars.safety import backend_class, check_backend
+
+    ray = _import_ray()
+    check_backend(backend, None, backend_options)
+    started_here = False
+    if not ray.is_initialized():
+        init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+        if options.get("runtime_env"):
+            init["runtime_env"] = options["runtime_env"]
+        if options.get("address"):
+            init["address"] = options["address"]
+        else:
+            init["num_cpus"] = options.get("num_cpus") or _usable_cores()
+        try:
+            ray.init(**init)
+        except Exception as exc:  # Ray raises bare Exceptions (e.g. a node that timed out during start-up)
+            where = f"join the Ray cluster at {options['address']}" if options.get("address") else "start a local Ray cluster"
+            raise GenerationError(f"generate.engine ray: could not {where}: {exc}") from exc
+        started_here = True
+    try:
+        bs = batch_size or int(getattr(backend_class(backend), "default_batch_size", 0) or DEFAULT_BATCH_SIZE)
+        batches = [todo[i : i + bs] for i in range(0, len(todo), bs)]
+        actors = max(1, min(int(options.get("actors") or 2), len(batches)))
+        budget = int(backend_options.get("n_threads") or _cluster_cpus(ray))
+        per_actor = max(1, budget // actors)
+        actor_options = dict(backend_options)
+        if _takes_option(backend, "n_threads"):
+            actor_options["n_threads"] = per_actor
+        cpus = options.get("cpus_per_actor")
+        cpus = float(per_actor if cpus is None else cpus)
+        gpus = float(options.get("gpus_per_actor") or 0)
+        rows = [{"pos": k, "units": pickle.dumps(b)} for k, b in enumerate(batches)]
+        # Ray Data restarts a dead actor and retries its batch without limit by default
+        restart_args = {}
+        if options.get("max_restarts") is not None:
+            restart_args = {"max_restarts": options["max_restarts"], "max_task_retries": options["max_restarts"]}
+        log.info(
+            "ray: %d batches of up to %d prompts over %d actors (%d threads, %g CPUs, %g GPUs each)",
+            len(batches), bs, actors, per_actor, cpus, gpus,
+        )
+        if not progress:  # Ray Data's own progress bars and start-up dump of its settings
+            ctx = ray.data.DataContext.get_current()
+            ctx.enable_progress_bars = False
+            ctx.print_on_execution_start = False
+        # one batch per block (a finished block is written at once) up to MAX_BLOCKS blocks
+        data = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), MAX_BLOCKS)))
+        results = data.map_batches(
+            GenerateActor,
+            batch_size=1,
+            batch_format="numpy",
+            concurrency=actors,
+            num_cpus=cpus,
+            num_gpus=gpus,
+            fn_constructor_kwargs={
+                "backend": backend,
+                "model": backend_model,
+                "backend_options": actor_options,
+                "dataset": _portable_dataset(ds),
+                "run_kwargs": {**run_kwargs, "batch_size": bs},
+            },
+            **restart_args,
+        )
+        return _write_in_order(results, out, flag_counts, len(batches), total, todo, progress, tqdm)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _write_in_order(
+    results: Any, out: Path, flag_counts: Counter[str], n_batches: int, total: int, todo: list[Any],
+    progress: bool | None, tqdm: Any,
+) -> tuple[int, int, float]:
+    """Stream the actors' results and append each batch once all batches before it are written."""
+    t0 = time.perf_counter()
+    pending: dict[int, tuple[str, int, int]] = {}
+    next_pos = n_queries = n_tokens = 0
+    bar = tqdm(
+        total=total, initial=total - sum(len(m) for _, m in todo), unit="q", desc="generating queries (ray)",
+        disable=None if progress is None else not progress, dynamic_ncols=True,
+    )
+    with JsonlAppender(out) as writer, bar:
+        for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+            for pos, lines, n, tokens in zip(batch["pos"], batch["lines"], batch["n_queries"], batch["n_tokens"], strict=True):
+                pending[int(pos)] = (str(lines), int(n), int(tokens))
+            while next_pos in pending:
+                lines, n, tokens = pending.pop(next_pos)
+                # "\n" only: JSON text written with ensure_ascii=False may hold U+2028 and other line breaks
+                for line in filter(None, lines.split("\n")):
+                    record = json.loads(line)
+                    flag_counts.update(record.get("flags") or [])
+                    writer.write(record)
+                n_queries += n
+                n_tokens += tokens
+                next_pos += 1
+                bar.update(n)
+    if next_pos != n_batches:
+        raise RuntimeError(f"ray: {n_batches - next_pos} of {n_batches} batches came back without a result")
+    return n_queries, n_tokens, time.perf_counter() - t0

@@ -1,0 +1,144 @@
+"""Generation on a local Ray cluster (``engine: ray``): 2 CPUs, 2 actors, the fake backend.
+
+One module-scoped cluster; the actors' backend is :class:`ray_helpers.ArmedFakeBackend` (the fake backend
+of the fast tier, able to kill its worker or raise once on a chosen document).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+from conftest import write_beir  # noqa: E402
+from fakes import register_fake_backend  # noqa: E402
+from inpars.errors import ConfigError  # noqa: E402
+from inpars.generate import generate_queries  # noqa: E402
+from ray_helpers import ARM_ENV  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+N_DOCS = 20
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    arm = tmp_path_factory.mktemp("arm") / "arm.txt"
+    if ray.is_initialized():
+        ray.shutdown()
+    pythonpath = os.pathsep.join([str(TESTS), str(TESTS.parent / "src"), os.environ.get("PYTHONPATH", "")])
+    init = dict(
+        num_cpus=2, include_dashboard=False, log_to_driver=False,
+        runtime_env={"worker_process_setup_hook": "ray_helpers.setup",
+                     "env_vars": {"PYTHONPATH": pythonpath, ARM_ENV: str(arm), "TOKENIZERS_PARALLELISM": "false"}},
+    )
+    try:
+        ray.init(**init)
+    except Exception:  # Ray waits a fixed 30 s for its node to start: a loaded machine may need a second try
+        ray.shutdown()
+        ray.init(**init)
+    yield arm
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    docs = [
+        {"_id": f"d{i:02d}", "title": f"Topic {i}",
+         "text": f"word{i} " + " ".join(f"term{(i * 7 + k) % 31}" for k in range(12)) + "."}
+        for i in range(N_DOCS)
+    ]
+    docs[5]["text"] += " Line\u2028separator and next\x85line."  # line breaks other than \n inside JSON strings
+    queries = [{"_id": "q1", "text": "term1"}]
+    return write_beir(tmp_path_factory.mktemp("ray_beir") / "tiny", docs, queries, {"test": [("q1", "d01", 1)]})
+
+
+KW: dict[str, Any] = dict(backend="fake", model="fake", n_docs=N_DOCS, batch_size=2, progress=False)
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    """The file's records in order, without the per-query timing (the one field that differs run to run)."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
+    for r in rows:
+        r.pop("seconds", None)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def reference(beir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    register_fake_backend()
+    out = tmp_path_factory.mktemp("local") / "q.jsonl"
+    generate_queries(beir, out, **KW)
+    return _records(out)
+
+
+@pytest.mark.parametrize("sampling", [False, True], ids=["greedy", "sampled"])
+def test_ray_writes_the_single_process_records_in_order(
+    cluster: Path, beir: Path, tmp_path: Path, sampling: bool
+) -> None:
+    register_fake_backend()
+    kw = {**KW, "temperature": 0.7, "queries_per_doc": 2} if sampling else KW
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    generate_queries(beir, local, **kw)
+    s = generate_queries(beir, remote, engine="ray", engine_options={"actors": 2}, **kw)
+    assert s.n_generated == s.n_queries == N_DOCS * kw.get("queries_per_doc", 1)
+    assert _records(remote) == _records(local)
+    assert len(_records(remote)) == len({(r["doc_id"], r["query_index"]) for r in _records(remote)})
+    # a rerun has nothing left to do
+    again = generate_queries(beir, remote, engine="ray", engine_options={"actors": 2}, **kw)
+    assert again.n_generated == 0 and again.n_skipped_existing == s.n_queries
+
+
+def test_killed_worker_is_restarted_and_its_batch_retried(
+    cluster: Path, beir: Path, tmp_path: Path, reference: list[dict[str, Any]]
+) -> None:
+    cluster.write_text("exit word7", encoding="utf-8")
+    out = tmp_path / "q.jsonl"
+    s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+    assert not cluster.exists(), "the armed worker never ran"
+    assert s.n_generated == N_DOCS and _records(out) == reference
+    again = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+    assert again.n_generated == 0
+
+
+def test_failed_batch_stops_the_run_and_a_rerun_finishes_only_the_rest(
+    cluster: Path, beir: Path, tmp_path: Path, reference: list[dict[str, Any]]
+) -> None:
+    cluster.write_text("raise word13", encoding="utf-8")
+    out = tmp_path / "q.jsonl"
+    with pytest.raises(Exception, match="injected failure"):
+        generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+    partial = _records(out) if out.is_file() else []
+    assert partial == reference[: len(partial)]  # a prefix, in order
+    assert not any(r["doc_id"] == reference[len(partial)]["doc_id"] for r in partial)
+    s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+    assert s.n_skipped_existing == len(partial) and s.n_generated == N_DOCS - len(partial)
+    assert _records(out) == reference
+
+
+def test_local_run_resumed_on_ray_and_bad_options(
+    cluster: Path, beir: Path, tmp_path: Path, reference: list[dict[str, Any]]
+) -> None:
+    register_fake_backend()
+    out = tmp_path / "q.jsonl"
+    generate_queries(beir, out, **{**KW, "n_docs": 7})  # a smaller local run, then extended on Ray
+    generate_queries(beir, out, engine="ray", **KW)
+    assert _records(out) == reference
+    with pytest.raises(ConfigError, match="engine_options.actor"):
+        generate_queries(beir, tmp_path / "x.jsonl", engine="ray", engine_options={"actor": 2}, **KW)
+
+
+def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, beir: Path, tmp_path: Path) -> None:
+    import sys
+
+    from inpars.errors import MissingExtraError
+
+    register_fake_backend()
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(MissingExtraError, match=r"inpars-toolkit\[ray\]"):
+        generate_queries(beir, tmp_path / "q.jsonl", engine="ray", **KW)
