@@ -6,7 +6,7 @@ Usage: python benchmarks/bench_scale.py [--sizes 10000 100000 1000000] [--querie
 Each size gets a synthetic BEIR folder: a Zipfian vocabulary (rank-frequency exponent ``--zipf``, 50,000
 word types), titles of 5-15 words and abstracts whose length is log-normal around 200 words (SciFact-like),
 queries of 3-8 words drawn from the same distribution. Every stage then runs in a fresh process, so its
-peak RSS (``ru_maxrss``) is its own:
+peak RSS (VmHWM on Linux) is its own:
 
 - ``index``: :func:`inpars.retrieval.get_index` builds the BM25 index (bm25s) from the corpus and saves it;
 - ``search``: loads the index and answers ``--queries`` queries (top 1000): queries per second;

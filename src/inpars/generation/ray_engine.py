@@ -11,8 +11,9 @@ Output: the driver writes the records to the one output JSONL through the same a
 order, each batch as soon as every batch before it is written. The file is therefore always a prefix of
 the single-process file in the same order; a rerun (any engine) appends only what is missing, and the
 finished file holds the same records in the same order as a single-process run (the same bytes with
-greedy decoding, apart from the per-query ``seconds`` timing, and with a backend whose output does not
-depend on its cache state).
+greedy decoding, apart from the per-query ``seconds`` timing, when each actor's backend runs with the
+settings of the single-process one: llama.cpp's log-probs, and so possibly its text, depend on its thread
+count and cache state, and each actor gets its share of the threads, see below).
 
 Failures: an actor that dies (killed, out of memory) is restarted and its batch retried (see
 ``max_restarts``); an exception raised by the backend stops the run with the records before the
