@@ -192,7 +192,8 @@ def test_cli_rerank_keeps_the_tail_and_samples_tuning_queries_like_the_library(
 
     scorer.seen.clear()
     interp = tmp_path / "interp.trec"
-    assert main([*base, "--out", str(interp), "--interpolate", "--tune-run", str(train_run), "--tune-queries", "5"]) == 0
+    assert main([*base, "--out", str(interp), "--interpolate", "--tune-run", str(train_run), "--tune-split", "train",
+                 "--tune-queries", "5"]) == 0
     ids = TRAIN_IDS
     assert ds.query_ids("train") == ids  # natural order: '2' before '10'
     want = fusion.sample_ids(ds.query_ids("train"), 5, seed=1)  # seed: the config's default, as in 'inpars run'

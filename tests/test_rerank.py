@@ -370,7 +370,9 @@ def test_cli_rerank_and_interpolate(tiny_ce: str, tiny_beir: Path, tmp_path: Pat
     assert {q: ranked(docs)[2][0] for q, docs in written.items()} == {"q3": "d1", "q4": "d2"}
     out2 = tmp_path / "interp.trec"
     args[-1] = str(out2)
-    assert main([*args, "--interpolate", "--tune-run", str(train_run)]) == 0
+    # reading a labelled split's judgements is an explicit opt-in: the split must be named
+    assert main([*args, "--interpolate", "--tune-run", str(train_run)]) == 2
+    assert main([*args, "--interpolate", "--tune-run", str(train_run), "--tune-split", "train"]) == 0
     info = json.loads(Path(f"{out2}.interpolation.json").read_text())
     assert info["tune_split"] == "train" and 0.0 <= info["alpha"] <= 1.0 and len(info["table"]) == 11
     assert read_run_dict(out2).keys() == {"q3", "q4"}

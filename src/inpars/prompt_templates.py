@@ -181,7 +181,7 @@ def file_examples(path: str | Path, seed: int = 0) -> list[Example]:
     return out
 
 
-def train_examples(dataset: Dataset, split: str | None = "train", seed: int = 0) -> list[Example]:
+def train_examples(dataset: Dataset, split: str | None = None, seed: int = 0) -> list[Example]:
     """All usable labelled pairs of ``split`` in a seeded random order: one per query (its first relevant
     document by id), skipping pairs whose query or document is missing or empty.
 

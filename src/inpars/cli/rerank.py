@@ -44,7 +44,7 @@ def add_parser(subparsers: Any) -> None:
         "engine": engine_help(),
         "interpolate": "interpolate with the first-stage score, weight tuned on --tune-split (needs --tune-run; "
         "giving --tune-run alone interpolates when the config's rerank.interpolate is on)",
-        "tune_split": "split to tune the weight on (default train; not the reranked split)",
+        "tune_split": "labelled split to tune the weight on (required with --tune-run; not the reranked split)",
         "tune_queries": "tuning queries sampled from --tune-run",
     })
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the config's, else all)")
@@ -83,10 +83,12 @@ def run(args: argparse.Namespace) -> int:
     check_output(f"{out_path}.interpolation.json", inputs, cfg.dataset.name, flag="tuning record beside --out")
     check_output_dir(f"{out_path}.scores", inputs, cfg.dataset.name, flag="score folder beside --out")
     split = args.split or cfg.dataset.eval_split
-    # giving --tune-run opts in to the judgements of a labelled split: 'train' unless named
-    tune_split = rc.tune_split or "train"
+    # tuning reads a labelled split's judgements: only when both the run and the split are named (opt-in)
+    tune_split = rc.tune_split
     if fields.get("interpolate") and not args.tune_run:
         raise ConfigError("--interpolate needs --tune-run: a first-stage run of the --tune-split queries")
+    if args.tune_run and not tune_split:
+        raise ConfigError("--tune-run needs --tune-split: name the labelled split whose judgements tune the weight")
     # here the weight is tuned on a labelled split's run: without --tune-run (a config's default
     # 'interpolate'), the reranked run alone is written
     interpolate = bool(rc.interpolate and args.tune_run)
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         texts = ds.queries(args.split) if args.split else ds.queries()
     queries = {q: texts[q] for q in first if q in texts}
     tune = None
-    if interpolate:
+    if interpolate and tune_split:  # a tuning run without a named split was refused above
         qrels = tuning_qrels(ds, tune_split)
         tune_run = read_run_dict(args.tune_run)
         # the split's queries that the tuning run covers, drawn as 'inpars run' draws its tuning queries
