@@ -72,11 +72,10 @@ def _prepare(name: str, base: dict[str, Any], runs: Path, done: list[Path]) -> P
     run_dir = runs / name
     cfg["run_dir"] = str(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    for src in done:  # stages an earlier variant finished: copied, then skipped if their identity matches
+    if done:  # the stages the first variant finished: copied, then skipped where their identity matches
         for part in SHARED:
-            if (src / part).exists() and not (run_dir / part).exists():
-                (shutil.copytree if (src / part).is_dir() else shutil.copy2)(src / part, run_dir / part)
-        break
+            if (done[0] / part).exists() and not (run_dir / part).exists():
+                (shutil.copytree if (done[0] / part).is_dir() else shutil.copy2)(done[0] / part, run_dir / part)
     path = runs / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path

@@ -57,18 +57,24 @@ def register_fake_backend() -> None:
         BACKENDS.register("fake")(FakeBackend)
 
 
+def tiny_bert_config(vocab_size: int, **extra: int) -> Any:
+    """The 2-layer, 32-wide BERT configuration of the tiny test models."""
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=128, **extra)
+
+
 def tiny_cross_encoder(path: Path) -> str:
     """A 2-layer, 32-wide BERT sequence classifier (random weights) with the MiniLM tokenizer."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertForSequenceClassification
 
     from conftest import minilm_tokenizer
 
     tok = minilm_tokenizer()
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, num_labels=1)
-    BertForSequenceClassification(cfg).save_pretrained(path)
+    BertForSequenceClassification(tiny_bert_config(tok.vocab_size, num_labels=1)).save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
 
@@ -77,16 +83,14 @@ def tiny_bi_encoder(path: Path) -> str:
     """A 2-layer, 32-wide BERT encoder (random weights) with the MiniLM tokenizer, saved as a
     sentence-transformers folder (mean pooling, normalised), as all-MiniLM-L6-v2 is."""
     import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     from conftest import minilm_tokenizer
     from inpars.training.bi_encoder import finalize
 
     tok = minilm_tokenizer()
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
-    BertModel(cfg).save_pretrained(path)
+    BertModel(tiny_bert_config(tok.vocab_size)).save_pretrained(path)
     tok.save_pretrained(path)
     finalize(path, 48)
     return str(path)

@@ -175,16 +175,26 @@ class TuneSet:
     qrels: Qrels
 
 
-def pseudo_dev_fit(
-    ds: Dataset, tune: TuneSet, scorer: Scorer, *, depth: int, alphas: Sequence[float] = DEFAULT_ALPHAS
-) -> tuple[float, dict[str, float]]:
-    """How well ``scorer`` fuses on ``tune``: ``(best value of the measure, {alpha: value})``, as
-    :func:`tune_alpha` chooses the weight. Used to choose between checkpoints without labels."""
+def fit_on(
+    ds: Dataset,
+    tune: TuneSet,
+    scorer: Scorer,
+    *,
+    depth: int,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    resume: bool = True,
+    cache: str | Path | None = None,
+    show_progress: bool | None = None,
+) -> tuple[float, dict[str, float], RunDict]:
+    """Rerank the top ``depth`` of the tuning queries with ``scorer`` and choose the interpolation weight
+    there (:func:`tune_alpha`); returns ``(alpha, {alpha: value}, reranked top)``. ``rerank_and_fuse`` tunes
+    with it, and a label-free run compares checkpoints with it (the value at ``alpha``)."""
     from inpars.rerank.run import rerank_run
 
-    top = rerank_run(ds, tune.first, None, queries=tune.queries, scorer=scorer, depth=depth, show_progress=False)
-    alpha, table = tune_alpha(tune.first, top, tune.qrels, alphas)  # as rerank_and_fuse tunes
-    return table[f"{alpha:g}"], table
+    tuned = rerank_run(ds, tune.first, None, queries=tune.queries, scorer=scorer, depth=depth, resume=resume,
+                       show_progress=show_progress, cache=cache)
+    alpha, table = tune_alpha(tune.first, tuned, tune.qrels, alphas)
+    return alpha, table, tuned
 
 
 @dataclass
@@ -242,11 +252,10 @@ def rerank_and_fuse(
                   seconds=seconds)
     if tune is None:
         return fused
-    tuned = rerank_run(
-        ds, tune.first, None, queries=tune.queries, scorer=scorer, depth=depth, resume=resume,
-        show_progress=show_progress, cache=cache / "tune.scores.jsonl" if cache is not None else None,
+    fused.alpha, fused.alpha_table, tuned = fit_on(
+        ds, tune, scorer, depth=depth, alphas=alphas, resume=resume, show_progress=show_progress,
+        cache=cache / "tune.scores.jsonl" if cache is not None else None,
     )
-    fused.alpha, fused.alpha_table = tune_alpha(tune.first, tuned, tune.qrels, alphas)
     fused.interpolated = append_tail(interpolate(first, top, fused.alpha), first, depth)
     fused.tune_queries = [q for q in tuned if q in tune.qrels]
     return fused

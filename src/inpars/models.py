@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from inpars.errors import MissingExtraError
+from inpars.errors import MissingExtraError, require
 from inpars.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -116,3 +116,21 @@ def resolve_model(name: str) -> str:
     if name in PACKAGED_MODELS:
         return str(PACKAGED_MODELS.get(name).resolve())
     return name
+
+
+def from_pretrained_source(source: str, gguf_file: str | None = None, *, purpose: str) -> tuple[str, dict[str, str]]:
+    """Where transformers' ``from_pretrained`` reads ``source`` from, and the extra keyword it needs: a
+    ``.gguf`` file path becomes its folder + ``gguf_file`` (weights dequantised by transformers through the
+    ``gguf`` package, whose absence is named here for ``purpose`` rather than deep inside transformers).
+
+    >>> from_pretrained_source("some/folder", purpose="x")
+    ('some/folder', {})
+    """
+    if gguf_file is None and source.endswith(".gguf"):
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"GGUF file not found: {source}")
+        source, gguf_file = str(Path(source).parent), Path(source).name
+    if not gguf_file:
+        return source, {}
+    require("gguf", "gguf", purpose)
+    return source, {"gguf_file": gguf_file}

@@ -176,13 +176,11 @@ def _negatives(ctx: Context, folder: Path) -> dict[str, Any]:
         # settings it compares are compared on the same queries.
         generated = load_records(ctx.out("generate", "queries"), ctx.ds)
         held_docs = holdout_docs({r.doc_id for r in generated}, ctx.cfg.rerank.tune_queries, ctx.cfg.seed)
-        held_path = folder / "pseudo-dev.generated.jsonl"
-        write_jsonl(held_path, (r.to_json() for r in generated if r.doc_id in held_docs))
         fc = ctx.cfg.filter
-        n_held = filter_queries(held_path, ctx.out("negatives", "pseudo_dev"), dataset=ctx.ds, steps=[], seed=ctx.cfg.seed,
-                       min_words=fc.min_words, max_words=fc.max_words, copy_threshold=fc.copy_threshold,
-                       index_dir=ctx.index_dir, bm25=ctx.cfg.retrieve.index_params()).n_kept
-        held_path.unlink()
+        n_held = filter_queries([r for r in generated if r.doc_id in held_docs], ctx.out("negatives", "pseudo_dev"),
+                                dataset=ctx.ds, steps=[], seed=ctx.cfg.seed, min_words=fc.min_words,
+                                max_words=fc.max_words, copy_threshold=fc.copy_threshold, index_dir=ctx.index_dir,
+                                bm25=ctx.cfg.retrieve.index_params()).n_kept
     else:
         write_jsonl(ctx.out("negatives", "pseudo_dev"), [])
     train = [r for r in records if r.doc_id not in held_docs]
@@ -287,14 +285,17 @@ def _comparable_start(ctx: Context) -> str | None:
 
 def _select_checkpoint(ctx: Context, tune: Any, scorers: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The scorer whose fusion is best on the pseudo-dev set (ties: the trained one), and what was seen."""
-    from inpars.fusion import pseudo_dev_fit
+    from inpars.fusion import fit_on
 
     rc = ctx.cfg.rerank
-    fits = {name: pseudo_dev_fit(ctx.ds, tune, s, depth=rc.depth, alphas=rc.alphas) for name, s in scorers.items()}
-    chosen = max(fits, key=lambda name: (fits[name][0], name == "trained"))
-    log.info("pseudo-dev model selection: %s", ", ".join(f"{n} {v[0]:.4f}" for n, v in fits.items()))
+    fits: dict[str, float] = {}
+    for name, scorer in scorers.items():
+        alpha, table, _ = fit_on(ctx.ds, tune, scorer, depth=rc.depth, alphas=rc.alphas, show_progress=False)
+        fits[name] = table[f"{alpha:g}"]
+    chosen = max(fits, key=lambda name: (fits[name], name == "trained"))
+    log.info("pseudo-dev model selection: %s", ", ".join(f"{n} {v:.4f}" for n, v in fits.items()))
     return scorers[chosen], {"selected_model": chosen,
-                             "selection_pseudo_dev": {n: round(v[0], 6) for n, v in fits.items()}}
+                             "selection_pseudo_dev": {n: round(v, 6) for n, v in fits.items()}}
 
 
 def _first_stage(ctx: Context) -> Path:

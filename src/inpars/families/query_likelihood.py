@@ -26,16 +26,6 @@ from inpars.rerank.base import Pair, Scorer, TorchScorer
 PROMPT = "Passage: {document}. Please write a question based on this passage.\nQuestion:"
 
 
-def _source(model: str) -> tuple[str, dict[str, Any]]:
-    """``(folder or hub id, extra from_pretrained keywords)``; a ``.gguf`` file is read through transformers."""
-    if model.endswith(".gguf"):
-        from inpars.errors import require
-
-        require("gguf", "gguf", "scoring with a GGUF file through transformers")
-        return str(Path(model).parent), {"gguf_file": Path(model).name}
-    return model, {}
-
-
 class QueryLikelihoodScorer(TorchScorer):
     """Mean log P(query | document) under a causal LM (see the module docstring).
 
@@ -50,7 +40,9 @@ class QueryLikelihoodScorer(TorchScorer):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        source, extra = _source(model)
+        from inpars.models import from_pretrained_source
+
+        source, extra = from_pretrained_source(model, purpose="scoring with a GGUF file through transformers")
         self.tokenizer = AutoTokenizer.from_pretrained(source, **extra)
         lm: Any = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra)
         self.lm = lm.to(self.device).eval()

@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from inpars.errors import require
 from inpars.generation.base import (
     BACKENDS,
     Backend,
@@ -39,7 +38,7 @@ from inpars.generation.base import (
     finish_generation,
     prompt_seeds,
 )
-from inpars.models import resolve_model
+from inpars.models import from_pretrained_source, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +100,10 @@ class TransformersBackend(Backend):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         import transformers
 
-        source = resolve_model(model)
-        if gguf_file is None and source.endswith(".gguf"):
-            if not Path(source).is_file():
-                raise FileNotFoundError(f"GGUF file not found: {source}")
-            source, gguf_file = str(Path(source).parent), Path(source).name
-        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-        if gguf_file:
-            # transformers dequantises GGUF weights through the `gguf` package and fails with a
-            # generic ImportError deep inside when it is missing: name the extra up front.
-            require("gguf", "gguf", "loading a GGUF file with the transformers backend")
-            kwargs["gguf_file"] = gguf_file
+        source, extra = from_pretrained_source(resolve_model(model), gguf_file,
+                                               purpose="loading a GGUF file with the transformers backend")
+        gguf_file = extra.get("gguf_file")
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, **extra}
         self.device = pick_device(device)
         self.torch_dtype = pick_dtype(dtype, self.device)
         self.batch_size = batch_size
