@@ -9,6 +9,9 @@ queries of 3-8 words drawn from the same distribution. Every stage then runs in 
 peak RSS (VmHWM on Linux) is its own:
 
 - ``index``: :func:`inpars.retrieval.get_index` builds the BM25 index (bm25s) from the corpus and saves it;
+- ``bm25s-reference``: the same corpus indexed with plain bm25s the way its README shows
+  (``bm25s.tokenize`` over every text, then ``BM25().index``; same stopwords, stemmer, k1 and b), so that
+  ``index_rss_ratio`` (the ``index`` stage's peak over this one's) is taken inside one run;
 - ``search``: loads the index and answers ``--queries`` queries (top 1000): queries per second;
 - ``sample``: :func:`inpars.generate.sample_documents` picks 1,000 documents (what generation starts from);
 - ``negatives``: :func:`inpars.negatives.mine_negatives` (BM25, depth 100, 1 negative) for ``--queries``
@@ -36,7 +39,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 50_000
-STAGES = ("baseline", "index", "search", "sample", "negatives")
+STAGES = ("baseline", "index", "bm25s-reference", "search", "sample", "negatives")
 
 
 def _peak_rss_mib() -> float:
@@ -119,6 +122,21 @@ def _stage(name: str, folder: Path, work: Path, n_queries: int) -> dict[str, Any
         index = get_index(ds, index_dir, rebuild=True)
         out["documents"] = len(index)
         out["index_mib_on_disk"] = round(sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file()) / 2**20, 1)
+    elif name == "bm25s-reference":
+        import Stemmer
+
+        from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS
+
+        texts = []
+        with open(folder / "corpus.jsonl", encoding="utf-8") as f:
+            for line in f:
+                obj = json.loads(line)
+                texts.append(f"{obj['title']} {obj['text']}".strip())
+        tokens = bm25s.tokenize(texts, stopwords=BM25_STOPWORDS, stemmer=Stemmer.Stemmer(BM25_STEMMER),
+                                show_progress=False)
+        retriever = bm25s.BM25(method="lucene", k1=BM25_K1, b=BM25_B)
+        retriever.index(tokens, show_progress=False)
+        out["documents"] = int(retriever.scores["num_docs"])
     elif name == "search":
         from inpars.retrieval import get_index
 
@@ -214,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         for stage in STAGES:
             row[stage] = _run_stage(stage, folder, work, args.queries)
             print(f"{n:>9} {stage:<10} {json.dumps(row[stage])}", flush=True)
+        ours, ref = row["index"].get("peak_rss_mib"), row["bm25s-reference"].get("peak_rss_mib")
+        row["index_rss_ratio"] = round(ours / ref, 2) if ours and ref else None
         results["sizes"][str(n)] = row
         write_json(args.out, results)
     print(f"wrote {args.out}")

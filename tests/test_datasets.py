@@ -320,3 +320,87 @@ def test_run_round_trip_in_trec_eval_order(tmp_path: Path) -> None:
     assert all(ln.endswith(" t") for ln in lines)
     assert read_run(path)[0] == ScoredDoc("1", "d", 9.0)
     assert read_run_dict(path) == {"1": {"d": 9.0, "c": 2.0, "b": 2.0}, "2": {"b": 3.0, "a": 1.0}, "10": {"x": 0.5}}
+
+
+# ------------------------------------------------------------------------------- corpus held by offsets
+
+
+@pytest.fixture(autouse=False)
+def offsets_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hold every corpus as offsets, however small."""
+    monkeypatch.setattr("inpars.datasets.EAGER_CORPUS_BYTES", 0)
+
+
+def _corpus_folder(tmp_path: Path, n: int, bom: bool = False) -> Path:
+    folder = tmp_path / "big"
+    folder.mkdir()
+    lines = [json.dumps({"_id": f"d{i}", "title": f"T{i % 7}", "text": f"ünïcode text {i} " * (1 + i % 5)})
+             for i in range(n)]
+    lines.insert(3, "")  # a blank line between documents
+    (folder / "corpus.jsonl").write_bytes((b"\xef\xbb\xbf" if bom else b"") + "\n".join(lines).encode() + b"\n")
+    return folder
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_corpus_view_is_the_corpus_as_a_mapping(tmp_path: Path, bom: bool, offsets_always: None) -> None:
+    from inpars.datasets import CorpusView
+
+    ds = load_dataset(_corpus_folder(tmp_path, 50, bom=bom))
+    eager = {d.doc_id: d for d in ds.docs_iter()}
+    view = ds.docs()
+    assert isinstance(view, CorpusView) and ds.docs() is view  # built once
+    assert len(view) == 50 and list(view) == list(eager) and "d7" in view and "nope" not in view
+    assert view == eager and dict(view.items()) == eager
+    for doc_id in ["d49", "d0", "d13", "d0", "d13"]:  # any order, repeated (cache)
+        assert view[doc_id] == eager[doc_id]
+    assert view.get("nope") is None
+    with pytest.raises(KeyError):
+        view["nope"]
+    CorpusView.CACHE_SIZE, old = 3, CorpusView.CACHE_SIZE
+    try:
+        assert [view[d] for d in reversed(list(view))] == list(reversed(eager.values()))  # evicting
+    finally:
+        CorpusView.CACHE_SIZE = old
+    again = pickle.loads(pickle.dumps(view))  # no open file is carried
+    assert again == eager and "50 documents" in repr(again)
+
+
+def test_corpus_view_keeps_offsets_not_texts(tmp_path: Path, offsets_always: None) -> None:
+    ds = load_dataset(_corpus_folder(tmp_path, 200))
+    view = ds.docs()
+    view["d5"]
+    state = pickle.dumps(view)
+    assert b"text 5" not in state and len(state) < 200 * 40
+
+
+def test_sample_documents_unchanged_by_the_corpus_view(tmp_path: Path, offsets_always: None) -> None:
+    """The documented sample (sorted eligible ids, permuted by ``random.Random(seed).sample``), computed
+    from a plain dict of every document, equals what the streamed corpus gives."""
+    import random
+
+    from inpars.generate import sample_documents
+
+    ds = load_dataset(_corpus_folder(tmp_path, 300))
+    eager = {d.doc_id: d for d in ds.docs_iter()}
+    for n, seed, min_chars in [(10, 1, 0), (300, 7, 0), (25, 3, 40)]:
+        ids = sorted(i for i, d in eager.items() if len(d.full_text) >= min_chars)
+        expected = [eager[i] for i in random.Random(seed).sample(ids, len(ids))[:n]]
+        assert sample_documents(ds, n, seed=seed, min_doc_chars=min_chars) == expected
+
+
+def test_read_jsonl_offsets_point_at_their_lines(tmp_path: Path) -> None:
+    from inpars.io import parse_jsonl_line, read_jsonl_offsets
+
+    path = _write_lines(tmp_path / "x.jsonl", ['{"a": 1}', "", '{"a": "é"}'])
+    got = list(read_jsonl_offsets(path))
+    assert [(line, obj) for line, _, obj in got] == [(1, {"a": 1}), (3, {"a": "é"})]
+    with open(path, "rb") as f:
+        for line, offset, obj in got:
+            f.seek(offset)
+            assert parse_jsonl_line(f.readline(), path, line) == obj
+    assert parse_jsonl_line(b"\n", path) is None
+
+
+def test_small_corpus_is_held_as_a_dict(tmp_path: Path) -> None:
+    ds = load_dataset(_corpus_folder(tmp_path, 20))
+    assert type(ds.docs()) is dict and ds.docs() == {d.doc_id: d for d in ds.docs_iter()}

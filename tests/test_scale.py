@@ -58,7 +58,8 @@ def test_bench_scale_measures_every_stage(tmp_path: Path, monkeypatch: pytest.Mo
     for stage in mod.STAGES:
         assert "error" not in row[stage], row[stage]
         assert row[stage]["peak_rss_mib"] > 0 and row[stage]["cpu_seconds"] >= 0
-    assert row["index"]["documents"] == 300
+    assert row["index"]["documents"] == 300 and row["bm25s-reference"]["documents"] == 300
+    assert row["index_rss_ratio"] > 0
     assert row["search"]["queries_per_second"] > 0 and row["search"]["hits"] > 0
     assert row["sample"]["sampled"] == 300  # capped at the corpus size
     assert row["negatives"]["examples"] == 20

@@ -42,12 +42,14 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 
+from inpars.corpus_view import CorpusView, beir_document
+from inpars.corpus_view import get_str as _get_str
 from inpars.errors import InputError, LeakageError, require
-from inpars.io import read_jsonl
+from inpars.io import read_jsonl, read_jsonl_offsets
 from inpars.records import Document, Qrel, Qrels, Query
 from inpars.registry import Registry
 from inpars.runfiles import (
@@ -103,6 +105,9 @@ BEIR_MD5 = {
     "msmarco": "444067daf65d982533ea17ebd59501e4",
 }
 
+#: a corpus file at least this large is held as byte offsets (:class:`~inpars.corpus_view.CorpusView`)
+EAGER_CORPUS_BYTES = 64 * 2**20
+
 _EVAL_ACCESS: contextvars.ContextVar[bool] = contextvars.ContextVar("inpars_eval_access", default=False)
 
 
@@ -133,11 +138,16 @@ class Dataset:
         raise NotImplementedError
 
     @cached_property
-    def _docs(self) -> dict[str, Document]:
+    def _docs(self) -> Mapping[str, Document]:
         return {d.doc_id: d for d in self.docs_iter()}
 
-    def docs(self) -> dict[str, Document]:
-        """All documents by id (loaded once, then cached)."""
+    def docs(self) -> Mapping[str, Document]:
+        """All documents by id, in corpus order (built once, then cached).
+
+        A read-only mapping; for a corpus file of :data:`EAGER_CORPUS_BYTES` or more, :class:`BeirDataset`
+        keeps only each document's byte offset in memory and reads a document when it is looked up
+        (:class:`~inpars.corpus_view.CorpusView`), so its memory does not grow with the corpus's text.
+        """
         return self._docs
 
     def splits(self) -> list[str]:
@@ -184,17 +194,25 @@ class BeirDataset(Dataset):
         return f"BeirDataset({str(self.path)!r})"
 
     def docs_iter(self) -> Iterator[Document]:
+        for _offset, doc in self._docs_with_offsets():
+            yield doc
+
+    def _docs_with_offsets(self) -> Iterator[tuple[int, Document]]:
         seen: set[str] = set()
-        for line, obj in read_jsonl(self.corpus_path):
-            doc_id = _get_str(obj, "_id", self.corpus_path, line)
-            if doc_id in seen:
-                raise InputError(f"duplicate document id '{doc_id}'", self.corpus_path, line, "_id")
-            seen.add(doc_id)
-            text = _get_str(obj, "text", self.corpus_path, line, required=False)
-            title = _get_str(obj, "title", self.corpus_path, line, required=False)
-            if not text.strip() and not title.strip():
-                log.warning("%s:%d: document '%s' has empty title and text", self.corpus_path, line, doc_id)
-            yield Document(doc_id=doc_id, text=text, title=title)
+        for line, offset, obj in read_jsonl_offsets(self.corpus_path):
+            doc = beir_document(obj, self.corpus_path, line)
+            if doc.doc_id in seen:
+                raise InputError(f"duplicate document id '{doc.doc_id}'", self.corpus_path, line, "_id")
+            seen.add(doc.doc_id)
+            if not doc.text.strip() and not doc.title.strip():
+                log.warning("%s:%d: document '%s' has empty title and text", self.corpus_path, line, doc.doc_id)
+            yield offset, doc
+
+    @cached_property
+    def _docs(self) -> Mapping[str, Document]:
+        if self.corpus_path.stat().st_size < EAGER_CORPUS_BYTES:  # small: a dict is faster to read again
+            return {d.doc_id: d for d in self.docs_iter()}
+        return CorpusView(self.corpus_path, {doc.doc_id: offset for offset, doc in self._docs_with_offsets()})
 
     def splits(self) -> list[str]:
         qdir = self.path / "qrels"
@@ -421,18 +439,3 @@ def download_beir(name: str, target: str | Path | None = None) -> Path:
         os.replace(Path(tmp) / name, out)
     return out
 
-
-# ---------------------------------------------------------------------------------------------- files
-
-
-def _get_str(obj: dict, key: str, path: Path, line: int, required: bool = True) -> str:
-    if key not in obj or obj[key] is None:
-        if required:
-            raise InputError("missing", path, line, key)
-        return ""
-    value = obj[key]
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and key == "_id":
-        return str(value)
-    if not isinstance(value, str):
-        raise InputError(f"expected a string, got {type(value).__name__}", path, line, key)
-    return value

@@ -93,32 +93,59 @@ def read_jsonl(path: str | Path, *, skip_truncated_tail: bool = False) -> Iterat
     ``Infinity``, which Python's JSON would accept, included) or a line that is not a JSON object. A UTF-8
     byte-order mark at the start of the file is accepted, as in every other reader. With
     ``skip_truncated_tail`` a last line without its newline that does not parse (what a killed writer
-    leaves) is skipped with a warning instead.
+    leaves) is skipped with a warning instead. The file is streamed: one line is held at a time.
     """
-    path = Path(path)
-    with open(path, "rb") as f:
-        lines = f.readlines()
-    for i, raw in enumerate(lines, start=1):
-        is_tail = i == len(lines) and not raw.endswith(b"\n")
-        try:
-            text = raw.decode("utf-8-sig" if i == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path, line=i) from None
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text, parse_constant=_no_constant)
-        except _NotANumber as exc:
-            raise InputError(f"{exc.args[0]} is not a number (a score or log-prob must be finite)",
-                             path=path, line=i) from None
-        except json.JSONDecodeError as exc:
-            if is_tail and skip_truncated_tail:
-                log.warning("%s:%d: ignoring an incomplete last line (interrupted write)", path, i)
-                return
-            raise InputError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=path, line=i) from None
-        if not isinstance(obj, dict):
-            raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=i)
+    for i, _offset, obj in read_jsonl_offsets(path, skip_truncated_tail=skip_truncated_tail):
         yield i, obj
+
+
+def read_jsonl_offsets(
+    path: str | Path, *, skip_truncated_tail: bool = False
+) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """:func:`read_jsonl` that also gives each line's byte offset: ``(line_number, offset, object)``
+    (:func:`parse_jsonl_line` reads the line at an offset back)."""
+    path = Path(path)
+    offset = 0
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, start=1):
+            start, offset = offset, offset + len(raw)
+            # only the last line of a file can lack its newline
+            obj = _parse_line(raw, path, i, skip_truncated_tail and not raw.endswith(b"\n"))
+            if obj is _TORN:
+                return
+            if obj is not None:
+                yield i, start, obj
+
+
+def parse_jsonl_line(raw: bytes, path: str | Path, line: int = 0) -> dict[str, Any] | None:
+    """The JSON object of one raw JSONL line (None for a blank line), checked as :func:`read_jsonl` does."""
+    obj = _parse_line(raw, Path(path), line, False)
+    return None if obj is _TORN else obj
+
+
+_TORN: Any = object()
+
+
+def _parse_line(raw: bytes, path: Path, i: int, torn_ok: bool) -> Any:
+    try:
+        text = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path, line=i or None) from None
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text, parse_constant=_no_constant)
+    except _NotANumber as exc:
+        raise InputError(f"{exc.args[0]} is not a number (a score or log-prob must be finite)",
+                         path=path, line=i or None) from None
+    except json.JSONDecodeError as exc:
+        if torn_ok:
+            log.warning("%s:%d: ignoring an incomplete last line (interrupted write)", path, i)
+            return _TORN
+        raise InputError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=path, line=i or None) from None
+    if not isinstance(obj, dict):
+        raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=i or None)
+    return obj
 
 
 def repair_jsonl(path: str | Path) -> int:

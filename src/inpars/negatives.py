@@ -42,7 +42,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, get_args
@@ -139,20 +139,27 @@ def assign_query_ids(records: Sequence[GeneratedQuery]) -> list[str]:
 class _Corpus:
     """Documents in corpus order, with text keys, for exclusion by id or by identical text."""
 
-    def __init__(self, docs: dict[str, Document]) -> None:
+    def __init__(self, docs: Mapping[str, Document]) -> None:
         self.docs = docs
         self.ids = list(docs)
         self.key = {d: text_key(doc.full_text) for d, doc in docs.items()}
+        # only texts shared by several documents get a group (memory: one set per duplicated text)
+        first: dict[str, str] = {}
         self.by_key: dict[str, set[str]] = {}
         for d, k in self.key.items():
-            self.by_key.setdefault(k, set()).add(d)
+            if k in self.by_key:
+                self.by_key[k].add(d)
+            elif k in first:
+                self.by_key[k] = {first.pop(k), d}
+            else:
+                first[k] = d
 
     def with_duplicates(self, ids: set[str]) -> set[str]:
         """``ids`` plus every document whose text equals one of theirs."""
         out = set(ids)
         for d in ids:
             if d in self.key:
-                out |= self.by_key[self.key[d]]
+                out |= self.by_key.get(self.key[d], set())
         return out
 
 
@@ -223,7 +230,7 @@ def _draw_random(
 class _DenseScores:
     """Cosine scores of (query, document id) pairs by a zero-shot bi-encoder, computed in bulk."""
 
-    def __init__(self, model: str, max_length: int, docs: dict[str, Document]) -> None:
+    def __init__(self, model: str, max_length: int, docs: Mapping[str, Document]) -> None:
         from inpars.rerank import load_scorer
 
         self.docs = docs

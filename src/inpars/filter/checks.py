@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from inpars.filter.base import Candidate, Removal
 from inpars.records import Document
 from inpars.text import copies_document, n_words, normalize_query
@@ -24,7 +26,7 @@ from inpars.text import copies_document, n_words, normalize_query
 
 def always_on_checks(
     cands: list[Candidate],
-    docs: dict[str, Document],
+    docs: Mapping[str, Document],
     *,
     min_words: int = 2,
     max_words: int = 64,
