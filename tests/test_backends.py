@@ -6,7 +6,10 @@
 - transformers: tiny randomly initialised causal (Llama) and seq2seq (T5) models built here, with a
   byte-level BPE tokenizer trained here; log-probs are checked against an independent forward pass.
 - llamacpp (slow): the packaged SmolLM2 GGUF on SciFact documents.
-- transformers on the SmolLM2 GGUF vs llama.cpp (slow); vLLM (gpu, skipped without CUDA and vllm).
+- transformers on the SmolLM2 GGUF vs llama.cpp (slow).
+
+The interface contract shared by every backend (vLLM included, on a GPU) is tested once, parametrised over
+the backends, in ``test_backend_interface.py``; this file holds what is particular to each backend.
 """
 
 from __future__ import annotations
@@ -396,6 +399,23 @@ def test_llamacpp_per_prompt_seeds_do_not_depend_on_the_batch(llama: Any) -> Non
 
 
 @pytest.mark.slow
+def test_llamacpp_prompt_threads_never_change_the_output(llama: Any, scifact_docs: list[Any]) -> None:
+    """``n_threads`` (prompt processing) is speed only; ``decode_threads`` is part of the output's identity."""
+    prompts = _inpars_prompts(llama, scifact_docs[:2])
+    params = SamplingParams(max_new_tokens=16, temperature=0.8, n=2, seed=3)
+
+    def run(**options: Any) -> list[tuple[str, list[float]]]:
+        with get_backend("llamacpp", "smollm2-135m", n_ctx=1024, flash_attn="off", **options) as backend:
+            return [(g.text, g.log_probs) for gens in backend.generate(prompts, params) for g in gens]
+
+    one = run(n_threads=1)
+    assert run(n_threads=2) == one
+    assert llama.describe()["decode_threads"] == 1
+    with pytest.raises(ValueError, match="decode_threads must be >= 1"):
+        get_backend("llamacpp", "smollm2-135m", decode_threads=0)
+
+
+@pytest.mark.slow
 def test_llamacpp_parallel_slots_keep_order() -> None:
     pytest.importorskip("xllamacpp")
     countries = {"France": "Paris", "Italy": "Rome", "Japan": "Tokyo", "Germany": "Berlin"}
@@ -458,7 +478,7 @@ def test_openai_against_llamacpp_http_server(api_key: str, scifact_docs: list[An
 
 
 # ---------------------------------------------------------------------------------------------------------
-# transformers on the real SmolLM2 GGUF, vLLM on a GPU
+# transformers on the real SmolLM2 GGUF
 
 
 @pytest.mark.slow
@@ -477,27 +497,4 @@ def test_transformers_gguf_is_the_same_model_as_llamacpp(llama: Any, scifact_doc
         forced = _independent_log_probs(backend, prompt, r)
         assert len(forced) == len(r.log_probs)
         assert forced == pytest.approx(r.log_probs, abs=0.3)
-    backend.close()
-
-
-def _cuda_and_vllm() -> bool:
-    try:
-        import torch
-        import vllm  # noqa: F401
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not _cuda_and_vllm(), reason="needs a CUDA GPU and vllm")
-def test_vllm_generates_with_logprobs() -> None:  # pragma: no cover - GPU only
-    backend = get_backend("vllm", "HuggingFaceTB/SmolLM2-135M-Instruct", max_model_len=2048, gpu_memory_utilization=0.3)
-    prompts = ["Q: What is the capital of France?\nA:", "Q: What is the capital of Italy?\nA:"]
-    out = backend.generate(prompts, SamplingParams(max_new_tokens=16))
-    for [gen] in out:
-        assert gen.text.strip() and "\n" not in gen.text
-        assert len(gen.log_probs) == len(gen.tokens) > 0 and _finite_nonpositive(gen.log_probs)
-    again = backend.generate(prompts, SamplingParams(max_new_tokens=16))
-    assert [g[0].text for g in again] == [g[0].text for g in out]
     backend.close()

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 #: Code versions, one per kind of cached result. Bump the entry whose writer changed what it writes.
 VERSIONS: dict[str, int] = {
     "retrieve": 1,
-    "generate": 2,  # 2: per-(seed, doc_id, query_index) sampling seeds
+    "generate": 3,  # 2: per-(seed, doc_id, query_index) sampling seeds; 3: llama.cpp decodes on decode_threads (1)
     "filter": 1,
     "negatives": 2,  # 2: pseudo-dev drawn from all generated documents, always-on checks only; teacher scores
     "train": 1,

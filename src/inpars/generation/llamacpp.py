@@ -80,8 +80,15 @@ class LlamaCppBackend(Backend):
             :mod:`inpars.models`).
         n_ctx: context length *per slot* in tokens (prompt + generated).
         n_parallel: slots decoding concurrently (continuous batching).
-        n_threads: CPU threads for generation and prompt processing (default: all available cores).
-        n_batch: logical batch size for prompt processing (llama.cpp's ``n_batch``).
+        n_threads: CPU threads for prompt processing (default: all available cores). Speed only: the
+            results do not depend on it.
+        decode_threads: CPU threads for decoding the generated tokens (default 1). llama.cpp's
+            log-probabilities, and so sampled and even greedy text, depend on this number, so it is part of
+            a generation's identity and its default does not depend on the machine. Decoding one token of a
+            small model is a short step whose threads wait on each other: one thread loses little, and
+            loses least when another process wants the cores.
+        poll: how hard llama.cpp's idle worker threads spin before they sleep (llama.cpp's ``--poll``,
+            0-100; 0 = they sleep at once). Speed only.
         cache_prompt: reuse the KV cache of a shared prompt prefix.
         swa_full: full-size sliding-window cache (needed by Gemma-3 for prefix reuse); ``None``: same as
             ``cache_prompt``.
@@ -100,7 +107,9 @@ class LlamaCppBackend(Backend):
         n_ctx: int = 2048,
         n_parallel: int = 1,
         n_threads: int | None = None,
+        decode_threads: int = 1,
         n_batch: int = 2048,
+        poll: int = 50,
         cache_prompt: bool = True,
         swa_full: bool | None = None,
         n_gpu_layers: int | None = None,
@@ -113,6 +122,10 @@ class LlamaCppBackend(Backend):
             raise ValueError(f"n_ctx must be >= 16, got {n_ctx}")
         if n_parallel < 1:
             raise ValueError(f"n_parallel must be >= 1, got {n_parallel}")
+        if decode_threads < 1:
+            raise ValueError(f"decode_threads must be >= 1, got {decode_threads}")
+        if not 0 <= poll <= 100:
+            raise ValueError(f"poll must be between 0 and 100, got {poll}")
         xllamacpp = require("xllamacpp", "llamacpp", "the llama.cpp backend")
         path = Path(resolve_model(model))
         if not path.is_file():
@@ -132,8 +145,12 @@ class LlamaCppBackend(Backend):
         p.n_ctx = n_ctx * n_parallel  # llama.cpp splits n_ctx across the slots
         p.n_parallel = n_parallel
         p.n_batch = n_batch
-        p.cpuparams.n_threads = self.n_threads
+        self.decode_threads = decode_threads
+        p.cpuparams.n_threads = decode_threads
         p.cpuparams_batch.n_threads = self.n_threads
+        p.cpuparams.poll = poll
+        p.cpuparams_batch.poll = poll
+        self.poll = poll
         p.cache_prompt = cache_prompt
         p.swa_full = self.swa_full
         p.verbosity = verbosity
@@ -155,11 +172,12 @@ class LlamaCppBackend(Backend):
             raise GenerationError(f"llama.cpp could not load {path}: {exc}") from exc
         self.base_url: str = str(self._server.listening_address or "")
         log.info(
-            "llama.cpp: %s, %d slot(s) x %d tokens, %d threads, prompt cache %s",
+            "llama.cpp: %s, %d slot(s) x %d tokens, %d prompt / %d decode threads, prompt cache %s",
             path.name,
             n_parallel,
             n_ctx,
             self.n_threads,
+            decode_threads,
             "on" if cache_prompt else "off",
         )
 
@@ -266,6 +284,8 @@ class LlamaCppBackend(Backend):
             "n_ctx": self.n_ctx,
             "n_parallel": self.n_parallel,
             "n_threads": self.n_threads,
+            "decode_threads": self.decode_threads,
+            "poll": self.poll,
             "cache_prompt": self.cache_prompt,
             "swa_full": self.swa_full,
             "flash_attn": self.flash_attn,

@@ -26,6 +26,7 @@ from inpars.generation.base import (
     BACKENDS,
     Backend,
     Generation,
+    GenerationError,
     SamplingParams,
     finish_generation,
     prompt_seeds,
@@ -141,8 +142,9 @@ class VLLMBackend(Backend):
         if params.n < 1:
             raise ValueError(f"SamplingParams.n must be >= 1, got {params.n}")
         if self.llm is None:
-            raise RuntimeError("the vLLM backend is closed")
+            raise GenerationError("the vLLM backend is closed")
         bases = prompt_seeds(self, params, len(prompts), seeds)
+        self._check_lengths(prompts)
         n_distinct = 1 if params.temperature == 0 else params.n
         flat_prompts = [p for p in prompts for _ in range(n_distinct)]
         flat_params = [self._sampling(params, base + j) for base in bases for j in range(n_distinct)]
@@ -154,6 +156,19 @@ class VLLMBackend(Backend):
             group += [copy.deepcopy(group[0]) for _ in range(params.n - n_distinct)]
             out.append(group)
         return out
+
+    def _check_lengths(self, prompts: list[str]) -> None:
+        """A prompt that leaves no room to generate is a :class:`GenerationError` (as for the other backends),
+        raised before any prompt of the call runs."""
+        if not self.context_length:
+            return
+        for i, prompt in enumerate(prompts):
+            n = len(self.tokenizer.encode(prompt))  # with the special tokens vLLM adds
+            if n >= self.context_length:
+                raise GenerationError(
+                    f"prompt {i} of {n} tokens exceeds the model's {self.context_length} positions "
+                    "(max_model_len); lower max_doc_tokens / n_examples"
+                )
 
     def _convert(self, request_output: Any, params: SamplingParams) -> Generation:
         completion = request_output.outputs[0]
