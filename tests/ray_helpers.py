@@ -3,17 +3,41 @@
 :func:`setup` registers, as backend ``fake``, the fake backend of :mod:`fakes` with one addition: when the
 file named by ``$INPARS_TEST_RAY_ARM`` exists and holds ``exit WORD`` or ``raise WORD``, the first batch
 whose document contains WORD removes the file (so it fires once) and kills its worker process or raises.
+The scoring actors of :mod:`inpars.rerank.ray_scoring` get the same arm, fired by the first shard with a
+query that contains WORD (tests/test_ray_scoring.py).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from fakes import FakeBackend
 from inpars.generation.base import BACKENDS, Generation, SamplingParams
+from inpars.rerank.ray_scoring import ScoreActor
 
 ARM_ENV = "INPARS_TEST_RAY_ARM"
+
+
+def init_test_cluster(arm: Path) -> None:
+    """Start the tests' local Ray cluster (2 CPUs): workers import tests/ and src/, run :func:`setup`, and
+    see the arm file and the offline settings of this process."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    tests = Path(__file__).resolve().parent
+    pythonpath = os.pathsep.join([str(tests), str(tests.parent / "src"), os.environ.get("PYTHONPATH", "")])
+    env = {"PYTHONPATH": pythonpath, ARM_ENV: str(arm), "TOKENIZERS_PARALLELISM": "false"}
+    env.update({k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "INPARS_DATA_HOME") if k in os.environ})
+    init = dict(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                runtime_env={"worker_process_setup_hook": "ray_helpers.setup", "env_vars": env})
+    try:
+        ray.init(**init)
+    except Exception:  # Ray waits a fixed 30 s for its node to start: a loaded machine may need a second try
+        ray.shutdown()
+        ray.init(**init)
 
 
 class ArmedFakeBackend(FakeBackend):
@@ -35,6 +59,35 @@ class ArmedFakeBackend(FakeBackend):
         return super().generate(prompts, params, seeds)
 
 
+def _fire(texts: Sequence[str]) -> str | None:
+    """The armed mode when one of ``texts`` holds the armed word (the arm file is then removed), else None."""
+    arm = os.environ.get(ARM_ENV)
+    if not (arm and os.path.exists(arm)):
+        return None
+    with open(arm, encoding="utf-8") as f:
+        mode, word = f.read().split()
+    if not any(word in t.split() for t in texts):
+        return None
+    try:
+        os.unlink(arm)
+    except FileNotFoundError:  # the other actor fired first
+        return None
+    return mode
+
+
+def _armed_score(self: ScoreActor, pairs: list[tuple[str, str]]) -> list[float]:
+    mode = _fire([q for q, _ in pairs])
+    if mode == "exit":
+        os._exit(1)
+    if mode == "raise":
+        raise RuntimeError("injected failure while scoring")
+    return _plain_score(self, pairs)
+
+
+_plain_score = ScoreActor.score
+
+
 def setup() -> None:
     if "fake" not in BACKENDS:
         BACKENDS.register("fake")(ArmedFakeBackend)
+    ScoreActor.score = _armed_score  # type: ignore[method-assign]

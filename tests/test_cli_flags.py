@@ -27,7 +27,7 @@ SECTIONS: dict[str, tuple[type[BaseModel], set[str]]] = {
     "filter": (FilterConfig, {"steps"}),  # --step NAME[:k=v,...]
     "negatives": (NegativesConfig, set()),
     "train": (TrainConfig, set()),
-    "rerank": (RerankConfig, set()),
+    "rerank": (RerankConfig, {"executor_options"}),  # --executor-option KEY=VALUE
 }
 
 

@@ -20,7 +20,7 @@ from conftest import write_beir  # noqa: E402
 from fakes import register_fake_backend  # noqa: E402
 from inpars.errors import ConfigError  # noqa: E402
 from inpars.generate import generate_queries  # noqa: E402
-from ray_helpers import ARM_ENV  # noqa: E402
+from ray_helpers import ARM_ENV, init_test_cluster  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 N_DOCS = 20
@@ -29,19 +29,7 @@ N_DOCS = 20
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
     arm = tmp_path_factory.mktemp("arm") / "arm.txt"
-    if ray.is_initialized():
-        ray.shutdown()
-    pythonpath = os.pathsep.join([str(TESTS), str(TESTS.parent / "src"), os.environ.get("PYTHONPATH", "")])
-    init = dict(
-        num_cpus=2, include_dashboard=False, log_to_driver=False,
-        runtime_env={"worker_process_setup_hook": "ray_helpers.setup",
-                     "env_vars": {"PYTHONPATH": pythonpath, ARM_ENV: str(arm), "TOKENIZERS_PARALLELISM": "false"}},
-    )
-    try:
-        ray.init(**init)
-    except Exception:  # Ray waits a fixed 30 s for its node to start: a loaded machine may need a second try
-        ray.shutdown()
-        ray.init(**init)
+    init_test_cluster(arm)
     yield arm
     ray.shutdown()
 
@@ -121,6 +109,72 @@ def test_failed_batch_stops_the_run_and_a_rerun_finishes_only_the_rest(
     assert _records(out) == reference
 
 
+def test_worker_killed_without_restarts_fails_and_a_rerun_finishes_only_the_rest(
+    cluster: Path, beir: Path, tmp_path: Path, reference: list[dict[str, Any]]
+) -> None:
+    cluster.write_text("exit word11", encoding="utf-8")
+    out = tmp_path / "q.jsonl"
+    with pytest.raises(Exception):  # noqa: B017 - Ray reports the dead actor with its own exception types
+        generate_queries(beir, out, engine="ray", engine_options={"actors": 2, "max_restarts": 0}, **KW)
+    assert not cluster.exists(), "the armed worker never ran"
+    partial = _records(out) if out.is_file() else []
+    assert partial == reference[: len(partial)] and len(partial) < N_DOCS
+    assert not any(r["doc_id"] == "d11" for r in partial)
+    s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+    assert s.n_skipped_existing == len(partial) and s.n_generated == N_DOCS - len(partial)
+    assert _records(out) == reference
+
+
+# A driver that joins the test cluster and dies (os._exit: no cleanup, like SIGKILL) in the middle of
+# writing its 7th record, leaving half a line in the output file.
+KILLED_DRIVER = """
+import json, os, sys
+from fakes import register_fake_backend
+from inpars import io
+from inpars.generate import generate_queries
+
+beir, out, address, env = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+register_fake_backend()
+write, written = io.JsonlAppender.write, []
+
+def dying_write(self, record):
+    if len(written) == 6:
+        self._f.write(json.dumps(record)[:15])
+        self._f.flush()
+        os._exit(9)
+    written.append(record)
+    write(self, record)
+
+io.JsonlAppender.write = dying_write
+generate_queries(beir, out, backend="fake", model="fake", n_docs=20, batch_size=2, progress=False,
+                 engine="ray", engine_options={"actors": 2, "address": address, "runtime_env": env})
+"""
+
+
+def test_killed_driver_loses_nothing_and_a_rerun_finishes_only_the_rest(
+    cluster: Path, beir: Path, tmp_path: Path, reference: list[dict[str, Any]]
+) -> None:
+    import subprocess
+    import sys
+
+    assert KW["n_docs"] == N_DOCS == 20 and KW["batch_size"] == 2  # the values the driver script uses
+    out = tmp_path / "q.jsonl"
+    pythonpath = os.pathsep.join([str(TESTS), str(TESTS.parent / "src"), os.environ.get("PYTHONPATH", "")])
+    env = {"worker_process_setup_hook": "ray_helpers.setup",
+           "env_vars": {"PYTHONPATH": pythonpath, ARM_ENV: str(cluster), "TOKENIZERS_PARALLELISM": "false"}}
+    address = ray.get_runtime_context().gcs_address
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_DRIVER, str(beir), str(out), address, json.dumps(env)],
+        env={**os.environ, "PYTHONPATH": pythonpath}, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    raw = out.read_text(encoding="utf-8")
+    assert not raw.endswith("\n")  # the driver died in the middle of a line
+    s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+    assert s.n_skipped_existing == 6 and s.n_generated == N_DOCS - 6
+    assert _records(out) == reference
+
+
 def test_local_run_resumed_on_ray_and_bad_options(
     cluster: Path, beir: Path, tmp_path: Path, reference: list[dict[str, Any]]
 ) -> None:
@@ -131,6 +185,27 @@ def test_local_run_resumed_on_ray_and_bad_options(
     assert _records(out) == reference
     with pytest.raises(ConfigError, match="engine_options.actor"):
         generate_queries(beir, tmp_path / "x.jsonl", engine="ray", engine_options={"actor": 2}, **KW)
+
+
+@pytest.mark.slow
+def test_llamacpp_on_ray_writes_the_records_of_one_process(cluster: Path, beir: Path, tmp_path: Path) -> None:
+    """Real llama.cpp: 2 actors with 1 prompt thread each write what one process with 2 threads writes
+    (decoding on its default single thread, no prompt cache, flash attention off: see
+    inpars.generation.ray_engine)."""
+    pytest.importorskip("xllamacpp")
+    kw: dict[str, Any] = dict(
+        backend="llamacpp", model="smollm2-135m", n_docs=4, batch_size=1, progress=False, max_doc_tokens=48,
+        max_new_tokens=12, temperature=0.7, queries_per_doc=2, prompt="inpars",
+    )
+    options = {"n_ctx": 1024, "flash_attn": "off", "cache_prompt": False}
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    generate_queries(beir, local, backend_options={**options, "n_threads": 2}, **kw)
+    generate_queries(beir, remote, backend_options=options, engine="ray", engine_options={"actors": 2}, **kw)
+    def values(path: Path) -> list[dict[str, Any]]:  # what was generated, not how much came from the cache
+        return [{k: v for k, v in r.items() if k != "cached_tokens"} for r in _records(path)]
+
+    assert values(remote) == values(local)
+    assert len(values(local)) == 8
 
 
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, beir: Path, tmp_path: Path) -> None:

@@ -93,6 +93,21 @@ class GenerateConfig(Section):
     )
 
 
+def _checked_executor_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options of a Ray executor (:func:`inpars.ray_cluster.check_options`), checked at load time."""
+    from inpars.ray_cluster import check_options
+
+    try:
+        return check_options("ray", options, options_key="executor_options")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+ExecutorOptions = Annotated[dict[str, Any], AfterValidator(_checked_executor_options)]
+EXECUTOR_HELP = "where scoring runs: this process, or a Ray cluster (never changes a result)"
+EXECUTOR_OPTIONS_HELP = "ray: address, actors, num_cpus, cpus_per_actor, gpus_per_actor, max_restarts, runtime_env"
+
+
 class FilterStep(Section):
     name: str
     top_k: int | None = Field(default=None, ge=1)
@@ -100,6 +115,8 @@ class FilterStep(Section):
     model: str | None = None
     depth: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
+    executor: Literal["local", "ray"] = runtime_field("local", description=EXECUTOR_HELP)
+    executor_options: ExecutorOptions = runtime_field({}, description=EXECUTOR_OPTIONS_HELP)
 
 
 def _checked_steps(steps: list[FilterStep]) -> list[FilterStep]:
@@ -218,6 +235,8 @@ class RerankConfig(Section):
     engine: EngineName = Field(
         "auto", description="auto: onnx (fp32, same scores as torch) on CPU when the [onnx] extra is installed"
     )
+    executor: Literal["local", "ray"] = runtime_field("local", description=EXECUTOR_HELP)
+    executor_options: ExecutorOptions = runtime_field({}, description=EXECUTOR_OPTIONS_HELP)
 
 
 def _default_tests() -> list[Literal["ttest", "permutation"]]:

@@ -236,24 +236,33 @@ def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
     rc = ctx.cfg.rerank
     model, model_type = ctx.model()
     kw: dict[str, Any] = dict(batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
-                              threads=ctx.cfg.threads)
-    scorer = load_scorer(model, model_type, **kw)
+                              threads=ctx.cfg.threads, executor=rc.executor, executor_options=rc.executor_options)
     first = read_run_dict(_first_stage(ctx))
     texts = ctx.ds.queries(ctx.eval_split)
     tune = None
     selection: dict[str, Any] = {}
-    if ctx.pseudo_dev:
+    start = _comparable_start(ctx) if ctx.pseudo_dev else None
+    if start is not None:
         tune = pseudo_dev_set(ctx, folder)
-        start = _comparable_start(ctx)
-        if start is not None:
-            scorer, selection = _select_checkpoint(ctx, tune, {"trained": scorer, "start": load_scorer(start, model_type, **kw)})
+        scorer, selection = _select_checkpoint(ctx, tune, {
+            "trained": lambda: load_scorer(model, model_type, **kw),
+            "start": lambda: load_scorer(start, model_type, **kw),
+        })
+    else:
+        scorer = load_scorer(model, model_type, **kw)
+    if ctx.pseudo_dev:
+        tune = tune or pseudo_dev_set(ctx, folder)
     elif rc.interpolate:
         tune_first = read_run_dict(ctx.out("retrieve", "tune_run"))
         tune_texts = ctx.ds.queries(ctx.tune_split)
         tune = TuneSet(first=tune_first, queries={q: tune_texts[q] for q in tune_first},
                        qrels=tuning_qrels(ctx.ds, ctx.tune_split))
-    fused = rerank_and_fuse(ctx.ds, first, {q: texts[q] for q in first if q in texts}, scorer=scorer,
-                            depth=rc.depth, tune=tune, alphas=rc.alphas, cache_dir=folder)
+    try:
+        fused = rerank_and_fuse(ctx.ds, first, {q: texts[q] for q in first if q in texts}, scorer=scorer,
+                                depth=rc.depth, tune=tune, alphas=rc.alphas, cache_dir=folder)
+    finally:
+        if callable(getattr(scorer, "close", None)):  # a Ray scorer's actors
+            scorer.close()
     write_run(ctx.out("rerank", "top"), fused.top, tag="inpars-rerank")
     write_run(ctx.out("rerank", "reranked"), fused.reranked, tag="inpars-rerank")
     out: dict[str, Any] = {"pairs": fused.pairs, "rerank_seconds": round(fused.seconds, 2),
@@ -283,19 +292,30 @@ def _comparable_start(ctx: Context) -> str | None:
     return start if same else None
 
 
-def _select_checkpoint(ctx: Context, tune: Any, scorers: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The scorer whose fusion is best on the pseudo-dev set (ties: the trained one), and what was seen."""
+def _select_checkpoint(ctx: Context, tune: Any, loaders: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The scorer whose fusion is best on the pseudo-dev set (ties: the trained one), and what was seen.
+
+    ``loaders`` maps a name to a function that loads its scorer. The candidates are scored one after the
+    other; a scorer that holds resources (a :class:`~inpars.rerank.ray_scoring.RayScorer`'s actors: it has
+    ``close``) is closed before the next one loads and the chosen one is loaded again, so two of them never
+    hold a cluster's CPUs at once."""
     from inpars.fusion import fit_on
 
     rc = ctx.cfg.rerank
     fits: dict[str, float] = {}
-    for name, scorer in scorers.items():
+    kept: dict[str, Any] = {}
+    for name, load in loaders.items():
+        scorer = load()
         alpha, table, _ = fit_on(ctx.ds, tune, scorer, depth=rc.depth, alphas=rc.alphas, show_progress=False)
         fits[name] = table[f"{alpha:g}"]
+        if callable(getattr(scorer, "close", None)):
+            scorer.close()
+        else:
+            kept[name] = scorer
     chosen = max(fits, key=lambda name: (fits[name], name == "trained"))
     log.info("pseudo-dev model selection: %s", ", ".join(f"{n} {v:.4f}" for n, v in fits.items()))
-    return scorers[chosen], {"selected_model": chosen,
-                             "selection_pseudo_dev": {n: round(v, 6) for n, v in fits.items()}}
+    scorer = kept[chosen] if chosen in kept else loaders[chosen]()
+    return scorer, {"selected_model": chosen, "selection_pseudo_dev": {n: round(v, 6) for n, v in fits.items()}}
 
 
 def _first_stage(ctx: Context) -> Path:

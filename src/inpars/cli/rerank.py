@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from inpars.cli._common import add_config_arg, add_section_flags, resolve_config, section_values
+from inpars.cli.generate import _parse_option
 from inpars.config import RerankConfig
 from inpars.errors import ConfigError
 
@@ -48,6 +49,9 @@ def add_parser(subparsers: Any) -> None:
         "tune_queries": "tuning queries sampled from --tune-run",
     })
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the config's, else all)")
+    p.add_argument("--executor-option", action="append", type=_parse_option, default=None, metavar="KEY=VALUE",
+                   help="executor option (repeatable), e.g. --executor ray --executor-option actors=2 "
+                        "(see inpars.ray_cluster)")
     p.add_argument("--tune-run", default=None, help="first-stage run of the --tune-split queries")
     p.add_argument("--no-resume", action="store_true", help="ignore scores kept from an interrupted rerank")
     p.add_argument("--tag", default="inpars-rerank", help="run tag, last column of the TREC run")
@@ -117,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
                        qrels=qrels)
     scorer = rerank.load_scorer(
         rc.model, rc.model_type, batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
-        threads=args.threads or cfg.threads,
+        threads=args.threads or cfg.threads, executor=rc.executor,
+        executor_options={**rc.executor_options, **dict(args.executor_option or [])},
     )
     out = Path(args.out)
     fused = rerank_and_fuse(ds, first, queries, scorer=scorer, depth=rc.depth, tune=tune, alphas=rc.alphas,

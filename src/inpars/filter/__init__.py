@@ -124,8 +124,9 @@ def parse_step(spec: str) -> FilterStep:
     ``options``. Values are read as YAML scalars (numbers, true/false, null, else strings), except that a
     string option or field keeps the text as written. The step is checked as :func:`make_filter` does.
 
-    >>> parse_step("logprob:top_fraction=0.5")
-    FilterStep(name='logprob', top_k=None, top_fraction=0.5, model=None, depth=None, options={})
+    >>> s = parse_step("logprob:top_fraction=0.5")
+    >>> (s.name, s.top_k, s.top_fraction, s.model, s.depth, s.options)
+    ('logprob', None, 0.5, None, None, {})
     >>> s = parse_step("consistency:top_k=1,depth=50,model=my/ce,batch_size=64")
     >>> (s.top_k, s.depth, s.model, s.options)
     (1, 50, 'my/ce', {'batch_size': 64})

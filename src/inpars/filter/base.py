@@ -8,10 +8,11 @@ options (``OPTIONS``); both are :class:`Option` values, from which the step is v
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -94,6 +95,13 @@ SCORER_OPTIONS: tuple[Option, ...] = (
 def scorer_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     """The options of a step meant for :func:`inpars.rerank.load_scorer` (only those given)."""
     return {o.name: options[o.name] for o in SCORER_OPTIONS if options.get(o.name) is not None}
+
+
+def executor_kwargs(step: FilterStep) -> dict[str, Any]:
+    """A step's ``executor`` and ``executor_options`` for :func:`inpars.rerank.load_scorer` (none when local)."""
+    if step.executor == "local":
+        return {}
+    return {"executor": step.executor, "executor_options": dict(step.executor_options)}
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -189,7 +197,7 @@ class FilterContext:
         self._scorers: dict[tuple[Any, ...], Any] = {}
         self._groups: dict[str, frozenset[str]] | None = None
 
-    def docs(self) -> dict[str, Document]:
+    def docs(self) -> Mapping[str, Document]:
         return self.dataset.docs()
 
     def doc_text(self, doc_id: str) -> str:
@@ -212,7 +220,7 @@ class FilterContext:
 
     def scorer(self, model: str, model_type: str | None = None, **kwargs: Any) -> Any:
         """A reranker (:func:`inpars.rerank.load_scorer`), loaded once per set of arguments."""
-        key = (model, model_type, tuple(sorted(kwargs.items())))
+        key = (model, model_type, json.dumps(kwargs, sort_keys=True, default=str))
         if key not in self._scorers:
             from inpars.rerank import load_scorer
 
@@ -261,6 +269,8 @@ class Filter(ABC):
             checked = known[key].check(value, cls.name)
             if checked is not None:
                 options[key] = checked
+        if step.executor != "local" and SCORER_OPTIONS[0] not in cls.OPTIONS:
+            raise ConfigError(f"filter '{cls.name}' loads no reranker: executor '{step.executor}' does not apply")
         given = {k for k in STEP_FIELDS if getattr(step, k) is not None}
         unused = [k for k in STEP_FIELDS if k in given - {f.name for f in cls.FIELDS}]
         if unused:
@@ -279,7 +289,8 @@ class Filter(ABC):
 
     def params(self) -> dict[str, Any]:
         """The step's parameters with the filter's defaults, as recorded in the report."""
-        out = self.step.model_dump(exclude_none=True, exclude_defaults=False)
+        # where the scoring ran (executor) never changes the result: not a parameter of the step
+        out = self.step.model_dump(exclude_none=True, exclude_defaults=False, exclude={"executor", "executor_options"})
         for f in self.FIELDS:
             if f.default is not None:
                 out.setdefault(f.name, f.default)

@@ -22,6 +22,7 @@ from inpars.filter.base import (
     FilterContext,
     Option,
     Removal,
+    executor_kwargs,
     scorer_kwargs,
 )
 
@@ -72,7 +73,8 @@ class ConsistencyFilter(Filter):
         if not cands:
             return kept, removed
         index = ctx.bm25()
-        scorer = ctx.scorer(self.step.model, **scorer_kwargs(self.step.options)) if self.step.model else None
+        kw = {**scorer_kwargs(self.step.options), **executor_kwargs(self.step)}
+        scorer = ctx.scorer(self.step.model, **kw) if self.step.model else None
         chunk = self._chunk if scorer is None else 32
         starts = range(0, len(cands), chunk)
         for start in tqdm(starts, desc="consistency", unit="chunk", disable=len(starts) < 2):

@@ -15,6 +15,7 @@ from inpars.filter.base import (
     FilterContext,
     Option,
     ScoreFilter,
+    executor_kwargs,
     scorer_kwargs,
 )
 
@@ -50,6 +51,6 @@ class RerankerFilter(ScoreFilter):
                 "filter 'reranker' with the packaged all-MiniLM-L6-v2: a bi-encoder whose cross-encoder head "
                 "is untrained; pass a trained cross-encoder (model=...) for a meaningful filter"
             )
-        scorer = ctx.scorer(model, **scorer_kwargs(self.step.options))
+        scorer = ctx.scorer(model, **scorer_kwargs(self.step.options), **executor_kwargs(self.step))
         pairs = [(c.record.query, ctx.doc_text(c.record.doc_id)) for c in cands]
         return list(scorer.score(pairs, show_progress=None))  # a bar on a terminal

@@ -10,33 +10,27 @@ the same code as without Ray.
 Output: the driver writes the records to the one output JSONL through the same appender, in work-unit
 order, each batch as soon as every batch before it is written. The file is therefore always a prefix of
 the single-process file in the same order; a rerun (any engine) appends only what is missing, and the
-finished file holds the same records in the same order as a single-process run (the same bytes with
-greedy decoding, apart from the per-query ``seconds`` timing, when each actor's backend runs with the
-settings of the single-process one: llama.cpp's log-probs, and so possibly its text, depend on its thread
-count and cache state, and each actor gets its share of the threads, see below).
+finished file holds the same records in the same order as a single-process run (the same values, apart
+from two facts about the run, the per-query ``seconds`` and ``cached_tokens``, when the backend's results do not depend on what an actor changes:
+its share of the threads and the state of its prompt cache. For llama.cpp that holds with its default
+``decode_threads`` (the thread share only sets ``n_threads``, prompt processing, which never changes the
+numbers), ``cache_prompt: false`` and ``flash_attn: off``: a cached prefix changes how the rest of a
+prompt is evaluated, and each actor's cache holds other prompts than the one process's, so with the cache
+on, log-probs can differ in their last digits, and so, now and then, a sampled token).
 
 Failures: an actor that dies (killed, out of memory) is restarted and its batch retried (see
 ``max_restarts``); an exception raised by the backend stops the run with the records before the
 failed batch written, and rerunning finishes the rest.
 
-``engine_options`` (runtime only: they never change the queries, so a run resumes under any engine):
-
-- ``address``: the cluster to join (``auto``, ``ray://host:10001``, ``host:6379``); unset: an already
-  initialised Ray in this process, else a local cluster started for this run and stopped after it.
-- ``actors`` (default 2): actors, each holding one backend.
-- ``num_cpus``: CPUs of the local cluster started here (default: the cores this process may use).
-- ``cpus_per_actor`` (default: the thread budget / ``actors``, at least 1) and ``gpus_per_actor``
-  (default 0): what each actor reserves on the cluster.
-- ``max_restarts``: restarts of a dead actor (and retries of its batch); unset: Ray Data's default
-  (restart and retry without limit). Passed as Ray remote arguments, which newer Ray versions deprecate.
-- ``runtime_env``: passed to ``ray.init`` when a cluster is started or joined here (for example
-  ``{"worker_process_setup_hook": "mypackage.register_backends"}`` to register plug-in backends in the
-  workers).
+``engine_options`` (runtime only: they never change the queries, so a run resumes under any engine) are
+those of :mod:`inpars.ray_cluster` (``address``, ``actors``, ``num_cpus``, ``cpus_per_actor``,
+``gpus_per_actor``, ``max_restarts``, ``runtime_env``); ``max_restarts`` is passed as Ray remote
+arguments, which newer Ray versions deprecate.
 
 Thread budget: llama.cpp threads spin while they wait, so actors must not share cores. The backend's
 ``n_threads`` option (default: the cluster's CPUs, capped at the machine's cores for a local cluster) is
 the total; each actor's backend gets ``n_threads // actors`` (at least 1), and the actor reserves as many
-CPUs.
+CPUs. llama.cpp's ``decode_threads`` (part of the output's identity) is passed unchanged.
 """
 
 from __future__ import annotations
@@ -46,7 +40,6 @@ import copy
 import inspect
 import json
 import logging
-import os
 import pickle
 import tempfile
 import time
@@ -55,16 +48,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from inpars.errors import ConfigError, require
 from inpars.generation.base import GenerationError
 from inpars.io import JsonlAppender
+from inpars.ray_cluster import check_options, cluster_cpus, connect, import_ray, restart_args
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("local", "ray")
-OPTIONS = frozenset(
-    {"address", "actors", "num_cpus", "cpus_per_actor", "gpus_per_actor", "max_restarts", "runtime_env"}
-)
 Runner = Callable[..., tuple[int, int, float]]
 #: more batches than this share blocks (Ray Data's per-block overhead stays bounded on huge corpora)
 MAX_BLOCKS = 10_000
@@ -76,24 +65,7 @@ def check_engine_options(engine: str, options: dict[str, Any] | None) -> dict[st
     >>> check_engine_options("ray", {"actors": 2})["actors"]
     2
     """
-    if engine not in ENGINES:
-        raise ConfigError(f"generate.engine: unknown engine '{engine}'; available: {', '.join(ENGINES)}")
-    options = dict(options or {})
-    unknown = sorted(set(options) - OPTIONS)
-    if unknown:
-        raise ConfigError(
-            f"generate.engine_options.{unknown[0]}: not an option of the {engine} engine; options: "
-            + ", ".join(sorted(OPTIONS))
-        )
-    for key in ("actors", "num_cpus", "max_restarts"):
-        value = options.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "max_restarts" else 1)):
-            raise ConfigError(f"generate.engine_options.{key}: expected a positive integer, got {value!r}")
-    for key in ("cpus_per_actor", "gpus_per_actor"):
-        value = options.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise ConfigError(f"generate.engine_options.{key}: expected a number >= 0, got {value!r}")
-    return options
+    return check_options(engine, options, engine_key="generate.engine", options_key="generate.engine_options")
 
 
 def make_runner(
@@ -111,9 +83,7 @@ def make_runner(
 
 def _import_ray() -> Any:
     """``ray`` with Ray Data, or a :class:`~inpars.errors.MissingExtraError` naming the ``[ray]`` extra."""
-    ray = require("ray", "ray", "generate.engine 'ray'")
-    require("ray.data", "ray", "generate.engine 'ray'")
-    return ray
+    return import_ray("generate.engine 'ray'")
 
 
 def _takes_option(backend: str, key: str) -> bool:
@@ -177,17 +147,6 @@ class GenerateActor:
                 backend.close()
 
 
-def _usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
-
-def _cluster_cpus(ray: Any) -> int:
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
-
-
 def run_on_ray(
     options: dict[str, Any],
     backend: str,
@@ -212,26 +171,12 @@ def run_on_ray(
 
     ray = _import_ray()
     check_backend(backend, None, backend_options)
-    started_here = False
-    if not ray.is_initialized():
-        init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
-        if options.get("runtime_env"):
-            init["runtime_env"] = options["runtime_env"]
-        if options.get("address"):
-            init["address"] = options["address"]
-        else:
-            init["num_cpus"] = options.get("num_cpus") or _usable_cores()
-        try:
-            ray.init(**init)
-        except Exception as exc:  # Ray raises bare Exceptions (e.g. a node that timed out during start-up)
-            where = f"join the Ray cluster at {options['address']}" if options.get("address") else "start a local Ray cluster"
-            raise GenerationError(f"generate.engine ray: could not {where}: {exc}") from exc
-        started_here = True
+    started_here = connect(ray, options, "generate.engine", GenerationError)
     try:
         bs = batch_size or int(getattr(backend_class(backend), "default_batch_size", 0) or DEFAULT_BATCH_SIZE)
         batches = [todo[i : i + bs] for i in range(0, len(todo), bs)]
         actors = max(1, min(int(options.get("actors") or 2), len(batches)))
-        budget = int(backend_options.get("n_threads") or _cluster_cpus(ray))
+        budget = int(backend_options.get("n_threads") or cluster_cpus(ray))
         per_actor = max(1, budget // actors)
         actor_options = dict(backend_options)
         if _takes_option(backend, "n_threads"):
@@ -241,9 +186,6 @@ def run_on_ray(
         gpus = float(options.get("gpus_per_actor") or 0)
         rows = [{"pos": k, "units": pickle.dumps(b)} for k, b in enumerate(batches)]
         # Ray Data restarts a dead actor and retries its batch without limit by default
-        restart_args = {}
-        if options.get("max_restarts") is not None:
-            restart_args = {"max_restarts": options["max_restarts"], "max_task_retries": options["max_restarts"]}
         log.info(
             "ray: %d batches of up to %d prompts over %d actors (%d threads, %g CPUs, %g GPUs each)",
             len(batches), bs, actors, per_actor, cpus, gpus,
@@ -268,7 +210,7 @@ def run_on_ray(
                 "dataset": _portable_dataset(ds),
                 "run_kwargs": {**run_kwargs, "batch_size": bs},
             },
-            **restart_args,
+            **restart_args(options),
         )
         return _write_in_order(results, out, flag_counts, len(batches), total, todo, progress, tqdm)
     finally:

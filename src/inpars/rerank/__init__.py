@@ -74,6 +74,8 @@ def load_scorer(
     engine: str = DEFAULT_ENGINE,
     threads: int | None = None,
     device: str | None = None,
+    executor: str = "local",
+    executor_options: dict[str, Any] | None = None,
 ) -> Scorer:
     """Load a reranker for :meth:`Scorer.score`.
 
@@ -85,6 +87,8 @@ def load_scorer(
     ``threads``: CPU threads (``torch.set_num_threads``; onnxruntime's intra-op threads).
     ``max_length``: tokens per (query, document) input; None: the length the model was saved with
     (:func:`inpars.rerank.base.model_max_length`; 256 document tokens for ``query-likelihood``).
+    ``executor``: ``local`` (this process) or ``ray`` (a :class:`~inpars.rerank.ray_scoring.RayScorer`
+    whose actors each hold such a scorer; ``executor_options``: see :mod:`inpars.ray_cluster`).
 
     >>> load_scorer("minilm-l6", engine="tensorflow")
     Traceback (most recent call last):
@@ -92,6 +96,15 @@ def load_scorer(
     inpars.errors.ConfigError: unknown engine 'tensorflow'; choose from auto, onnx, onnx-int8, torch, torch-bf16
     """
     get_engine(engine)
+    if executor != "local" or executor_options:
+        from inpars.ray_cluster import check_options
+
+        options = check_options(executor, executor_options, engine_key="executor", options_key="executor_options")
+        if executor == "ray":
+            from inpars.rerank.ray_scoring import RayScorer
+
+            return RayScorer(model, model_type, options, batch_size=batch_size, max_length=max_length,
+                             engine=engine, threads=threads, device=device)
     family = get_family(model_type) if model_type is not None else None
     path = resolve_model(model)
     if family is None:

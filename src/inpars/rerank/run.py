@@ -65,6 +65,8 @@ def rerank_run(
     engine: str = "torch",
     threads: int | None = None,
     device: str | None = None,
+    executor: str = "local",
+    executor_options: dict[str, Any] | None = None,
     show_progress: bool | None = None,
     tag: str = "inpars-rerank",
 ) -> RunDict:
@@ -73,7 +75,8 @@ def rerank_run(
     ``queries`` maps query ids to texts (default: every query of the dataset, read without judgements);
     a run query without a text is skipped with a warning; a document missing from the corpus is an
     error. Documents are ``title + " " + text``. ``scorer`` reuses a loaded scorer (then ``model`` and the
-    engine options are ignored), else one is loaded with :func:`inpars.rerank.load_scorer`.
+    engine options are ignored), else one is loaded with :func:`inpars.rerank.load_scorer` (``executor:
+    ray`` scores on a Ray cluster, :mod:`inpars.rerank.ray_scoring`; it is stopped before returning).
 
     ``cache`` (default ``<out>.scores.jsonl`` when ``out`` is given) keeps per-query scores as they are
     computed, so that a killed rerank resumes where it stopped; it is keyed by :func:`score_cache_key`,
@@ -109,8 +112,11 @@ def rerank_run(
 
         scorer = load_scorer(
             model, model_type, batch_size=batch_size, max_length=max_length, engine=engine,
-            threads=threads, device=device,
+            threads=threads, device=device, executor=executor, executor_options=executor_options,
         )
+        own_scorer = True
+    else:
+        own_scorer = False
     cache_path = Path(cache) if cache is not None else Path(f"{out}.scores.jsonl") if out is not None else None
     # the key decides; the settings beside it are there for a reader of the file
     meta = {"key": score_cache_key(scorer, ds), **_scoring_settings(scorer)} if cache_path is not None else {}
@@ -151,6 +157,8 @@ def rerank_run(
     finally:
         if appender is not None:
             appender.close()
+        if own_scorer and hasattr(scorer, "close"):
+            scorer.close()
 
     result = {q: done[q] for q in qids}
     if out is not None:

@@ -1,0 +1,113 @@
+"""What the Ray engines share: their options, the check of those options, and joining or starting a cluster.
+
+Used by generation (``generate.engine: ray``, :mod:`inpars.generation.ray_engine`) and by scoring
+(``rerank.executor: ray`` and the ``executor`` of the ``reranker`` and ``consistency`` filter steps,
+:mod:`inpars.rerank.ray_scoring`). Ray is imported only when a cluster is used.
+
+Options (all runtime only: they never change a result):
+
+- ``address``: the cluster to join (``auto``, ``ray://host:10001``, ``host:6379``); unset: an already
+  initialised Ray in this process, else a local cluster started for this run and stopped after it.
+- ``actors`` (default 2): actors, each holding one backend or one scorer.
+- ``num_cpus``: CPUs of the local cluster started here (default: the cores this process may use).
+- ``cpus_per_actor`` (default: the thread budget / ``actors``, at least 1) and ``gpus_per_actor``
+  (default 0): what each actor reserves on the cluster.
+- ``max_restarts``: restarts of a dead actor (and retries of its work); unset: no limit.
+- ``runtime_env``: passed to ``ray.init`` when a cluster is started or joined here (for example
+  ``{"worker_process_setup_hook": "mypackage.register_backends"}``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from inpars.errors import ConfigError, require
+
+ENGINES = ("local", "ray")
+OPTIONS = frozenset(
+    {"address", "actors", "num_cpus", "cpus_per_actor", "gpus_per_actor", "max_restarts", "runtime_env"}
+)
+
+
+def check_options(
+    engine: str, options: dict[str, Any] | None, *, engine_key: str = "generate.engine",
+    options_key: str = "generate.engine_options",
+) -> dict[str, Any]:
+    """Validated options (an unknown engine, unknown keys and bad values are a
+    :class:`~inpars.errors.ConfigError` naming ``engine_key`` or ``options_key.KEY``).
+
+    >>> check_options("ray", {"actors": 2})["actors"]
+    2
+    >>> check_options("ray", {"actor": 2}, options_key="rerank.executor_options")
+    Traceback (most recent call last):
+    ...
+    inpars.errors.ConfigError: rerank.executor_options.actor: not an option of the ray engine; options: actors, address, cpus_per_actor, gpus_per_actor, max_restarts, num_cpus, runtime_env
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"{engine_key}: unknown engine '{engine}'; available: {', '.join(ENGINES)}")
+    if options is not None and not isinstance(options, dict):
+        raise ConfigError(f"{options_key}: expected a mapping of options, got {options!r:.60}")
+    options = dict(options or {})
+    unknown = sorted(set(options) - OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"{options_key}.{unknown[0]}: not an option of the {engine} engine; options: " + ", ".join(sorted(OPTIONS))
+        )
+    for key in ("actors", "num_cpus", "max_restarts"):
+        value = options.get(key)
+        low = 0 if key == "max_restarts" else 1
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ConfigError(f"{options_key}.{key}: expected a positive integer, got {value!r}")
+    for key in ("cpus_per_actor", "gpus_per_actor"):
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ConfigError(f"{options_key}.{key}: expected a number >= 0, got {value!r}")
+    return options
+
+
+def import_ray(purpose: str) -> Any:
+    """``ray`` with Ray Data, or a :class:`~inpars.errors.MissingExtraError` naming the ``[ray]`` extra."""
+    ray = require("ray", "ray", purpose)
+    require("ray.data", "ray", purpose)
+    return ray
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def cluster_cpus(ray: Any) -> int:
+    """CPUs of the cluster this process is connected to (at least 1)."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def connect(ray: Any, options: dict[str, Any], what: str, error: type[Exception] = ConnectionError) -> bool:
+    """Join the cluster at ``options['address']``, else start a local one, unless Ray is already
+    initialised in this process; returns whether a cluster was started or joined here (the caller then
+    calls ``ray.shutdown()`` when done). A failure raises ``error`` with one line naming ``what``."""
+    if ray.is_initialized():
+        return False
+    init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+    if options.get("runtime_env"):
+        init["runtime_env"] = options["runtime_env"]
+    if options.get("address"):
+        init["address"] = options["address"]
+    else:
+        init["num_cpus"] = options.get("num_cpus") or usable_cores()
+    try:
+        ray.init(**init)
+    except Exception as exc:  # Ray raises bare Exceptions (e.g. a node that timed out during start-up)
+        where = f"join the Ray cluster at {options['address']}" if options.get("address") else "start a local Ray cluster"
+        raise error(f"{what} ray: could not {where}: {exc}") from exc
+    return True
+
+
+def restart_args(options: dict[str, Any]) -> dict[str, Any]:
+    """Ray remote arguments for ``max_restarts`` (restarts of a dead actor and retries of its calls)."""
+    if options.get("max_restarts") is None:
+        return {}
+    return {"max_restarts": options["max_restarts"], "max_task_retries": options["max_restarts"]}
