@@ -33,7 +33,9 @@ SHOWN = (
     "ablation_labelfree.json",
     "rerank_trained.json",
     "rerank_trained_50q.json",
+    "generation.json",
     "generation_idle_30docs.json",
+    "scale.json",
     "training_idle.json",
     "training_idle_bf16.json",
     "bm25.json",
@@ -202,12 +204,32 @@ def _generation(d: Json) -> tuple[str, str]:
     figures = f"queries/s: {'; '.join(parts)}"
     if "speedup_vs_naive" in llama:
         figures += f"; llama.cpp {llama['speedup_vs_naive']:.2f}x the naive loop"
+    busy = res.get("llamacpp+busy-core", {})
+    if "contended_ratio" in busy:
+        figures += f"; with a busy core {busy['contended_ratio']:.0%} of its idle speed"
     if "target" in d:
-        figures += (
-            f"; aim {d['target'].replace('>=', '≥')}: {'met' if d.get('target_met') else '**not met**'}"
-        )
-    what = f"generation, SmolLM2-135M, {d['n_docs']} SciFact documents, {_threads(d['threads'])}"
+        met = d.get("target_met") and d.get("contention_target_met", True)
+        figures += f"; aim {d['target'].replace('>=', '≥')}: {'met' if met else '**not met**'}"
+    samples = d.get("samples_per_doc", 1)
+    per_doc = "1 greedy query" if samples == 1 and not d.get("temperature") else f"{samples} sampled queries"
+    what = (
+        f"generation, SmolLM2-135M, {d['n_docs']} SciFact documents x {per_doc}, {_threads(d['threads'])}"
+    )
     return what, figures
+
+
+def _scale(d: Json) -> tuple[str, str]:
+    sizes = sorted(d["sizes"], key=int)
+    parts = []
+    for size in sizes:
+        stages = d["sizes"][size]
+        rss = ", ".join(
+            f"{name} {stages[name]['peak_rss_mib'] / 1024:.1f}" for name in stages
+            if isinstance(stages[name], dict) and "peak_rss_mib" in stages[name]
+        )
+        index = stages.get("index", {})
+        parts.append(f"{int(size):,} docs: index {index.get('seconds', 0):.0f} s; peak RSS GiB: {rss}")
+    return "corpus scale, synthetic Zipfian collections (`benchmarks/bench_scale.py`)", "; ".join(parts)
 
 
 def _training(d: Json) -> tuple[str, str]:
@@ -241,6 +263,7 @@ RENDERERS: dict[str, Callable[[Json], tuple[str, str]]] = {
     "ablation_labelfree": _ablation,
     "rerank": _rerank,
     "generation": _generation,
+    "scale": _scale,
     "training": _training,
     "bm25": _bm25,
 }
