@@ -153,23 +153,13 @@ def file_examples(path: str | Path, seed: int = 0) -> list[Example]:
     ``inpars/fewshot-examples``): one object per line with ``query_id``, ``doc_id``, ``query`` and
     ``document`` (the document text), in a seeded random order. Errors name the file, line and field.
     """
-    import json
+    from inpars.io import read_jsonl
 
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError("few-shot examples file not found", path=path) from None
+    if not path.is_file():
+        raise InputError("few-shot examples file not found", path=path)
     out: list[Example] = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not JSON ({exc.msg})", path, i) from None
-        if not isinstance(obj, dict):
-            raise InputError("expected a JSON object", path, i)
+    for i, obj in read_jsonl(path):  # blank lines skipped; invalid JSON or a non-object: file and line
         for key in ("query_id", "doc_id", "query", "document"):
             if not isinstance(obj.get(key), (str, int)) or not str(obj[key]).strip():
                 raise InputError("missing or empty", path, i, key)

@@ -106,6 +106,15 @@ def connect(ray: Any, options: dict[str, Any], what: str, error: type[Exception]
     return True
 
 
+def actor_share(ray: Any, options: dict[str, Any], threads: int | None, actors: int) -> tuple[int, float, float]:
+    """Each of ``actors`` actors' share: (threads, CPUs it reserves, GPUs it reserves). ``threads`` is the
+    total budget (default: the cluster's CPUs), split evenly (at least 1 each); the CPUs reserved are
+    that share unless ``cpus_per_actor`` says otherwise; GPUs: ``gpus_per_actor`` (default 0)."""
+    per_actor = max(1, int(threads or cluster_cpus(ray)) // actors)
+    cpus = options.get("cpus_per_actor")
+    return per_actor, float(per_actor if cpus is None else cpus), float(options.get("gpus_per_actor") or 0)
+
+
 def restart_args(options: dict[str, Any]) -> dict[str, Any]:
     """Ray remote arguments for ``max_restarts`` (restarts of a dead actor and retries of its calls)."""
     if options.get("max_restarts") is None:

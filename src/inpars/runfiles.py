@@ -16,7 +16,6 @@ a TAB-separated line whose id field holds a space, and any attempt to write such
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import re
 from collections import defaultdict
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from inpars.errors import InputError
-from inpars.io import atomic_write
+from inpars.io import atomic_write, parse_jsonl_line
 from inpars.records import Qrel, Run, ScoredDoc
 
 log = logging.getLogger(__name__)
@@ -267,12 +266,7 @@ def read_queries_file(path: str | Path) -> dict[str, str]:
         if jsonl is None:
             jsonl = line.lstrip().startswith("{")
         if jsonl:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON ({exc.msg})", path, i) from None
-            if not isinstance(obj, dict):
-                raise InputError("expected a JSON object", path, i)
+            obj = parse_jsonl_line(line.encode("utf-8"), path, i) or {}
             qid, text = obj.get("_id"), obj.get("text")
             if qid is None or isinstance(qid, bool) or not isinstance(qid, (str, int)):
                 raise InputError("missing or not a string", path, i, "_id")

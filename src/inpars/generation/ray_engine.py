@@ -50,7 +50,7 @@ from typing import Any
 
 from inpars.generation.base import GenerationError
 from inpars.io import JsonlAppender
-from inpars.ray_cluster import check_options, cluster_cpus, connect, import_ray, restart_args
+from inpars.ray_cluster import actor_share, check_options, connect, import_ray, restart_args
 
 log = logging.getLogger(__name__)
 
@@ -176,14 +176,10 @@ def run_on_ray(
         bs = batch_size or int(getattr(backend_class(backend), "default_batch_size", 0) or DEFAULT_BATCH_SIZE)
         batches = [todo[i : i + bs] for i in range(0, len(todo), bs)]
         actors = max(1, min(int(options.get("actors") or 2), len(batches)))
-        budget = int(backend_options.get("n_threads") or cluster_cpus(ray))
-        per_actor = max(1, budget // actors)
+        per_actor, cpus, gpus = actor_share(ray, options, backend_options.get("n_threads"), actors)
         actor_options = dict(backend_options)
         if _takes_option(backend, "n_threads"):
             actor_options["n_threads"] = per_actor
-        cpus = options.get("cpus_per_actor")
-        cpus = float(per_actor if cpus is None else cpus)
-        gpus = float(options.get("gpus_per_actor") or 0)
         rows = [{"pos": k, "units": pickle.dumps(b)} for k, b in enumerate(batches)]
         # Ray Data restarts a dead actor and retries its batch without limit by default
         log.info(

@@ -54,13 +54,7 @@ class ScoreActor:
     def __init__(self, model: str, model_type: str | None, kwargs: dict[str, Any]) -> None:
         from inpars.rerank import load_scorer
 
-        threads = kwargs.get("threads")
-        if threads:
-            with contextlib.suppress(ImportError):
-                import torch
-
-                torch.set_num_threads(int(threads))
-        self.scorer = load_scorer(model, model_type, **kwargs)
+        self.scorer = load_scorer(model, model_type, **kwargs)  # it sets its own threads (torch, onnxruntime)
 
     def describe(self) -> dict[str, Any]:
         return self.scorer.describe()
@@ -78,7 +72,7 @@ class RayScorer(Scorer):
     """
 
     def __init__(self, model: str, model_type: str | None, options: dict[str, Any], **kwargs: Any) -> None:
-        from inpars.ray_cluster import cluster_cpus, connect, import_ray, restart_args
+        from inpars.ray_cluster import actor_share, cluster_cpus, connect, import_ray, restart_args
 
         ray = import_ray("executor 'ray'")
         self._ray = ray
@@ -89,10 +83,8 @@ class RayScorer(Scorer):
         self._actors: list[Any] = []
         try:
             n = int(options.get("actors") or 2)
-            budget = int(kwargs.get("threads") or cluster_cpus(ray))
-            per_actor = max(1, budget // n)
-            cpus = options.get("cpus_per_actor")
-            need = n * float(per_actor if cpus is None else cpus)
+            per_actor, cpus, gpus = actor_share(ray, options, kwargs.get("threads"), n)
+            need = n * cpus
             free = float(ray.available_resources().get("CPU", 0))
             # actors just killed (a scorer closed a moment ago) give their CPUs back asynchronously
             deadline = time.monotonic() + RELEASE_WAIT_SECONDS
@@ -105,8 +97,8 @@ class RayScorer(Scorer):
                     "(another scorer holds them?); set executor_options.cpus_per_actor or actors"
                 )
             remote = ray.remote(ScoreActor).options(
-                num_cpus=float(per_actor if cpus is None else cpus),
-                num_gpus=float(options.get("gpus_per_actor") or 0),
+                num_cpus=cpus,
+                num_gpus=gpus,
                 **(restart_args(options) or {"max_restarts": -1, "max_task_retries": -1}),
             )
             actor_kwargs = {**kwargs, "threads": per_actor}
@@ -118,8 +110,8 @@ class RayScorer(Scorer):
         super().__init__(str(described["model"]), int(kwargs.get("batch_size") or 32), int(described["max_length"]))
         self.model_type = str(described["model_type"])
         self.engine = str(described["engine"])
-        self._described = {**described, "threads": budget, "executor": "ray", "actors": n}
-        log.info("ray: %d scoring actors (%d threads, %g CPUs each)", n, per_actor, per_actor if cpus is None else cpus)
+        self._described = {**described, "threads": int(kwargs.get("threads") or cluster_cpus(ray)), "executor": "ray", "actors": n}
+        log.info("ray: %d scoring actors (%d threads, %g CPUs each)", n, per_actor, cpus)
 
     def describe(self) -> dict[str, Any]:
         return dict(self._described)
