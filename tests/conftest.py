@@ -83,3 +83,31 @@ def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> str:
     T5ForConditionalGeneration(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A local Ray cluster (2 CPUs) for one test module; yields the arm file of :mod:`ray_helpers`."""
+    ray = pytest.importorskip("ray")
+    from ray_helpers import init_test_cluster
+
+    arm = tmp_path_factory.mktemp("arm") / "arm.txt"
+    init_test_cluster(arm)
+    yield arm
+    ray.shutdown()
+
+
+@pytest.fixture
+def qrels_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """Every request for relevance judgements during the test: (split, whether evaluation access was open)."""
+    from inpars import datasets
+
+    calls: list[tuple[str, bool]] = []
+    original = datasets.BeirDataset.qrels
+
+    def spy(self: datasets.BeirDataset, split: str) -> list:
+        calls.append((split, datasets._EVAL_ACCESS.get()))
+        return original(self, split)
+
+    monkeypatch.setattr(datasets.BeirDataset, "qrels", spy)
+    return calls

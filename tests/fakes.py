@@ -94,3 +94,24 @@ def tiny_bi_encoder(path: Path) -> str:
     tok.save_pretrained(path)
     finalize(path, 48)
     return str(path)
+
+
+def tiny_pipeline_config(run_dir: Path, model: str, **over: Any) -> dict[str, Any]:
+    """An ``inpars run`` config for the fast tier: SciFact slices, the fake backend, ``model`` (a tiny
+    cross-encoder) trained for a few steps. ``over``: ``"section.field": value`` replacements."""
+    cfg: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "seed": 5,
+        "dataset": {"name": "scifact", "max_eval_queries": 5},
+        "retrieve": {"k": 20},
+        "generate": {"backend": "fake", "model": "none", "n_docs": 12, "max_doc_tokens": 40, "batch_size": 4},
+        "filter": {"steps": [{"name": "logprob", "top_fraction": 0.9}], "min_words": 1},
+        "negatives": {"n_negatives": 2, "depth": 20},
+        "train": {"model": model, "max_steps": 2, "batch_size": 4, "max_length": 48, "save_steps": 1},
+        "rerank": {"depth": 8, "max_length": 48, "engine": "torch", "interpolate": True, "tune_queries": 4},
+        "evaluate": {"measures": ["nDCG@10", "R@100"], "permutations": 100},
+    }
+    for key, value in over.items():
+        section, _, field = key.partition(".")
+        cfg[section][field] = value
+    return cfg

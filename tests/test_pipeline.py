@@ -45,17 +45,9 @@ def _metrics(run_dir: Path) -> dict:
 
 
 def test_pipeline_end_to_end_cache_resume_and_report(
-    tmp_path: Path, scifact_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, scifact_dir: Path, qrels_reads: list[tuple[str, bool]]
 ) -> None:
-    # Record every request for relevance judgements and whether evaluation access was open.
-    calls: list[tuple[str, bool]] = []
-    original = datasets.BeirDataset.qrels
-
-    def spy(self: datasets.BeirDataset, split: str) -> list:
-        calls.append((split, datasets._EVAL_ACCESS.get()))
-        return original(self, split)
-
-    monkeypatch.setattr(datasets.BeirDataset, "qrels", spy)
+    calls = qrels_reads
     cfg_path = _write_config(tmp_path)
     cfg = load_config(cfg_path)
     run_dir = Path(cfg.run_dir)

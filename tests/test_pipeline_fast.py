@@ -7,11 +7,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from fakes import register_fake_backend, tiny_bi_encoder, tiny_cross_encoder
+from fakes import register_fake_backend, tiny_bi_encoder, tiny_cross_encoder, tiny_pipeline_config
 from inpars.cli import main
 from inpars.config import load_config_dict
 from inpars.errors import ConfigError
@@ -24,31 +23,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     return tiny_cross_encoder(tmp_path_factory.mktemp("tiny_ce"))
 
 
-def _config(run_dir: Path, model: str, **over: Any) -> dict[str, Any]:
-    cfg: dict[str, Any] = {
-        "run_dir": str(run_dir),
-        "seed": 5,
-        "dataset": {"name": "scifact", "max_eval_queries": 5},
-        "retrieve": {"k": 20},
-        "generate": {"backend": "fake", "model": "none", "n_docs": 12, "max_doc_tokens": 40, "batch_size": 4},
-        "filter": {"steps": [{"name": "logprob", "top_fraction": 0.9}], "min_words": 1},
-        "negatives": {"n_negatives": 2, "depth": 20},
-        "train": {"model": model, "max_steps": 2, "batch_size": 4, "max_length": 48, "save_steps": 1},
-        "rerank": {"depth": 8, "max_length": 48, "engine": "torch", "interpolate": True, "tune_queries": 4},
-        "evaluate": {"measures": ["nDCG@10", "R@100"], "permutations": 100},
-    }
-    for key, value in over.items():
-        section, _, field = key.partition(".")
-        cfg[section][field] = value
-    return cfg
-
-
 def test_stage_table_runs_caches_and_keeps_generation_across_runtime_changes(
     tmp_path: Path, scifact_dir: Path, tiny_model: str
 ) -> None:
     register_fake_backend()
     run_dir = tmp_path / "run"
-    first = run_pipeline(load_config_dict(_config(run_dir, tiny_model)))
+    first = run_pipeline(load_config_dict(tiny_pipeline_config(run_dir, tiny_model)))
     assert list(first.stages) == [s for s in STAGES if s != "report"]
     assert not any(r.skipped for r in first.stages.values())
     for name in first.stages:
@@ -62,14 +42,14 @@ def test_stage_table_runs_caches_and_keeps_generation_across_runtime_changes(
     assert len(reranked) == len(bm25)
 
     # Runtime-only settings (threads, batch sizes, save steps) never invalidate finished work.
-    again = run_pipeline(load_config_dict(_config(
+    again = run_pipeline(load_config_dict(tiny_pipeline_config(
         run_dir, tiny_model, **{"generate.batch_size": 1, "rerank.batch_size": 3, "train.save_steps": 7},
         **{"generate.backend_options": {"n_threads": 1}})))
     assert all(r.skipped for r in again.stages.values()), {n: r.skipped for n, r in again.stages.items()}
     assert (run_dir / "config.json").is_file()
 
     # A changed setting redoes its stage and the ones whose inputs change.
-    changed = run_pipeline(load_config_dict(_config(run_dir, tiny_model, **{"evaluate.measures": ["nDCG@10"]})))
+    changed = run_pipeline(load_config_dict(tiny_pipeline_config(run_dir, tiny_model, **{"evaluate.measures": ["nDCG@10"]})))
     assert [n for n, r in changed.stages.items() if not r.skipped] == ["evaluate"]
 
 
@@ -77,7 +57,7 @@ def test_a_run_that_cannot_start_leaves_the_run_folder_alone(tmp_path: Path, sci
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.json").write_text('{"dataset": {"name": "scifact"}}')
-    cfg = _config(run_dir, tiny_model, **{"dataset.name": str(tmp_path / "no-such-dataset")})
+    cfg = tiny_pipeline_config(run_dir, tiny_model, **{"dataset.name": str(tmp_path / "no-such-dataset")})
     with pytest.raises(FileNotFoundError):
         run_pipeline(load_config_dict(cfg))
     assert json.loads((run_dir / "config.json").read_text()) == {"dataset": {"name": "scifact"}}
@@ -85,7 +65,7 @@ def test_a_run_that_cannot_start_leaves_the_run_folder_alone(tmp_path: Path, sci
 
 def test_from_after_until_is_an_error(tmp_path: Path, tiny_model: str) -> None:
     with pytest.raises(ConfigError, match="--from"):
-        run_pipeline(load_config_dict(_config(tmp_path, tiny_model)), from_stage="rerank", until="filter")
+        run_pipeline(load_config_dict(tiny_pipeline_config(tmp_path, tiny_model)), from_stage="rerank", until="filter")
 
 
 def test_set_without_equals_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,21 +96,12 @@ def unlabeled_scifact(tmp_path_factory: pytest.TempPathFactory, scifact_dir: Pat
 
 
 def test_label_free_run_tunes_the_fusion_on_held_out_synthetic_queries(
-    tmp_path: Path, unlabeled_scifact: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, unlabeled_scifact: Path, tiny_model: str, qrels_reads: list[tuple[str, bool]]
 ) -> None:
-    from inpars import datasets
-
     register_fake_backend()
-    calls: list[tuple[str, bool]] = []
-    original = datasets.BeirDataset.qrels
-
-    def spy(self: datasets.BeirDataset, split: str) -> list:
-        calls.append((split, datasets._EVAL_ACCESS.get()))
-        return original(self, split)
-
-    monkeypatch.setattr(datasets.BeirDataset, "qrels", spy)
+    calls = qrels_reads
     run_dir = tmp_path / "run"
-    cfg = _config(run_dir, tiny_model, **{"dataset.name": str(unlabeled_scifact), "rerank.tune_queries": 2})
+    cfg = tiny_pipeline_config(run_dir, tiny_model, **{"dataset.name": str(unlabeled_scifact), "rerank.tune_queries": 2})
     run_pipeline(load_config_dict(cfg))
     # judgements were read by evaluation only
     assert calls and all(split == "test" and access for split, access in calls)
@@ -147,7 +118,7 @@ def test_label_free_run_tunes_the_fusion_on_held_out_synthetic_queries(
 def test_a_named_split_that_does_not_exist_stops_before_any_stage(
     tmp_path: Path, unlabeled_scifact: Path, tiny_model: str
 ) -> None:
-    cfg = _config(tmp_path / "run", tiny_model, **{"dataset.name": str(unlabeled_scifact), "rerank.tune_split": "train"})
+    cfg = tiny_pipeline_config(tmp_path / "run", tiny_model, **{"dataset.name": str(unlabeled_scifact), "rerank.tune_split": "train"})
     with pytest.raises(ConfigError, match="no qrels/train.tsv"):
         run_pipeline(load_config_dict(cfg))
     assert not (tmp_path / "run").exists()
@@ -162,7 +133,7 @@ def test_label_free_bi_encoder_run_chooses_between_trained_and_start_model_on_ps
     over = {"dataset.name": str(unlabeled_scifact), "train.model_type": "bi-encoder", "train.loss": "margin-mse",
             "negatives.method": "dense", "negatives.teacher": "fused", "negatives.model": start,
             "negatives.max_length": 48}
-    run_pipeline(load_config_dict(_config(run_dir, start, **over)))
+    run_pipeline(load_config_dict(tiny_pipeline_config(run_dir, start, **over)))
     train = [json.loads(x) for x in output_path(run_dir, "negatives", "train").read_text().splitlines()]
     assert all(len(r["scores"]) == 1 + len(r["negatives"]) for r in train)  # GPL pseudo-labels
     fusion = json.loads(output_path(run_dir, "rerank", "fusion").read_text())
@@ -172,5 +143,5 @@ def test_label_free_bi_encoder_run_chooses_between_trained_and_start_model_on_ps
     assert abs(seen[fusion["selected_model"]] - fusion["table"][f"{fusion['alpha']:g}"]) < 1e-6
     assert "Model selection on `pseudo-dev`" in output_path(run_dir, "report", "markdown").read_text()
     # switched off, or a cross-encoder (whose start has no head): no selection
-    run_pipeline(load_config_dict(_config(tmp_path / "off", start, **over, **{"rerank.select_start": False})))
+    run_pipeline(load_config_dict(tiny_pipeline_config(tmp_path / "off", start, **over, **{"rerank.select_start": False})))
     assert "selected_model" not in json.loads(output_path(tmp_path / "off", "rerank", "fusion").read_text())

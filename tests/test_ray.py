@@ -20,18 +20,10 @@ from conftest import write_beir  # noqa: E402
 from fakes import register_fake_backend  # noqa: E402
 from inpars.errors import ConfigError  # noqa: E402
 from inpars.generate import generate_queries  # noqa: E402
-from ray_helpers import ARM_ENV, init_test_cluster  # noqa: E402
+from ray_helpers import ARM_ENV  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 N_DOCS = 20
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    arm = tmp_path_factory.mktemp("arm") / "arm.txt"
-    init_test_cluster(arm)
-    yield arm
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

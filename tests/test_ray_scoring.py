@@ -24,19 +24,10 @@ from inpars.errors import ConfigError, MissingExtraError  # noqa: E402
 from inpars.filter import filter_queries, make_filter  # noqa: E402
 from inpars.records import GeneratedQuery  # noqa: E402
 from inpars.rerank import load_scorer, rerank_run  # noqa: E402
-from ray_helpers import init_test_cluster  # noqa: E402
 
 RAY = {"executor": "ray", "executor_options": {"actors": 2}}
 SCORER = {"model_type": "cross-encoder", "engine": "torch", "batch_size": 4}
 WORDS = ["vitamin", "sleep", "aspirin", "statins", "exercise", "cholesterol", "infection", "obesity", "mood"]
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    arm = tmp_path_factory.mktemp("arm") / "arm.txt"
-    init_test_cluster(arm)
-    yield arm
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from fakes import tiny_cross_encoder
+from fakes import tiny_cross_encoder, tiny_pipeline_config
 
 KILLS = int(os.environ.get("INPARS_SOAK_KILLS", "4"))
 SEED = 12
@@ -159,17 +159,7 @@ def test_generate_killed_and_resumed_is_byte_identical(tmp_path: Path, runner: P
 
 
 def _pipeline_config(path: Path, run_dir: Path, model: str) -> Path:
-    cfg = {
-        "run_dir": str(run_dir), "seed": 5,
-        "dataset": {"name": "scifact", "max_eval_queries": 5},
-        "retrieve": {"k": 20},
-        "generate": {"backend": "fake", "model": "none", "n_docs": 12, "max_doc_tokens": 40, "batch_size": 1},
-        "filter": {"steps": [{"name": "logprob", "top_fraction": 0.9}], "min_words": 1},
-        "negatives": {"n_negatives": 2, "depth": 20},
-        "train": {"model": model, "max_steps": 3, "batch_size": 4, "max_length": 48, "save_steps": 1},
-        "rerank": {"depth": 8, "max_length": 48, "engine": "torch", "interpolate": True, "tune_queries": 4},
-        "evaluate": {"measures": ["nDCG@10", "R@100"], "permutations": 100},
-    }
+    cfg = tiny_pipeline_config(run_dir, model, **{"generate.batch_size": 1, "train.max_steps": 3})
     path.write_text(json.dumps(cfg), encoding="utf-8")
     return path
 
