@@ -52,9 +52,12 @@ def run(args: argparse.Namespace) -> int:
     check_threads(args.threads)
     check_model(cfg.train.model, "--model")
     check_output_dir(args.out, [args.train, getattr(args, "config", None)])
+    from inpars.training.common import end_distributed
+
     summary = train_reranker(
         args.train, args.out, seed=seed, threads=threads, resume=not args.no_resume, **cfg.train.model_dump()
     )
+    end_distributed()
     resumed = f", resumed from step {summary.resumed_from_step}" if summary.resumed_from_step else ""
     print(
         f"trained {summary.model_type} ({summary.loss}) for {summary.steps} steps on {summary.examples} examples"

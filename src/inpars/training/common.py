@@ -282,6 +282,23 @@ def wait_for_all_ranks() -> None:
         dist.barrier()
 
 
+def end_distributed() -> None:
+    """After a successful run: wait for every rank, then tear the process group down; nothing in a single
+    process.
+
+    A ``torchrun`` worker that exits with gloo's process group still up can abort in gloo's threads
+    ("terminate called without an active exception", pytorch/pytorch#190489) while another rank is still
+    writing. Not called after an error: destroying the group while another rank waits in a collective can
+    hang (pytorch/torchtitan#1342); the launcher tears failed workers down.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def show_progress_bar() -> bool:
     return sys.stderr.isatty()
 
