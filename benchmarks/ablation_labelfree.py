@@ -53,6 +53,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                          "rerank.select_start": False,
                          "filter.steps": [{"name": "consistency", "model": "minilm-l6", "top_k": 3, "depth": 100,
                                            "options": {"model_type": "bi-encoder"}}]}),
+    "mnrl-consistency": ("mnrl-bm25 on the queries whose document the zero-shot bi-encoder ranks in its top 3 "
+                         "of BM25's 100 (round trip)",
+                         {"rerank.select_start": False,
+                          "filter.steps": [{"name": "consistency", "model": "minilm-l6", "top_k": 3, "depth": 100,
+                                            "options": {"model_type": "bi-encoder"}}]}),
 }
 SHARED = ("bm25-index", "01-retrieve", "02-generate", "03-filter", "04-negatives")
 
