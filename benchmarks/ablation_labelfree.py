@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "ablation"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ablation_labelfree.json"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a dotted override of the base for every variant (YAML value), e.g. "
+                         "--set generate.doc_selection=clusters")
     ap.add_argument("--allow-train", action="store_true", help="run even if the dataset has a train split")
     ap.add_argument("--evaluate-only", action="store_true", help="only read finished runs and write the table")
     args = ap.parse_args(argv)
@@ -121,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     base = yaml.safe_load(Path(args.base).read_text(encoding="utf-8"))
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item}: expected KEY=VALUE")
+        _set(base, key, yaml.safe_load(value))
     cfg0 = load_config(args.base)
     ds = load_dataset(cfg0.dataset.name)
     if ds.has_split("train") and not args.allow_train:
@@ -178,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "ablation_labelfree",
         "what": "SciFact test, label-free variants (pseudo-dev choices only); paired t-tests on nDCG@10",
         "base_config": os.path.relpath(args.base, ROOT),
+        "base_overrides": args.set,
         "queries": len(qids),
         "bm25": {"nDCG@10": mean("bm25")},
         "selected_by_pseudo_dev": selected,

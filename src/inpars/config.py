@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from inpars.errors import ConfigError
 from inpars.fingerprint import runtime_field
@@ -81,6 +81,13 @@ class GenerateConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
     chat: bool = Field(False, description="wrap prompts in the model's chat template")
     min_doc_chars: int = Field(0, ge=0, description="skip documents shorter than this when sampling")
+    doc_selection: str = Field(
+        "random", description="which documents: random (seeded sample), or clusters (DUQGen: representatives "
+        "of k-means clusters of bi-encoder embeddings)"
+    )
+    selection_options: dict[str, Any] = Field(
+        default_factory=dict, description="clusters: model, clusters, temperature, max_length, fit_sample"
+    )
     backend_options: dict[str, Any] = Field(default_factory=dict)
     batch_size: int | None = runtime_field(
         None, ge=1, description="prompts per backend call (backend default); never changes the queries"
@@ -91,6 +98,16 @@ class GenerateConfig(Section):
     engine_options: dict[str, Any] = runtime_field(
         {}, description="ray: address, actors, num_cpus, cpus_per_actor, gpus_per_actor, max_restarts, runtime_env"
     )
+
+    @model_validator(mode="after")
+    def _check_selection(self) -> GenerateConfig:
+        from inpars.generation.selection import check_selection
+
+        try:
+            check_selection(self.doc_selection, self.selection_options)
+        except (ConfigError, LookupError) as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 def _checked_executor_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -28,14 +28,15 @@ same arguments skips the (doc_id, query_index) pairs already in the file. The ar
 sidecar ``<out>.meta.json`` (:mod:`inpars.generation.meta`); a file made with different ones is refused
 unless ``overwrite=True`` (runtime-only settings such as ``batch_size`` and ``backend_options.n_threads``
 may differ).
-Documents are the first ``n_docs`` of a seeded permutation of the sorted ids, so running again with a larger
-``n_docs`` extends a file.
+Documents (``doc_selection: random``, the default) are the first ``n_docs`` of a seeded permutation of the
+sorted ids, so running again with a larger ``n_docs`` extends a file; ``doc_selection: clusters`` (DUQGen)
+draws them from k-means clusters of the collection instead (:mod:`inpars.generation.selection`; its choice
+is kept in ``<out>.docs.json`` for a resume).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -55,6 +56,7 @@ from inpars.generation.flags import (
     flag_generation,
 )
 from inpars.generation.meta import META_VERSION, check_meta, meta_path, params_record
+from inpars.generation.selection import check_selection, select_documents, selection_path
 from inpars.io import JsonlAppender, read_jsonl, repair_jsonl
 from inpars.prompts import PROMPTS, BuiltPrompt, Prompt, get_prompt
 from inpars.records import Document, GeneratedQuery
@@ -101,14 +103,10 @@ def sample_documents(
 
     Documents whose ``full_text`` is shorter than ``min_doc_chars`` are left out; the remaining ids are
     sorted and permuted with ``random.Random(seed).sample``; the first ``n_docs`` (capped at the corpus
-    size) are returned, so a larger ``n_docs`` extends a smaller one.
+    size) are returned, so a larger ``n_docs`` extends a smaller one. (``doc_selection: random``; the
+    other methods: :mod:`inpars.generation.selection`.)
     """
-    docs = dataset.docs()
-    ids = sorted(doc_id for doc_id, doc in docs.items() if len(doc.full_text) >= min_doc_chars)
-    order = random.Random(seed).sample(ids, len(ids))
-    if n_docs > len(order):
-        log.warning("n_docs=%d is more than the %d eligible documents; using all of them", n_docs, len(order))
-    return [docs[i] for i in order[:n_docs]]
+    return select_documents(dataset, n_docs, seed=seed, min_doc_chars=min_doc_chars)
 
 
 #: tokens kept free beside the prompt and the generation (chat templates add a few)
@@ -171,6 +169,8 @@ def generate_queries(
     top_p: float = 1.0,
     chat: bool = False,
     min_doc_chars: int = 0,
+    doc_selection: str = "random",
+    selection_options: dict[str, Any] | None = None,
     backend_options: dict[str, Any] | None = None,
     seed: int = 1,
     train_split: str | None = None,
@@ -195,6 +195,8 @@ def generate_queries(
         max_new_tokens, temperature, top_p: decoding; ``temperature == 0`` is greedy.
         chat: wrap each prompt in the model's chat template (``backend.chat_prompt``).
         min_doc_chars: leave out documents shorter than this when sampling.
+        doc_selection, selection_options: which documents (:mod:`inpars.generation.selection`: ``random``,
+            or ``clusters``, DUQGen's documents that represent k-means clusters of the collection).
         seed: sampling of documents and examples, and decoding seed.
         train_split: split the prompt may take few-shot examples from (never the evaluation split).
         batch_size: prompts per backend call (default: ``backend.default_batch_size`` or 8); records are
@@ -216,7 +218,7 @@ def generate_queries(
     if queries_per_doc > 1 and temperature == 0:
         log.warning("queries_per_doc=%d with greedy decoding gives identical queries; set a temperature", queries_per_doc)
 
-    docs = sample_documents(ds, n_docs, seed=seed, min_doc_chars=min_doc_chars)
+    selection_options = check_selection(doc_selection, selection_options)
     eligible = sorted(d for d, doc in ds.docs().items() if len(doc.full_text) >= min_doc_chars)
     from inpars.config import GenerateConfig
 
@@ -224,7 +226,8 @@ def generate_queries(
         prompt=prompt, template=template, backend=backend, model=model, n_docs=n_docs,
         queries_per_doc=queries_per_doc, n_examples=n_examples, max_doc_tokens=max_doc_tokens,
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, chat=chat,
-        min_doc_chars=min_doc_chars, backend_options=backend_options, batch_size=batch_size,
+        min_doc_chars=min_doc_chars, doc_selection=doc_selection, selection_options=selection_options,
+        backend_options=backend_options, batch_size=batch_size,
     )
     params = params_record(
         config,
@@ -235,7 +238,13 @@ def generate_queries(
     )
     if prompt not in PROMPTS:
         PROMPTS.get(prompt)  # raises UnknownNameError listing the prompts
-    check_meta(out, params, len(docs), overwrite)
+    if doc_selection != "random":  # only a random sample extends to a larger n_docs
+        params["n_docs"] = n_docs
+    check_meta(out, params, min(n_docs, len(eligible)), overwrite)
+    if overwrite:
+        selection_path(out).unlink(missing_ok=True)
+    docs = select_documents(ds, n_docs, seed=seed, min_doc_chars=min_doc_chars, method=doc_selection,
+                            options=selection_options, out=out, params_hash=fingerprint(params))
 
     done, flag_counts = _existing(out)
     n_existing = len(done)

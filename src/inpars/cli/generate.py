@@ -90,6 +90,14 @@ def add_parser(subparsers: Any) -> None:
         help="backend option (repeatable), e.g. --backend-option n_threads=2",
     )
     p.add_argument(
+        "--selection-option",
+        action="append",
+        type=_parse_option,
+        default=None,
+        metavar="KEY=VALUE",
+        help="document selection option (repeatable), e.g. --doc-selection clusters --selection-option clusters=50",
+    )
+    p.add_argument(
         "--engine-option",
         action="append",
         type=_parse_option,
@@ -119,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.seed = args.seed
     if args.backend_option:
         cfg.generate.backend_options = {**cfg.generate.backend_options, **dict(args.backend_option)}
+    if args.selection_option:
+        cfg.generate.selection_options = {**cfg.generate.selection_options, **dict(args.selection_option)}
     if args.engine_option:
         cfg.generate.engine_options = {**cfg.generate.engine_options, **dict(args.engine_option)}
     if not cfg.dataset.name:

@@ -1,0 +1,196 @@
+"""Which documents the generate stage writes queries for: the registry :data:`SELECTIONS`.
+
+``generate.doc_selection`` names a method, ``generate.selection_options`` are its options (checked: an
+unknown key is a :class:`~inpars.errors.ConfigError`). Every method sees only the eligible documents
+(``full_text`` at least ``min_doc_chars`` long) and returns at most ``n_docs`` of them, in the order in
+which queries are generated.
+
+- ``random`` (the default; no options): the sorted eligible ids permuted by ``random.Random(seed)``, the
+  first ``n_docs`` kept, so a larger ``n_docs`` extends a smaller one.
+- ``clusters`` (DUQGen, Chandradevan and Agichtein 2024: documents that represent the collection, spread
+  over its topics): every eligible document is embedded by a bi-encoder (option ``model``, default
+  ``minilm-l6``; ``max_length`` 256 tokens), the embeddings are split into ``clusters`` groups by k-means
+  (default ``min(n_docs, 100)``; k-means++ start seeded by ``seed``, fitted on a seeded sample of at most
+  ``fit_sample`` = 50,000 documents, then every document assigned to its nearest centre), each cluster gets
+  a share of ``n_docs`` proportional to its size (largest remainders, ties to the lower cluster number),
+  and inside a cluster documents are drawn without replacement with probability proportional to
+  ``exp(cosine(document, centre) / temperature)`` (default 0.1), by a generator seeded with
+  ``(seed, cluster)``. The chosen documents are ordered by cluster, then by draw. A larger ``n_docs`` does
+  not extend a smaller one, so ``n_docs`` is part of the file's identity under this method.
+
+  Embeddings depend slightly on the machine (thread counts change float sums), so the chosen ids are
+  written once to ``<out>.docs.json`` beside the queries file and read back when the stage resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inpars.errors import ConfigError, InputError
+from inpars.registry import Registry
+
+if TYPE_CHECKING:
+    from inpars.datasets import Dataset
+    from inpars.records import Document
+
+log = logging.getLogger(__name__)
+
+Selector = Callable[["Dataset", list[str], int, int, dict[str, Any]], list[str]]
+
+#: name -> function(dataset, eligible sorted ids, n_docs, seed, options) -> chosen ids
+SELECTIONS: Registry[Selector] = Registry("document selection")
+#: name -> the options it accepts, with their defaults
+SELECTION_OPTIONS: dict[str, dict[str, Any]] = {
+    "random": {},
+    "clusters": {"model": "minilm-l6", "clusters": None, "temperature": 0.1, "max_length": 256,
+                 "fit_sample": 50_000},
+}
+
+
+def check_selection(method: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` with the method's defaults filled in; a :class:`ConfigError` names an unknown method,
+    an unknown option or a bad value."""
+    SELECTIONS.get(method)  # raises UnknownNameError listing the methods
+    known = SELECTION_OPTIONS[method]
+    given = dict(options or {})
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        accepted = ", ".join(sorted(known)) or "none"
+        raise ConfigError(f"generate.selection_options: unknown option(s) {', '.join(unknown)} for "
+                          f"doc_selection '{method}' (accepted: {accepted})")
+    merged = {**known, **given}
+    if method == "clusters":
+        for key in ("clusters", "max_length", "fit_sample"):
+            value = merged[key]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"generate.selection_options.{key}: expected a positive integer, got {value!r}")
+        temp = merged["temperature"]
+        if isinstance(temp, bool) or not isinstance(temp, (int, float)) or temp <= 0:
+            raise ConfigError(f"generate.selection_options.temperature: expected a number > 0, got {temp!r}")
+        if not isinstance(merged["model"], str) or not merged["model"]:
+            raise ConfigError("generate.selection_options.model: expected a model name or path")
+    return merged
+
+
+@SELECTIONS.register("random")
+def _random(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, options: dict[str, Any]) -> list[str]:
+    return random.Random(seed).sample(eligible, len(eligible))[:n_docs]
+
+
+def cluster_shares(sizes: list[int], n: int) -> list[int]:
+    """``n`` split over clusters proportionally to ``sizes`` by largest remainders (ties: lower index);
+    no cluster gets more than its size.
+
+    >>> cluster_shares([6, 3, 1], 5)
+    [3, 2, 0]
+    """
+    total = sum(sizes)
+    n = min(n, total)
+    if total == 0:
+        return [0] * len(sizes)
+    exact = [s * n / total for s in sizes]
+    shares = [int(x) for x in exact]
+    order = sorted(range(len(sizes)), key=lambda i: (-(exact[i] - shares[i]), i))
+    for i in order[: n - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def kmeans(vectors: Any, k: int, seed: int, fit_sample: int) -> tuple[Any, Any]:
+    """(centres, labels): k-means (scipy ``kmeans2``, k-means++ start, ``seed``) fitted on at most
+    ``fit_sample`` rows drawn with ``seed``, then every row labelled with its nearest centre."""
+    import numpy as np
+    from scipy.cluster.vq import kmeans2, vq
+
+    rng = np.random.default_rng(seed)
+    rows = vectors if len(vectors) <= fit_sample else vectors[np.sort(rng.choice(len(vectors), fit_sample, replace=False))]
+    centres, _ = kmeans2(rows.astype(np.float64), k, minit="++", seed=rng)
+    labels, _ = vq(vectors.astype(np.float64), centres)
+    return centres, labels
+
+
+@SELECTIONS.register("clusters")
+def _clusters(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, options: dict[str, Any]) -> list[str]:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from inpars.models import resolve_model
+
+    n_docs = min(n_docs, len(eligible))
+    if n_docs == 0:
+        return []
+    k = min(int(options["clusters"] or min(n_docs, 100)), len(eligible))
+    docs = dataset.docs()
+    model = SentenceTransformer(resolve_model(options["model"]), device="cpu")
+    model.max_seq_length = int(options["max_length"])
+    log.info("doc_selection clusters: embedding %d documents with %s, k-means with %d clusters",
+             len(eligible), options["model"], k)
+    vectors = model.encode([docs[d].full_text for d in eligible], batch_size=32, normalize_embeddings=True,
+                           convert_to_numpy=True, show_progress_bar=False)
+    centres, labels = kmeans(np.asarray(vectors), k, seed, int(options["fit_sample"]))
+    members: list[list[int]] = [[] for _ in range(len(centres))]
+    for row, label in enumerate(labels):
+        members[int(label)].append(row)
+    shares = cluster_shares([len(m) for m in members], n_docs)
+    chosen: list[str] = []
+    for c, (rows, share) in enumerate(zip(members, shares, strict=True)):
+        if share == 0:
+            continue
+        centre = centres[c] / max(float(np.linalg.norm(centres[c])), 1e-12)
+        sims = vectors[rows] @ centre
+        weights = np.exp((sims - sims.max()) / float(options["temperature"]))
+        draw = np.random.default_rng([seed, c]).choice(len(rows), share, replace=False, p=weights / weights.sum())
+        chosen.extend(eligible[rows[i]] for i in draw)
+    return chosen
+
+
+def selection_path(out: Path) -> Path:
+    """The file that keeps the chosen ids of a non-random selection: ``<out>.docs.json``."""
+    return out.with_name(out.name + ".docs.json")
+
+
+def select_documents(
+    dataset: Dataset,
+    n_docs: int,
+    *,
+    seed: int = 1,
+    min_doc_chars: int = 0,
+    method: str = "random",
+    options: Mapping[str, Any] | None = None,
+    out: Path | None = None,
+    params_hash: str | None = None,
+) -> list[Document]:
+    """The documents to generate for, by ``method`` (see the module docstring).
+
+    With ``out`` and ``params_hash``, a non-random selection is read from ``<out>.docs.json`` when that
+    file was written for the same ``params_hash``, else computed and written there (atomically).
+    """
+    from inpars.io import write_json
+
+    opts = check_selection(method, options)
+    docs = dataset.docs()
+    eligible = sorted(doc_id for doc_id, doc in docs.items() if len(doc.full_text) >= min_doc_chars)
+    if n_docs > len(eligible):
+        log.warning("n_docs=%d is more than the %d eligible documents; using all of them", n_docs, len(eligible))
+    cache = selection_path(out) if (out is not None and params_hash is not None and method != "random") else None
+    ids: list[str] | None = None
+    if cache is not None and cache.is_file():
+        import json
+
+        try:
+            saved = json.loads(cache.read_text(encoding="utf-8"))
+            if saved.get("params_hash") == params_hash:
+                ids = [str(d) for d in saved["doc_ids"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"unreadable document selection ({exc})", path=cache) from None
+        if ids is not None and any(d not in docs for d in ids):
+            raise InputError("the saved document selection names documents the corpus does not have", path=cache)
+    if ids is None:
+        ids = SELECTIONS.get(method)(dataset, eligible, n_docs, seed, opts)
+        if cache is not None:
+            write_json(cache, {"method": method, "options": opts, "params_hash": params_hash, "doc_ids": ids})
+    return [docs[i] for i in ids]
