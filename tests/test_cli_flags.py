@@ -22,7 +22,8 @@ from inpars.config import (
 
 # subcommand -> (its section, fields with hand-written flags or none: dicts of options, filter steps)
 SECTIONS: dict[str, tuple[type[BaseModel], set[str]]] = {
-    "generate": (GenerateConfig, {"backend_options", "engine_options"}),  # --backend-option / --engine-option KEY=VALUE
+    # --backend-option / --engine-option / --selection-option KEY=VALUE
+    "generate": (GenerateConfig, {"backend_options", "engine_options", "selection_options"}),
     "retrieve": (RetrieveConfig, set()),
     "filter": (FilterConfig, {"steps"}),  # --step NAME[:k=v,...]
     "negatives": (NegativesConfig, set()),
@@ -84,12 +85,14 @@ def test_generate_flags_reach_generate_queries(monkeypatch: pytest.MonkeyPatch, 
     seen = _capture(monkeypatch, "inpars.generate.generate_queries")
     _run(["generate", "-d", "scifact", "-o", str(tmp_path / "q.jsonl"), "--prompt", "promptagator",
           "--temperature", "0.5", "--top-p", "0.9", "--chat", "--n-docs", "7", "--batch-size", "4",
-          "--train-split", "train", "--backend-option", "n_threads=2", "--seed", "3"])
+          "--train-split", "train", "--backend-option", "n_threads=2", "--seed", "3",
+          "--doc-selection", "clusters", "--selection-option", "clusters=5"])
     assert seen["args"][0] == "scifact"
     assert (seen["prompt"], seen["temperature"], seen["top_p"], seen["chat"]) == ("promptagator", 0.5, 0.9, True)
     assert (seen["n_docs"], seen["batch_size"], seen["seed"]) == (7, 4, 3)
     assert seen["train_split"] == "train"
     assert seen["backend_options"] == {"n_threads": 2}
+    assert (seen["doc_selection"], seen["selection_options"]) == ("clusters", {"clusters": 5})
     assert seen["backend"] == GenerateConfig().backend  # not given: the section's default
 
 
