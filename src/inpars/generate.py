@@ -56,7 +56,7 @@ from inpars.generation.flags import (
     flag_generation,
 )
 from inpars.generation.meta import META_VERSION, check_meta, meta_path, params_record
-from inpars.generation.selection import check_selection, select_documents, selection_path
+from inpars.generation.selection import check_selection, eligible_ids, select_documents, selection_path
 from inpars.io import JsonlAppender, read_jsonl, repair_jsonl
 from inpars.prompts import PROMPTS, BuiltPrompt, Prompt, get_prompt
 from inpars.records import Document, GeneratedQuery
@@ -219,7 +219,7 @@ def generate_queries(
         log.warning("queries_per_doc=%d with greedy decoding gives identical queries; set a temperature", queries_per_doc)
 
     selection_options = check_selection(doc_selection, selection_options)
-    eligible = sorted(d for d, doc in ds.docs().items() if len(doc.full_text) >= min_doc_chars)
+    eligible = eligible_ids(ds, min_doc_chars)
     from inpars.config import GenerateConfig
 
     config = GenerateConfig.model_construct(
@@ -243,8 +243,8 @@ def generate_queries(
     check_meta(out, params, min(n_docs, len(eligible)), overwrite)
     if overwrite:
         selection_path(out).unlink(missing_ok=True)
-    docs = select_documents(ds, n_docs, seed=seed, min_doc_chars=min_doc_chars, method=doc_selection,
-                            options=selection_options, out=out, params_hash=fingerprint(params))
+    docs = select_documents(ds, n_docs, seed=seed, method=doc_selection, options=selection_options, out=out,
+                            params_hash=fingerprint(params), eligible=eligible)
 
     done, flag_counts = _existing(out)
     n_existing = len(done)

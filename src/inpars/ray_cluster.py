@@ -19,10 +19,10 @@ Options (all runtime only: they never change a result):
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from inpars.errors import ConfigError, require
+from inpars.safety import usable_cores
 
 ENGINES = ("local", "ray")
 OPTIONS = frozenset(
@@ -71,13 +71,6 @@ def import_ray(purpose: str) -> Any:
     ray = require("ray", "ray", purpose)
     require("ray.data", "ray", purpose)
     return ray
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def cluster_cpus(ray: Any) -> int:

@@ -299,6 +299,14 @@ def check_backend(name: str, model: str | None, options: dict[str, Any], what: s
                               f"{', '.join(PACKAGED_MODELS.names())})")
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its CPU affinity where the OS has one): the default thread
+    budget of llama.cpp and of a local Ray cluster."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def check_threads(threads: int | None, flag: str = "--threads") -> None:
     """Refuse a negative thread count (0 or unset: the default)."""
     if threads is not None and threads < 0:

@@ -232,6 +232,7 @@ def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
     from inpars.fusion import TuneSet, rerank_and_fuse, tuning_qrels
     from inpars.io import write_json
     from inpars.rerank import load_scorer
+    from inpars.rerank.base import release
 
     rc = ctx.cfg.rerank
     model, model_type = ctx.model()
@@ -240,29 +241,27 @@ def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
     first = read_run_dict(_first_stage(ctx))
     texts = ctx.ds.queries(ctx.eval_split)
     tune = None
+    if ctx.pseudo_dev:
+        tune = pseudo_dev_set(ctx, folder)
+    elif rc.interpolate:
+        tune_first = read_run_dict(ctx.out("retrieve", "tune_run"))
+        tune_texts = ctx.ds.queries(ctx.tune_split)
+        tune = TuneSet(first=tune_first, queries={q: tune_texts[q] for q in tune_first},
+                       qrels=tuning_qrels(ctx.ds, ctx.tune_split))
     selection: dict[str, Any] = {}
     start = _comparable_start(ctx) if ctx.pseudo_dev else None
     if start is not None:
-        tune = pseudo_dev_set(ctx, folder)
         scorer, selection = _select_checkpoint(ctx, tune, {
             "trained": lambda: load_scorer(model, model_type, **kw),
             "start": lambda: load_scorer(start, model_type, **kw),
         })
     else:
         scorer = load_scorer(model, model_type, **kw)
-    if ctx.pseudo_dev:
-        tune = tune or pseudo_dev_set(ctx, folder)
-    elif rc.interpolate:
-        tune_first = read_run_dict(ctx.out("retrieve", "tune_run"))
-        tune_texts = ctx.ds.queries(ctx.tune_split)
-        tune = TuneSet(first=tune_first, queries={q: tune_texts[q] for q in tune_first},
-                       qrels=tuning_qrels(ctx.ds, ctx.tune_split))
     try:
         fused = rerank_and_fuse(ctx.ds, first, {q: texts[q] for q in first if q in texts}, scorer=scorer,
                                 depth=rc.depth, tune=tune, alphas=rc.alphas, cache_dir=folder)
     finally:
-        if callable(getattr(scorer, "close", None)):  # a Ray scorer's actors
-            scorer.close()
+        release(scorer)
     write_run(ctx.out("rerank", "top"), fused.top, tag="inpars-rerank")
     write_run(ctx.out("rerank", "reranked"), fused.reranked, tag="inpars-rerank")
     out: dict[str, Any] = {"pairs": fused.pairs, "rerank_seconds": round(fused.seconds, 2),
@@ -300,6 +299,7 @@ def _select_checkpoint(ctx: Context, tune: Any, loaders: dict[str, Any]) -> tupl
     ``close``) is closed before the next one loads and the chosen one is loaded again, so two of them never
     hold a cluster's CPUs at once."""
     from inpars.fusion import fit_on
+    from inpars.rerank.base import release
 
     rc = ctx.cfg.rerank
     fits: dict[str, float] = {}
@@ -308,9 +308,7 @@ def _select_checkpoint(ctx: Context, tune: Any, loaders: dict[str, Any]) -> tupl
         scorer = load()
         alpha, table, _ = fit_on(ctx.ds, tune, scorer, depth=rc.depth, alphas=rc.alphas, show_progress=False)
         fits[name] = table[f"{alpha:g}"]
-        if callable(getattr(scorer, "close", None)):
-            scorer.close()
-        else:
+        if not release(scorer):
             kept[name] = scorer
     chosen = max(fits, key=lambda name: (fits[name], name == "trained"))
     log.info("pseudo-dev model selection: %s", ", ".join(f"{n} {v:.4f}" for n, v in fits.items()))

@@ -15,6 +15,7 @@ subcommand's flags are generated from them, with the type, choices, default and 
 from __future__ import annotations
 
 import argparse
+import json
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -32,6 +33,23 @@ def add_config_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", "-c", help="YAML config; flags given on the command line override its values"
     )
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``key=value``; the value is read as JSON when it parses (numbers, true/false, lists), else a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def add_option_arg(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """A repeatable ``flag KEY=VALUE`` (:func:`parse_option`) for a dict field of a config section; the
+    ``(key, value)`` pairs are merged over the config's mapping by the subcommand."""
+    parser.add_argument(flag, action="append", type=parse_option, default=None, metavar="KEY=VALUE", help=help)
 
 
 def _dest(model: type[BaseModel], name: str) -> str:

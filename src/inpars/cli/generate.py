@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from inpars.cli._common import (
     _check_choices,
     add_config_arg,
+    add_option_arg,
     add_section_flags,
     resolve_config,
     section_values,
@@ -35,17 +35,6 @@ def _prompt_arg(value: str) -> str:
     raise argparse.ArgumentTypeError(
         f"invalid choice: {value!r} (choose from {', '.join(PROMPTS.names())}, or give a template file that exists)"
     )
-
-
-def _parse_option(text: str) -> tuple[str, Any]:
-    """``key=value``; the value is read as JSON when it parses (numbers, true/false, lists), else a string."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -81,30 +70,11 @@ def add_parser(subparsers: Any) -> None:
         "train_split": "opt-in: a labelled split whose queries and judgements may be read (promptagator's "
         "few-shot examples); default: none, label-free",
     })
-    p.add_argument(
-        "--backend-option",
-        action="append",
-        type=_parse_option,
-        default=None,
-        metavar="KEY=VALUE",
-        help="backend option (repeatable), e.g. --backend-option n_threads=2",
-    )
-    p.add_argument(
-        "--selection-option",
-        action="append",
-        type=_parse_option,
-        default=None,
-        metavar="KEY=VALUE",
-        help="document selection option (repeatable), e.g. --doc-selection clusters --selection-option clusters=50",
-    )
-    p.add_argument(
-        "--engine-option",
-        action="append",
-        type=_parse_option,
-        default=None,
-        metavar="KEY=VALUE",
-        help="engine option (repeatable), e.g. --engine ray --engine-option actors=2 (see inpars.generation.ray_engine)",
-    )
+    add_option_arg(p, "--backend-option", "backend option (repeatable), e.g. --backend-option n_threads=2")
+    add_option_arg(p, "--selection-option", "document selection option (repeatable), e.g. --doc-selection "
+                   "clusters --selection-option clusters=50")
+    add_option_arg(p, "--engine-option", "engine option (repeatable), e.g. --engine ray --engine-option actors=2 "
+                   "(see inpars.generation.ray_engine)")
     p.add_argument(
         "--seed", type=int, default=None, help="seed of the document sample and of each query's sampling (default 1)"
     )

@@ -6,8 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from inpars.cli._common import add_config_arg, add_section_flags, resolve_config, section_values
-from inpars.cli.generate import _parse_option
+from inpars.cli._common import (
+    add_config_arg,
+    add_option_arg,
+    add_section_flags,
+    resolve_config,
+    section_values,
+)
 from inpars.config import RerankConfig
 from inpars.errors import ConfigError
 
@@ -49,9 +54,8 @@ def add_parser(subparsers: Any) -> None:
         "tune_queries": "tuning queries sampled from --tune-run",
     })
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the config's, else all)")
-    p.add_argument("--executor-option", action="append", type=_parse_option, default=None, metavar="KEY=VALUE",
-                   help="executor option (repeatable), e.g. --executor ray --executor-option actors=2 "
-                        "(see inpars.ray_cluster)")
+    add_option_arg(p, "--executor-option", "executor option (repeatable), e.g. --executor ray "
+                   "--executor-option actors=2 (see inpars.ray_cluster)")
     p.add_argument("--tune-run", default=None, help="first-stage run of the --tune-split queries")
     p.add_argument("--no-resume", action="store_true", help="ignore scores kept from an interrupted rerank")
     p.add_argument("--tag", default="inpars-rerank", help="run tag, last column of the TREC run")

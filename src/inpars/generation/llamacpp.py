@@ -38,7 +38,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -56,19 +55,12 @@ from inpars.generation.base import (
     prompt_seeds,
 )
 from inpars.models import resolve_model
+from inpars.safety import usable_cores
 
 log = logging.getLogger(__name__)
 
 # the in-process server listens on 127.0.0.1: never route its requests through an HTTP proxy
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 @BACKENDS.register("llamacpp")
@@ -134,7 +126,7 @@ class LlamaCppBackend(Backend):
         self.n_ctx = n_ctx
         self.context_length = n_ctx
         self.n_parallel = n_parallel
-        self.n_threads = n_threads or available_cores()
+        self.n_threads = n_threads or usable_cores()
         self.cache_prompt = cache_prompt
         self.swa_full = cache_prompt if swa_full is None else swa_full
         self.seed = seed

@@ -153,6 +153,11 @@ def selection_path(out: Path) -> Path:
     return out.with_name(out.name + ".docs.json")
 
 
+def eligible_ids(dataset: Dataset, min_doc_chars: int = 0) -> list[str]:
+    """The sorted ids of the documents whose ``full_text`` has at least ``min_doc_chars`` characters."""
+    return sorted(doc_id for doc_id, doc in dataset.docs().items() if len(doc.full_text) >= min_doc_chars)
+
+
 def select_documents(
     dataset: Dataset,
     n_docs: int,
@@ -163,17 +168,21 @@ def select_documents(
     options: Mapping[str, Any] | None = None,
     out: Path | None = None,
     params_hash: str | None = None,
+    eligible: list[str] | None = None,
 ) -> list[Document]:
     """The documents to generate for, by ``method`` (see the module docstring).
 
     With ``out`` and ``params_hash``, a non-random selection is read from ``<out>.docs.json`` when that
     file was written for the same ``params_hash``, else computed and written there (atomically).
+    ``eligible``: :func:`eligible_ids` of ``dataset`` and ``min_doc_chars`` when the caller has them
+    already (each costs a pass over the corpus).
     """
     from inpars.io import write_json
 
     opts = check_selection(method, options)
     docs = dataset.docs()
-    eligible = sorted(doc_id for doc_id, doc in docs.items() if len(doc.full_text) >= min_doc_chars)
+    if eligible is None:
+        eligible = eligible_ids(dataset, min_doc_chars)
     if n_docs > len(eligible):
         log.warning("n_docs=%d is more than the %d eligible documents; using all of them", n_docs, len(eligible))
     cache = selection_path(out) if (out is not None and params_hash is not None and method != "random") else None

@@ -118,6 +118,17 @@ class Scorer(ABC):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in d.items())})"
 
 
+def release(scorer: Any) -> bool:
+    """Close ``scorer`` if it holds resources outside this process (it has ``close()``: a
+    :class:`~inpars.rerank.ray_scoring.RayScorer`'s actors); whether it was closed. A scorer without
+    ``close`` holds only memory and stays usable."""
+    close = getattr(scorer, "close", None)
+    if not callable(close):
+        return False
+    close()
+    return True
+
+
 class TorchScorer(Scorer):
     """Set-up shared by the scorers that run in torch only (monoT5, bi-encoder): engine check, threads,
     device (CUDA when available)."""

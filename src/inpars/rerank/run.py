@@ -13,7 +13,7 @@ from inpars.datasets import Dataset, load_dataset, ranked, read_run_dict, write_
 from inpars.errors import ConfigError, InputError
 from inpars.fingerprint import dataset_fingerprint, fingerprint, model_fingerprint, versioned
 from inpars.io import JsonlAppender, read_jsonl, repair_jsonl
-from inpars.rerank.base import RunDict, Scorer, progress
+from inpars.rerank.base import RunDict, Scorer, progress, release
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ def rerank_run(
             if d not in docs:
                 raise InputError(f"document '{d}' (query '{q}') is not in the corpus of {ds.name}", path=run_path)
 
+    own_scorer = scorer is None
     if scorer is None:
         if model is None:
             raise ConfigError("rerank_run needs a model (or a loaded scorer)")
@@ -114,9 +115,6 @@ def rerank_run(
             model, model_type, batch_size=batch_size, max_length=max_length, engine=engine,
             threads=threads, device=device, executor=executor, executor_options=executor_options,
         )
-        own_scorer = True
-    else:
-        own_scorer = False
     cache_path = Path(cache) if cache is not None else Path(f"{out}.scores.jsonl") if out is not None else None
     # the key decides; the settings beside it are there for a reader of the file
     meta = {"key": score_cache_key(scorer, ds), **_scoring_settings(scorer)} if cache_path is not None else {}
@@ -157,8 +155,8 @@ def rerank_run(
     finally:
         if appender is not None:
             appender.close()
-        if own_scorer and hasattr(scorer, "close"):
-            scorer.close()
+        if own_scorer:
+            release(scorer)
 
     result = {q: done[q] for q in qids}
     if out is not None:

@@ -294,8 +294,7 @@ def end_distributed() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        if dist.get_world_size() > 1:
-            dist.barrier()
+        wait_for_all_ranks()
         dist.destroy_process_group()
 
 
