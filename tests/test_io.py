@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from inpars.errors import InputError
-from inpars.io import JsonlAppender, atomic_write, read_jsonl, repair_jsonl, sha256_path
+from inpars.io import JsonlAppender, atomic_write, read_jsonl, repair_jsonl, sha256_path, temp_prefix
 
 
 def test_atomic_write_leaves_old_file_on_error(tmp_path: Path) -> None:
@@ -113,3 +113,33 @@ def test_read_jsonl_accepts_a_bom_and_refuses_nan(tmp_path: Path) -> None:
         p.write_text(f'{{"a": 1}}\n{{"log_probs": [-0.1, {token}]}}\n')
         with pytest.raises(InputError, match=rf"bom.jsonl:2: {token} is not a number"):
             list(read_jsonl(p))
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    """SIGKILL between the temporary file's creation and its rename leaves the temporary behind; the next
+    write of the same target removes it, and leaves alone those of live writers, other hosts and names it
+    did not make."""
+    target = tmp_path / "out.json"
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from inpars.io import atomic_write\n"
+        "with atomic_write(Path(sys.argv[1])) as f:\n"
+        "    f.write('half'); f.flush(); os._exit(9)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(target)], check=False)
+    assert proc.returncode == 9
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".out.json.") and leftovers[0].endswith(".tmp")
+    live = tmp_path / f"{temp_prefix(target)}abc.tmp"  # this process: alive
+    other_host = tmp_path / f".out.json.elsewhere-{proc.returncode}-abc.tmp"
+    foreign = tmp_path / ".out.json.notours.tmp"
+    index_dir = tmp_path / f"{temp_prefix(target).replace(str(os.getpid()), str(2**22 + 7))}xyz.tmp"
+    for p in (live, other_host, foreign):
+        p.write_text("x")
+    index_dir.mkdir()  # a folder left by a dead process (pid above Linux's pid_max): removed too
+    with atomic_write(target) as f:
+        f.write("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["out.json", live.name, other_host.name, foreign.name]
+    )

@@ -1,7 +1,9 @@
 """File helpers shared by every stage: atomic writes, JSONL that survives a crash, hashes.
 
 - :func:`atomic_write` writes to a temporary file beside the target and renames it into place, so a
-  reader never sees half a file; the file gets the permissions the umask gives a new file.
+  reader never sees half a file; the file gets the permissions the umask gives a new file. A temporary
+  file names its writer (host and process id); one left by a killed writer on this host is removed by
+  the next write of the same target (:func:`remove_stale_temps`).
 - :class:`JsonlAppender` appends one record per line and flushes each line; after a SIGKILL at most the
   line being written is incomplete, and :func:`repair_jsonl` cuts it off before the file is resumed.
 - :func:`read_jsonl` names the file and line of any malformed record.
@@ -15,6 +17,9 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -38,7 +43,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a written file honours the umask
         kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
@@ -51,6 +56,51 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    remove_stale_temps(path)
+
+
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+
+
+def temp_prefix(path: Path) -> str:
+    """The name start of a temporary file or folder written for ``path``: ``.<name>.<host>-<pid>-``
+    (``tempfile`` adds random characters and the ``.tmp`` suffix)."""
+    return f".{path.name}.{_HOST}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | Path) -> int:
+    """Remove the temporary files or folders of ``path`` that a killed writer on this host left behind
+    (named by :func:`temp_prefix`, their process gone); returns how many. Temporaries of live processes,
+    of other hosts (a shared file system) and of unknown names are left alone."""
+    path = Path(path)
+    start = f".{path.name}."
+    n = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(path.parent):
+            name = entry.name
+            if not (name.startswith(start) and name.endswith(".tmp")):
+                continue
+            parts = name[len(start):-len(".tmp")].rsplit("-", 2)
+            if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit() or _alive(int(parts[1])):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                n += 1
+                log.info("removed %s, left by a killed writer", entry.path)
+    return n
 
 
 @functools.cache
