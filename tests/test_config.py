@@ -76,6 +76,20 @@ def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("inpars ")
 
 
+def test_a_field_added_later_is_part_of_the_identity_only_when_set() -> None:
+    """generate.doc_selection came after finished runs: at its default ('random', what every earlier run
+    did) it leaves their fingerprints as they were; another value is part of the identity."""
+    from inpars.config import GenerateConfig
+    from inpars.fingerprint import identity
+
+    plain = identity(GenerateConfig())
+    assert "doc_selection" not in plain and "selection_options" not in plain
+    assert identity(GenerateConfig(doc_selection="random", selection_options={})) == plain
+    clusters = identity(GenerateConfig(doc_selection="clusters"))
+    assert clusters["doc_selection"] == "clusters" and clusters != plain
+    assert identity(GenerateConfig(doc_selection="clusters", selection_options={"clusters": 4})) != clusters
+
+
 def test_identity_leaves_out_runtime_only_fields() -> None:
     from inpars.config import GenerateConfig, RerankConfig, TrainConfig
     from inpars.fingerprint import fingerprint, identity

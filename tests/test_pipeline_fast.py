@@ -53,6 +53,33 @@ def test_stage_table_runs_caches_and_keeps_generation_across_runtime_changes(
     assert [n for n, r in changed.stages.items() if not r.skipped] == ["evaluate"]
 
 
+def test_more_documents_extend_the_finished_generation(tmp_path: Path, scifact_dir: Path, tiny_model: str) -> None:
+    """Raising generate.n_docs (random sample) keeps the finished queries and generates only the new
+    documents'; the file equals a fresh run's. Lowering it, or a clusters selection, starts afresh."""
+    register_fake_backend()
+
+    def cfg(run_dir: Path, n_docs: int, **over: object) -> object:
+        return load_config_dict(tiny_pipeline_config(run_dir, tiny_model, **{"generate.n_docs": n_docs}, **over))
+
+    run_pipeline(cfg(tmp_path / "run", 6), until="generate")
+    grown = run_pipeline(cfg(tmp_path / "run", 12), until="generate").stages["generate"]
+    assert not grown.skipped and grown.manifest["extended"]
+    assert grown.manifest["summary"]["n_skipped_existing"] == 6
+    assert grown.manifest["summary"]["n_generated"] == 6
+    fresh = run_pipeline(cfg(tmp_path / "fresh", 12), until="generate").stages["generate"]
+    assert not fresh.manifest["extended"]
+    queries = output_path(tmp_path / "run", "generate", "queries").read_bytes()
+    assert queries == output_path(tmp_path / "fresh", "generate", "queries").read_bytes()
+    assert not list((tmp_path / "run").glob(".*.previous"))  # the finished folder went once the new one was done
+
+    smaller = run_pipeline(cfg(tmp_path / "run", 9), until="generate").stages["generate"]
+    assert not smaller.manifest["extended"] and smaller.manifest["summary"]["n_skipped_existing"] == 0
+    other_seed = run_pipeline(load_config_dict({**tiny_pipeline_config(tmp_path / "run", tiny_model,
+                                                                       **{"generate.n_docs": 12}), "seed": 6}),
+                              until="generate").stages["generate"]
+    assert not other_seed.manifest["extended"] and other_seed.manifest["summary"]["n_skipped_existing"] == 0
+
+
 def test_a_run_that_cannot_start_leaves_the_run_folder_alone(tmp_path: Path, scifact_dir: Path, tiny_model: str) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -20,6 +20,10 @@ leaves them (and the runtime keys of ``generate.backend_options``) out of every 
     >>> b = GenerateConfig(batch_size=16, backend_options={"n_threads": 2})
     >>> identity(a) == identity(b)
     True
+
+A setting added after results were made, whose default keeps the earlier behaviour
+(``generate.doc_selection``), is declared with :func:`~inpars.fingerprint.added_field`: part of a cache key
+only when set to something else, so adding it leaves finished stages valid.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from inpars.errors import ConfigError
-from inpars.fingerprint import runtime_field
+from inpars.fingerprint import added_field, runtime_field
 
 
 class Section(BaseModel):
@@ -81,11 +85,11 @@ class GenerateConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
     chat: bool = Field(False, description="wrap prompts in the model's chat template")
     min_doc_chars: int = Field(0, ge=0, description="skip documents shorter than this when sampling")
-    doc_selection: str = Field(
+    doc_selection: str = added_field(
         "random", description="which documents: random (seeded sample), or clusters (DUQGen: representatives "
         "of k-means clusters of bi-encoder embeddings)"
     )
-    selection_options: dict[str, Any] = Field(
+    selection_options: dict[str, Any] = added_field(
         default_factory=dict, description="clusters: model, clusters, temperature, max_length, fit_sample"
     )
     backend_options: dict[str, Any] = Field(default_factory=dict)

@@ -65,6 +65,7 @@ RUNTIME_OPTIONS = frozenset(
 )
 
 _RUNTIME = "runtime_only"
+_ADDED = "identity_when_set"
 
 
 def runtime_field(default: Any = None, **kwargs: Any) -> Any:
@@ -74,6 +75,27 @@ def runtime_field(default: Any = None, **kwargs: Any) -> Any:
     extra = dict(kwargs.pop("json_schema_extra", None) or {})
     extra[_RUNTIME] = True
     return Field(default, json_schema_extra=extra, **kwargs)
+
+
+def added_field(default: Any = None, **kwargs: Any) -> Any:
+    """A pydantic ``Field`` added after results were made with the behaviour its default keeps: it is part of
+    a fingerprint only when set to something else, so adding it leaves finished stages and generation
+    files valid. ``default_factory`` may be passed instead of ``default``."""
+    from pydantic import Field
+
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra[_ADDED] = True
+    if "default_factory" in kwargs:
+        return Field(json_schema_extra=extra, **kwargs)
+    return Field(default, json_schema_extra=extra, **kwargs)
+
+
+def _at_added_default(model: type[BaseModel], name: str, value: Any) -> bool:
+    info = model.model_fields[name]
+    extra = info.json_schema_extra
+    if not (isinstance(extra, dict) and extra.get(_ADDED)):
+        return False
+    return bool(value == info.get_default(call_default_factory=True))
 
 
 def is_runtime(model: type[BaseModel], name: str) -> bool:
@@ -86,7 +108,7 @@ def is_runtime(model: type[BaseModel], name: str) -> bool:
 def identity(section: BaseModel | Mapping[str, Any] | Any) -> Any:
     """The part of a config that decides a result: its JSON dump minus runtime-only fields, recursively.
 
-    Free-form ``backend_options`` mappings lose their :data:`RUNTIME_OPTIONS` keys. Plain values pass
+    Fields declared with :func:`added_field` are left out while they hold their default. Free-form ``backend_options`` mappings lose their :data:`RUNTIME_OPTIONS` keys. Plain values pass
     through unchanged.
     """
     from pydantic import BaseModel
@@ -97,6 +119,8 @@ def identity(section: BaseModel | Mapping[str, Any] | Any) -> Any:
             if is_runtime(type(section), name):
                 continue
             value = getattr(section, name)
+            if _at_added_default(type(section), name, value):
+                continue
             if name == "backend_options" and isinstance(value, Mapping):
                 value = {k: v for k, v in sorted(value.items()) if k not in RUNTIME_OPTIONS}
             out[name] = identity(value)

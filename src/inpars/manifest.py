@@ -18,6 +18,9 @@ A stage folder has three states:
   ``force``): the stage runs from scratch in an empty folder. A finished folder is first moved aside
   (``.NN-stage.previous``) and deleted only once the new work has succeeded; if the stage raises, the
   finished folder is put back. An interrupted run (Ctrl-C, a kill) keeps the new folder, to resume.
+  One exception: a stage that declares growable settings (``grow``: ``generate.n_docs`` with the random
+  sample) and whose only change is a larger value of them starts from a copy of its finished outputs,
+  which it extends (the finished folder is still kept aside until the new work succeeds).
 
 Secrets written into the config (``http://user:PASS@host``, ``?api_key=``) are masked in the manifest
 (:func:`inpars.safety.mask_obj`).
@@ -143,6 +146,7 @@ def run_stage(
     seed: int | None = None,
     force: bool = False,
     extra_hashes: Mapping[str, str] | None = None,
+    grow: Mapping[str, Any] | None = None,
 ) -> StageResult:
     """Run ``fn(folder)`` unless a manifest with the same fingerprint and intact outputs says it is done.
 
@@ -150,6 +154,11 @@ def run_stage(
     the fingerprint), mappings of them, or plain JSON values. ``inputs`` maps names to files or folders
     whose contents the stage depends on; ``extra_hashes`` adds precomputed hashes (e.g. of a dataset).
     ``fn`` returns a JSON-able summary (counts, figures).
+
+    ``grow`` (``{"key": config without the growable settings, "sizes": {setting: value}}``) declares
+    settings whose increase extends the finished outputs: when a finished folder's recorded ``grow`` has
+    the same key (and inputs) and sizes no larger than these, its outputs (intact) are copied into the new
+    folder before ``fn`` runs, and ``fn`` extends them.
     """
     folder = Path(folder)
     t0 = time.perf_counter()
@@ -167,9 +176,15 @@ def run_stage(
     resume = False
     if pending.is_file() and not force:
         resume = _pending_fingerprint(pending) == fp
+    grown = None if grow is None else {"key": stage_fingerprint(name, grow["key"], hashes),
+                                       "sizes": dict(grow["sizes"])}
+    extend = (not resume and not force and not pending.is_file() and done is not None and grown is not None
+              and _grows_from(done.get("grow"), grown) and outputs_intact(folder, done))
     previous = folder.with_name(f".{folder.name}.previous")
     if folder.exists() and not resume:
-        if done is not None or pending.is_file() or force:
+        if extend:
+            log.info("stage %s: %s grew; extending the finished outputs", name, ", ".join(grown["sizes"]))  # type: ignore[index]
+        elif done is not None or pending.is_file() or force:
             log.info("stage %s: inputs or config changed%s; starting afresh", name, " (forced)" if force else "")
         if done is not None and not pending.is_file():
             # finished work is kept aside until the new work succeeds
@@ -179,6 +194,10 @@ def run_stage(
         else:
             shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if extend and previous.is_dir():
+        for p in sorted(previous.iterdir()):
+            if p.name not in (MANIFEST, PENDING) and not p.name.startswith("."):
+                (shutil.copytree if p.is_dir() else shutil.copy2)(p, folder / p.name)
     if resume:
         log.info("stage %s: resuming an interrupted run in %s", name, folder)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -210,14 +229,29 @@ def run_stage(
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - t0, 3),
         "resumed": resume,
+        "extended": extend,
         "summary": summary,
     }
+    if grown is not None:
+        manifest["grow"] = grown
     write_json(folder / MANIFEST, manifest)
     pending.unlink(missing_ok=True)
     if previous.exists():
         shutil.rmtree(previous, ignore_errors=True)
     log.info("stage %s: done in %.1f s", name, manifest["seconds"])
     return StageResult(name, folder, skipped=False, manifest=manifest)
+
+
+def _grows_from(old: Any, new: Mapping[str, Any]) -> bool:
+    """Whether a finished stage recorded with growth record ``old`` can be extended to ``new``: same key,
+    the same growable settings, none smaller."""
+    if not isinstance(old, dict) or old.get("key") != new["key"] or not isinstance(old.get("sizes"), dict):
+        return False
+    sizes = old["sizes"]
+    try:
+        return set(sizes) == set(new["sizes"]) and all(new["sizes"][k] >= sizes[k] for k in sizes)
+    except TypeError:
+        return False
 
 
 def _pending_fingerprint(pending: Path) -> str | None:

@@ -125,6 +125,7 @@ def run_pipeline(
             stage.name, stage_dir(ctx.run_dir, stage.name), stage.config_identity(ctx), stage.input_paths(ctx),
             lambda folder, stage=stage: stage.run(ctx, folder),  # type: ignore[misc]
             seed=cfg.seed, force=force or stage.name in redo, extra_hashes={"dataset": ds_hash},
+            grow=stage.grow(ctx),
         )
         result.stages[stage.name] = ctx.results[stage.name] = res
         if progress:

@@ -109,6 +109,19 @@ class Stage:
     identity: Callable[[Context], Mapping[str, Any]] = lambda ctx: {}
     extra_inputs: Callable[[Context], Mapping[str, Path]] = lambda ctx: {}
     enabled: Callable[[Context], bool] = lambda ctx: True
+    #: settings of the section whose increase extends the finished outputs (see run_stage's ``grow``),
+    #: when ``growable(ctx)`` says the current config allows it
+    grows: tuple[str, ...] = ()
+    growable: Callable[[Context], bool] = lambda ctx: False
+
+    def grow(self, ctx: Context) -> dict[str, Any] | None:
+        """The ``grow`` record of :func:`inpars.manifest.run_stage`, or ``None`` when nothing may grow."""
+        if not self.grows or self.section is None or not self.growable(ctx):
+            return None
+        key = self.config_identity(ctx)
+        section = dict(key[self.section])
+        sizes = {name: section.pop(name) for name in self.grows}
+        return {"key": {**key, self.section: section}, "sizes": sizes}
 
     def config_identity(self, ctx: Context) -> dict[str, Any]:
         """The stage's section minus runtime-only fields, plus its declared extras."""
@@ -372,7 +385,9 @@ TABLE: tuple[Stage, ...] = (
     Stage("retrieve", "retrieve", _retrieve,
           identity=lambda ctx: {"eval": ctx.eval_ids, "tune": ctx.tune_ids}),
     Stage("generate", "generate", _generate, enabled=_synthesizing,
-          identity=lambda ctx: {"seed": ctx.cfg.seed, "train_split": ctx.cfg.dataset.train_split}),
+          identity=lambda ctx: {"seed": ctx.cfg.seed, "train_split": ctx.cfg.dataset.train_split},
+          # a larger random sample contains the smaller one: more documents extend the queries file
+          grows=("n_docs",), growable=lambda ctx: ctx.cfg.generate.doc_selection == "random"),
     Stage("filter", "filter", _filter, inputs=(("generate", "queries"),), enabled=_synthesizing,
           identity=lambda ctx: {"bm25": ctx.cfg.retrieve.index_params(), "seed": ctx.cfg.seed}),
     Stage("negatives", "negatives", _negatives, inputs=(("filter", "filtered"), ("generate", "queries")),
