@@ -18,6 +18,7 @@ from typing import Any
 
 from inpars.errors import require
 from inpars.fingerprint import model_fingerprint, versioned
+from inpars.io import remove_stale_temps, temp_prefix
 from inpars.rerank.classifier import load_sequence_classifier
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ def _export_onnx(model: str, num_labels: int, target: Path) -> None:
     names = sorted((n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample), key=params.index)
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".export.", suffix=".onnx", dir=target.parent)
+    remove_stale_temps(target)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         with warnings.catch_warnings(), torch.no_grad():
@@ -107,7 +109,8 @@ def _quantize_onnx(source: Path, target: Path) -> None:
     require("onnx", "onnx", "int8 quantisation")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fd, tmp = tempfile.mkstemp(prefix=".quant.", suffix=".onnx", dir=target.parent)
+    remove_stale_temps(target)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         hint = _DropMessage("pre-processing before quantization")  # onnxruntime's hint on the root logger
