@@ -8,8 +8,8 @@ Usage::
 
 Every variant is ``--base`` with a few settings changed (:data:`VARIANTS`, fixed before any test figure of
 it existed) and runs as ``inpars run`` in its own folder under ``--runs``; the stages it shares with an
-earlier variant (BM25, generation, ...) are copied from that variant's folder and skipped as up to date,
-so all variants train on the same synthetic queries. No stage reads judgements: the dataset folder should
+earlier variant (BM25, generation, filtering, ...) are copied from the latest earlier variant with the
+same settings for them and skipped as up to date, so all variants train on the same synthetic queries. No stage reads judgements: the dataset folder should
 hold only ``qrels/test.tsv`` (the script refuses one with a ``train`` split unless ``--allow-train``).
 
 Choices come from the pseudo-dev set only: each run tunes its own fusion weight on the synthetic queries of
@@ -58,8 +58,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                          {"rerank.select_start": False,
                           "filter.steps": [{"name": "consistency", "model": "minilm-l6", "top_k": 3, "depth": 100,
                                             "options": {"model_type": "bi-encoder"}}]}),
+    "mnrl-consistency-2ep": ("mnrl-consistency trained for 2 epochs instead of 1",
+                             {"rerank.select_start": False, "train.epochs": 2,
+                              "filter.steps": [{"name": "consistency", "model": "minilm-l6", "top_k": 3,
+                                                "depth": 100, "options": {"model_type": "bi-encoder"}}]}),
 }
-SHARED = ("bm25-index", "01-retrieve", "02-generate", "03-filter", "04-negatives")
+#: stages a variant may take from an earlier one, with the config sections they depend on
+SHARED: dict[str, tuple[str, ...]] = {
+    "bm25-index": ("retrieve",),
+    "01-retrieve": ("retrieve", "dataset"),
+    "02-generate": ("generate", "dataset", "seed"),
+    "03-filter": ("generate", "filter", "dataset", "seed"),
+    "04-negatives": ("generate", "filter", "negatives", "rerank", "dataset", "seed"),
+}
 
 
 def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:
@@ -77,13 +88,24 @@ def _prepare(name: str, base: dict[str, Any], runs: Path, done: list[Path]) -> P
     run_dir = runs / name
     cfg["run_dir"] = str(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if done:  # the stages the first variant finished: copied, then skipped where their identity matches
-        for part in SHARED:
-            if (done[0] / part).exists() and not (run_dir / part).exists():
-                (shutil.copytree if (done[0] / part).is_dir() else shutil.copy2)(done[0] / part, run_dir / part)
+    # the stages an earlier variant finished: copied from the latest one with the same settings for them
+    # (else from the first), then skipped by the pipeline where their identity matches
+    for part, sections in SHARED.items():
+        if (run_dir / part).exists():
+            continue
+        same = [d for d in done if (d / part).exists() and _sections(d, sections) == [cfg.get(s) for s in sections]]
+        source = same[-1] if same else (done[0] if done and (done[0] / part).exists() else None)
+        if source is not None:
+            (shutil.copytree if (source / part).is_dir() else shutil.copy2)(source / part, run_dir / part)
     path = runs / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path
+
+
+def _sections(run_dir: Path, sections: tuple[str, ...]) -> list[Any]:
+    """The given top-level sections of the config a finished variant ran with (its ``<name>.yaml``)."""
+    cfg = yaml.safe_load(run_dir.with_name(f"{run_dir.name}.yaml").read_text(encoding="utf-8"))
+    return [cfg.get(s) for s in sections]
 
 
 def _stage_seconds(run_dir: Path) -> dict[str, float]:
