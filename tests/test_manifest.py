@@ -170,3 +170,49 @@ def test_manifest_masks_credentials_in_the_config(tmp_path: Path) -> None:
     run_stage("s", tmp_path / "s", {"backend_options": {"base_url": url}}, {}, _writer([]))
     text = (tmp_path / "s" / "manifest.json").read_text()
     assert "PASSWORD123" not in text and "KEY456" not in text and "host:8080" in text
+
+
+def _growing(n: int, seen: list[int]):
+    """A stage writing lines 0..n-1, keeping those already there (as generation extends its file)."""
+
+    def fn(folder: Path) -> dict:
+        out = folder / "out.txt"
+        have = out.read_text().splitlines() if out.exists() else []
+        seen.append(len(have))
+        if len(have) > n:
+            raise RuntimeError("the file holds more than asked for")
+        with open(out, "a") as f:
+            for i in range(len(have), n):
+                f.write(f"{i}\n")
+        return {"lines": n}
+
+    return fn
+
+
+def _grow(n: int, key: str = "k") -> dict:
+    return {"key": {"k": key}, "sizes": {"n": n}}
+
+
+def test_a_grown_setting_extends_the_finished_outputs_and_keeps_them_until_it_succeeds(tmp_path: Path) -> None:
+    seen: list[int] = []
+    folder = tmp_path / "s"
+    run_stage("s", folder, {"k": "k", "n": 2}, {}, _growing(2, seen), grow=_grow(2))
+    res = run_stage("s", folder, {"k": "k", "n": 4}, {}, _growing(4, seen), grow=_grow(4))
+    assert seen == [0, 2] and res.manifest["extended"] and res.manifest["grow"]["sizes"] == {"n": 4}
+    assert (folder / "out.txt").read_text().splitlines() == ["0", "1", "2", "3"]
+    assert not (tmp_path / ".s.previous").exists()
+
+    # the extension fails: the finished folder (4 lines) is back, whole and up to date
+    def failing(f: Path) -> dict:
+        (f / "out.txt").write_text("torn")
+        raise RuntimeError("the new work failed")
+
+    with pytest.raises(RuntimeError):
+        run_stage("s", folder, {"k": "k", "n": 6}, {}, failing, grow=_grow(6))
+    assert (folder / "out.txt").read_text().splitlines() == ["0", "1", "2", "3"]
+    assert run_stage("s", folder, {"k": "k", "n": 4}, {}, _growing(4, seen), grow=_grow(4)).skipped
+
+    # smaller, another key, or no grow record: afresh
+    for config, grow in (({"k": "k", "n": 3}, _grow(3)), ({"k": "j", "n": 5}, _grow(5, "j")), ({"k": "k", "n": 6}, None)):
+        res = run_stage("s", folder, config, {}, _growing(config["n"], seen), grow=grow)  # type: ignore[arg-type]
+        assert not res.manifest["extended"] and seen[-1] == 0
