@@ -183,7 +183,7 @@ def run_stage(
     previous = folder.with_name(f".{folder.name}.previous")
     if folder.exists() and not resume:
         if extend:
-            log.info("stage %s: %s grew; extending the finished outputs", name, ", ".join(grown["sizes"]))  # type: ignore[index]
+            log.info("stage %s: %s grew; extending the finished outputs", name, ", ".join(grow["sizes"] if grow else ()))
         elif done is not None or pending.is_file() or force:
             log.info("stage %s: inputs or config changed%s; starting afresh", name, " (forced)" if force else "")
         if done is not None and not pending.is_file():
