@@ -33,6 +33,7 @@ SHOWN = (
     "ablation_labelfree.json",
     "ablation_consistency.json",
     "ablation_duqgen.json",
+    "ablation_volume.json",
     "upr.json",
     "rerank_trained.json",
     "rerank_trained_50q.json",
