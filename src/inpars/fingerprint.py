@@ -108,8 +108,9 @@ def is_runtime(model: type[BaseModel], name: str) -> bool:
 def identity(section: BaseModel | Mapping[str, Any] | Any) -> Any:
     """The part of a config that decides a result: its JSON dump minus runtime-only fields, recursively.
 
-    Fields declared with :func:`added_field` are left out while they hold their default. Free-form ``backend_options`` mappings lose their :data:`RUNTIME_OPTIONS` keys. Plain values pass
-    through unchanged.
+    Fields declared with :func:`added_field` are left out while they hold their default. Free-form
+    ``backend_options`` mappings lose their :data:`RUNTIME_OPTIONS` keys. Plain values pass through
+    unchanged.
     """
     from pydantic import BaseModel
 

@@ -43,11 +43,11 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
+    tmp = make_temp(path)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a written file honours the umask
         kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
-        with os.fdopen(fd, mode, **kwargs) as f:
+        with open(tmp, mode, **kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -56,7 +56,6 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    remove_stale_temps(path)
 
 
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
@@ -66,6 +65,18 @@ def temp_prefix(path: Path) -> str:
     """The name start of a temporary file or folder written for ``path``: ``.<name>.<host>-<pid>-``
     (``tempfile`` adds random characters and the ``.tmp`` suffix)."""
     return f".{path.name}.{_HOST}-{os.getpid()}-"
+
+
+def make_temp(path: Path, *, directory: bool = False) -> Path:
+    """A new empty temporary file (or folder) beside ``path``, named by :func:`temp_prefix`, after removing
+    those a killed writer of ``path`` left (:func:`remove_stale_temps`). The caller renames it over
+    ``path`` or removes it."""
+    remove_stale_temps(path)
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent))
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
 
 
 def _alive(pid: int) -> bool:

@@ -178,7 +178,7 @@ def run_stage(
         resume = _pending_fingerprint(pending) == fp
     grown = None if grow is None else {"key": stage_fingerprint(name, grow["key"], hashes),
                                        "sizes": dict(grow["sizes"])}
-    extend = (not resume and not force and not pending.is_file() and done is not None and grown is not None
+    extend = (not force and not pending.is_file() and done is not None and grown is not None
               and _grows_from(done.get("grow"), grown) and outputs_intact(folder, done))
     previous = folder.with_name(f".{folder.name}.previous")
     if folder.exists() and not resume:

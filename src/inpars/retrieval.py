@@ -39,7 +39,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS
 from inpars.datasets import BeirDataset, Dataset, load_dataset, ranked, write_run
 from inpars.errors import ConfigError
 from inpars.fingerprint import versioned
-from inpars.io import remove_stale_temps, sha256_file, temp_prefix, write_json
+from inpars.io import make_temp, sha256_file, write_json
 from inpars.records import Document
 from inpars.registry import Registry
 
@@ -425,8 +424,7 @@ def get_index(
         )
     log.info("building the %s index of %s in %s", backend, ds.name, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent))
+    tmp = make_temp(path, directory=True)
     try:
         index = engine.build(tmp, ds.docs_iter(), params, corpus_sha)
         if path.exists():

@@ -11,14 +11,13 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from inpars.errors import require
 from inpars.fingerprint import model_fingerprint, versioned
-from inpars.io import remove_stale_temps, temp_prefix
+from inpars.io import make_temp
 from inpars.rerank.classifier import load_sequence_classifier
 
 log = logging.getLogger(__name__)
@@ -77,9 +76,7 @@ def _export_onnx(model: str, num_labels: int, target: Path) -> None:
     names = sorted((n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample), key=params.index)
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(target)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    tmp = str(make_temp(target))
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -109,9 +106,7 @@ def _quantize_onnx(source: Path, target: Path) -> None:
     require("onnx", "onnx", "int8 quantisation")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    remove_stale_temps(target)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    tmp = str(make_temp(target))
     try:
         hint = _DropMessage("pre-processing before quantization")  # onnxruntime's hint on the root logger
         logging.getLogger().addFilter(hint)
