@@ -62,6 +62,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                              {"rerank.select_start": False, "train.epochs": 2,
                               "filter.steps": [{"name": "consistency", "model": "minilm-l6", "top_k": 3,
                                                 "depth": 100, "options": {"model_type": "bi-encoder"}}]}),
+    "mnrl-consistency-wise": ("mnrl-consistency with its saved weights averaged half and half with the start "
+                              "checkpoint's (WiSE-FT; 0.5 is the paper's default share)",
+                              {"rerank.select_start": False, "train.average_start": 0.5,
+                               "filter.steps": [{"name": "consistency", "model": "minilm-l6", "top_k": 3,
+                                                 "depth": 100, "options": {"model_type": "bi-encoder"}}]}),
+    "mnrl-bm25-wise": ("mnrl-bm25 with its saved weights averaged half and half with the start checkpoint's "
+                       "(WiSE-FT)", {"rerank.select_start": False, "train.average_start": 0.5}),
 }
 #: stages a variant may take from an earlier one, with the config sections they depend on
 SHARED: dict[str, tuple[str, ...]] = {
@@ -70,7 +77,11 @@ SHARED: dict[str, tuple[str, ...]] = {
     "02-generate": ("generate", "dataset", "seed"),
     "03-filter": ("generate", "filter", "dataset", "seed"),
     "04-negatives": ("generate", "filter", "negatives", "rerank", "dataset", "seed"),
+    # a finished training another variant re-averages (the pipeline reuses its last checkpoint)
+    "05-train": ("generate", "filter", "negatives", "rerank", "dataset", "seed", "train"),
 }
+#: settings a stage reuses its finished outputs across (left out when SHARED compares sections)
+REUSED: dict[str, tuple[str, ...]] = {"train": ("average_start",)}
 
 
 def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:
@@ -93,7 +104,8 @@ def _prepare(name: str, base: dict[str, Any], runs: Path, done: list[Path]) -> P
     for part, sections in SHARED.items():
         if (run_dir / part).exists():
             continue
-        same = [d for d in done if (d / part).exists() and _sections(d, sections) == [cfg.get(s) for s in sections]]
+        same = [d for d in done if (d / part).exists()
+                and _sections(d, sections) == _without_reused([cfg.get(s) for s in sections], sections)]
         source = same[-1] if same else (done[0] if done and (done[0] / part).exists() else None)
         if source is not None:
             (shutil.copytree if (source / part).is_dir() else shutil.copy2)(source / part, run_dir / part)
@@ -105,7 +117,17 @@ def _prepare(name: str, base: dict[str, Any], runs: Path, done: list[Path]) -> P
 def _sections(run_dir: Path, sections: tuple[str, ...]) -> list[Any]:
     """The given top-level sections of the config a finished variant ran with (its ``<name>.yaml``)."""
     cfg = yaml.safe_load(run_dir.with_name(f"{run_dir.name}.yaml").read_text(encoding="utf-8"))
-    return [cfg.get(s) for s in sections]
+    return _without_reused([cfg.get(s) for s in sections], sections)
+
+
+def _without_reused(values: list[Any], sections: tuple[str, ...]) -> list[Any]:
+    """``values`` of ``sections`` without the settings of :data:`REUSED`."""
+    out = []
+    for section, value in zip(sections, values, strict=True):
+        if isinstance(value, dict) and section in REUSED:
+            value = {k: v for k, v in value.items() if k not in REUSED[section]}
+        out.append(value)
+    return out
 
 
 def _stage_seconds(run_dir: Path) -> dict[str, float]:

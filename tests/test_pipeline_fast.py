@@ -53,6 +53,25 @@ def test_stage_table_runs_caches_and_keeps_generation_across_runtime_changes(
     assert [n for n, r in changed.stages.items() if not r.skipped] == ["evaluate"]
 
 
+def test_another_average_start_reuses_the_finished_training(tmp_path: Path, scifact_dir: Path, tiny_model: str) -> None:
+    """train.average_start acts after the last step: changing it re-averages the finished run's last
+    checkpoint (no training step) in the stage's new folder; other training settings retrain."""
+    register_fake_backend()
+
+    def cfg(**over: object) -> object:
+        return load_config_dict(tiny_pipeline_config(tmp_path / "run", tiny_model, **over))
+
+    first = run_pipeline(cfg(), until="train").stages["train"]
+    steps = first.manifest["summary"]["steps"]
+    averaged = run_pipeline(cfg(**{"train.average_start": 0.5}), until="train").stages["train"]
+    assert not averaged.skipped and averaged.manifest["extended"]
+    assert averaged.manifest["summary"]["resumed_from_step"] == averaged.manifest["summary"]["steps"] == steps
+    assert averaged.manifest["outputs"]["model"] != first.manifest["outputs"]["model"]
+    assert run_pipeline(cfg(**{"train.average_start": 0.5}), until="train").stages["train"].skipped
+    other = run_pipeline(cfg(**{"train.average_start": 0.5, "train.learning_rate": 1e-4}), until="train").stages["train"]
+    assert not other.manifest["extended"] and other.manifest["summary"]["resumed_from_step"] == 0
+
+
 def test_more_documents_extend_the_finished_generation(tmp_path: Path, scifact_dir: Path, tiny_model: str) -> None:
     """Raising generate.n_docs (random sample) keeps the finished queries and generates only the new
     documents'; the file equals a fresh run's. Lowering it, or a clusters selection, starts afresh."""

@@ -493,3 +493,51 @@ def test_bi_encoder_margin_mse_follows_the_teacher(tmp_path: Path, tiny_bert: st
     assert sum(losses[-5:]) / 5 < 0.5 * losses[0]  # the student's margins approach the teacher's
     with pytest.raises(ConfigError, match="teacher scores"):
         train_reranker(toy_train, tmp_path / "bad", **kw)  # no scores in the file
+
+
+def test_average_start_saves_the_wise_ft_average_and_reuses_the_last_checkpoint(tmp_path: Path, tiny_bert: str, toy_train: Path, keep_threads) -> None:  # type: ignore[no-untyped-def]
+    """average_start = w saves (1 - w) trained + w start, tensor by tensor; it changes nothing in training,
+    so a finished run's folder re-averages its last checkpoint without a training step."""
+    import torch
+
+    kw = dict(model=tiny_bert, model_type="bi-encoder", loss="listwise", batch_size=4, max_length=32,
+              learning_rate=3e-3, max_steps=6, save_steps=1000, threads=1)
+    plain = train_reranker(toy_train, tmp_path / "o", **kw)
+    trained, start = _weights(plain.model_path), _weights(tiny_bert)
+    avg = train_reranker(toy_train, tmp_path / "o", **kw, average_start=0.25)
+    assert avg.steps == 6 and avg.resumed_from_step == 6  # no step trained again
+    got = _weights(avg.model_path)
+    assert set(got) == set(trained)
+    for name, tensor in got.items():
+        torch.testing.assert_close(tensor, 0.75 * trained[name] + 0.25 * start[name.removeprefix("bert.")],
+                                   rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(trained[n], start[n]) for n in trained)  # training moved the weights
+    back = train_reranker(toy_train, tmp_path / "o", **kw)  # share 0 again: the trained weights
+    assert all(torch.equal(t, trained[n]) for n, t in _weights(back.model_path).items())
+    # a fresh run with the share equals the re-averaged one
+    fresh = train_reranker(toy_train, tmp_path / "fresh", **kw, average_start=0.25)
+    assert all(torch.equal(t, got[n]) for n, t in _weights(fresh.model_path).items())
+    with pytest.raises(ConfigError, match="average_start"):
+        train_reranker(toy_train, tmp_path / "bad", **kw, average_start=1.5)
+
+
+def test_average_start_keeps_a_newly_initialised_head_and_counts_tied_weights_once(tiny_bert: str) -> None:
+    """A cross-encoder started from a bare encoder: the head the start lacks keeps its trained values."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from inpars.training.common import average_with_start
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    moved = {k: v.clone() for k, v in model.state_dict().items()}
+    n = average_with_start(model, tiny_bert, 0.5)
+    after = model.state_dict()
+    assert n > 0
+    torch.testing.assert_close(after["classifier.weight"], moved["classifier.weight"])
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    torch.testing.assert_close(after[name], (moved[name] + before[name]) / 2)

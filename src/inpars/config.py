@@ -232,6 +232,9 @@ class TrainConfig(Section):
     save_steps: int = runtime_field(100, ge=1, description="checkpoint every N steps (resume points only)")
     bf16: bool = Field(False, description="bfloat16 mixed precision")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    average_start: float = added_field(
+        0.0, ge=0, le=1, description="share of the start checkpoint in the saved weights (WiSE-FT weight "
+        "averaging: (1-w) trained + w start); 0: the trained weights")
 
 
 class RerankConfig(Section):

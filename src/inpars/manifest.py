@@ -19,8 +19,9 @@ A stage folder has three states:
   (``.NN-stage.previous``) and deleted only once the new work has succeeded; if the stage raises, the
   finished folder is put back. An interrupted run (Ctrl-C, a kill) keeps the new folder, to resume.
   One exception: a stage that declares growable settings (``grow``: ``generate.n_docs`` with the random
-  sample) and whose only change is a larger value of them starts from a copy of its finished outputs,
-  which it extends (the finished folder is still kept aside until the new work succeeds).
+  sample) and whose only change is a larger value of them, or a change of settings it declares reusable
+  (``train.average_start``), starts from a copy of its finished outputs, which it extends or reuses (the
+  finished folder is still kept aside until the new work succeeds).
 
 Secrets written into the config (``http://user:PASS@host``, ``?api_key=``) are masked in the manifest
 (:func:`inpars.safety.mask_obj`).

@@ -112,15 +112,21 @@ class Stage:
     #: settings of the section whose increase extends the finished outputs (see run_stage's ``grow``),
     #: when ``growable(ctx)`` says the current config allows it
     grows: tuple[str, ...] = ()
+    #: settings of the section whose change (any value) still lets the stage start from a copy of its
+    #: finished outputs, which the stage reuses as far as they hold (train: ``average_start`` is applied
+    #: after the last step, so the finished run's last checkpoint gives the new average without training)
+    reuses: tuple[str, ...] = ()
     growable: Callable[[Context], bool] = lambda ctx: False
 
     def grow(self, ctx: Context) -> dict[str, Any] | None:
         """The ``grow`` record of :func:`inpars.manifest.run_stage`, or ``None`` when nothing may grow."""
-        if not self.grows or self.section is None or not self.growable(ctx):
+        if not (self.grows or self.reuses) or self.section is None or not self.growable(ctx):
             return None
         key = self.config_identity(ctx)
         section = dict(key[self.section])
         sizes = {name: section.pop(name) for name in self.grows}
+        for name in self.reuses:  # an added_field at its default is absent from the identity
+            section.pop(name, None)
         return {"key": {**key, self.section: section}, "sizes": sizes}
 
     def config_identity(self, ctx: Context) -> dict[str, Any]:
@@ -397,7 +403,9 @@ TABLE: tuple[Stage, ...] = (
                                 "pseudo_dev": ctx.cfg.rerank.tune_queries if ctx.pseudo_dev else 0,
                                 "qrels_split": ctx.cfg.dataset.train_split}),
     Stage("train", "train", _train, inputs=(("negatives", "train"),), enabled=_training,
-          identity=lambda ctx: {"seed": ctx.cfg.seed}),
+          identity=lambda ctx: {"seed": ctx.cfg.seed},
+          # averaging with the start comes after the last step: another share re-averages the last checkpoint
+          reuses=("average_start",), growable=lambda ctx: True),
     Stage("rerank", "rerank", _rerank, extra_inputs=_rerank_inputs,
           identity=lambda ctx: {"model_type": ctx.model()[1], "eval": ctx.eval_ids, "seed": ctx.cfg.seed,
                                 "retrieve": identity(ctx.cfg.retrieve), "tune": ctx.tune_split}),

@@ -48,6 +48,7 @@ from inpars.training.common import (
     RUN_FILE,
     SUMMARY_FILE,
     TrainSummary,
+    checkpoint_finished,
     final_loss,
     last_complete_checkpoint,
     load_training_examples,
@@ -147,6 +148,7 @@ def train_reranker(
     save_steps: int = 100,
     bf16: bool = False,
     weight_decay: float = 0.01,
+    average_start: float = 0.0,
     seed: int = 1,
     resume: bool = True,
     threads: int | None = None,
@@ -166,6 +168,10 @@ def train_reranker(
       each (positive, negatives) group; ``batch_size`` groups); monoT5 trains pointwise only.
     - ``max_steps`` optimiser steps, or ``epochs`` passes over the data when it is None; linear
       learning-rate decay after ``warmup_steps`` of linear warm-up; AdamW with ``weight_decay``.
+    - ``average_start``: the saved weights are ``(1 - w) * trained + w * start`` for ``w = average_start``
+      (WiSE-FT; see :func:`~inpars.training.common.average_with_start`); 0 saves the trained weights. It
+      changes nothing in training itself, so checkpoints of a run that differs only in it are resumed (a
+      finished run's last checkpoint gives the new average without a training step).
     - ``resume``: continue from the newest complete checkpoint in ``out_dir/checkpoints``; False deletes
       the checkpoints and starts over.
 
@@ -187,6 +193,7 @@ def train_reranker(
             save_steps=save_steps,
             bf16=bf16,
             weight_decay=weight_decay,
+            average_start=average_start,
         )
     )
     train = Path(train)
@@ -201,6 +208,9 @@ def train_reranker(
     data_sha = file_hash(train)
     identity = config_identity(cfg) | {"seed": seed, "train_sha256": data_sha}
     fingerprint = versioned("train", identity)
+    # what the checkpoints depend on: the averaging happens after the last step
+    run_identity = {k: v for k, v in identity.items() if k != "average_start"}
+    run_fingerprint = versioned("train", run_identity)
     model_dir = saved_model_path(out)
     summary_path = out / SUMMARY_FILE
     if resume and summary_path.is_file() and model_dir.is_dir():
@@ -217,15 +227,15 @@ def train_reranker(
     last = last_complete_checkpoint(ckpt_dir, clean=main) if resume else None
     if last is not None:
         prior_run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.is_file() else {}
-        if prior_run.get("fingerprint") != fingerprint:
+        if prior_run.get("fingerprint") != run_fingerprint:
             before = prior_run.get("identity", {})
-            changed = sorted(k for k in identity if before.get(k) != identity[k]) or ["unknown"]
+            changed = sorted(k for k in run_identity if before.get(k) != run_identity[k]) or ["unknown"]
             raise ConfigError(
                 f"{ckpt_dir} holds checkpoints of a different training run (differs in: {', '.join(changed)}); "
                 "use another output folder, or resume=False (--no-resume) to start over"
             )
     if main:
-        write_json(run_file, {"fingerprint": fingerprint, "identity": identity, "train": str(train)})
+        write_json(run_file, {"fingerprint": run_fingerprint, "identity": run_identity, "train": str(train)})
 
     import torch
     from transformers import set_seed
@@ -264,9 +274,22 @@ def train_reranker(
     if last is not None:
         log.info("resuming from %s (step %d)", last, start_step)
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
+    if last is not None and checkpoint_finished(last):
+        # the run's last step is done (only average_start changed): resuming would take a step more
+        from transformers import TrainerState
+
+        trainer._load_from_checkpoint(str(last))
+        trainer.state = TrainerState.load_from_json(str(last / "trainer_state.json"))
+        log.info("%s is the finished run's last step; no training step is left", last)
+    else:
+        trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
     seconds = time.perf_counter() - t0
     steps = int(trainer.state.global_step)
+    if cfg.average_start > 0:
+        from inpars.training.common import average_with_start
+
+        n = average_with_start(trainer.model, base, cfg.average_start)
+        log.info("averaged %d weight tensors with the start checkpoint (share %g)", n, cfg.average_start)
 
     tmp = out / ".model.tmp"
     if main:

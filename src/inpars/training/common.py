@@ -197,6 +197,12 @@ def last_complete_checkpoint(ckpt_dir: str | Path, *, clean: bool = False) -> Pa
     return best
 
 
+def checkpoint_finished(checkpoint: str | Path) -> bool:
+    """Whether a checkpoint was saved at its run's last step (``global_step`` reached ``max_steps``)."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    return int(state.get("max_steps") or 0) > 0 and int(state.get("global_step", 0)) >= int(state["max_steps"])
+
+
 def trainer_state_step(checkpoint: str | Path) -> int:
     """``global_step`` recorded in a checkpoint's ``trainer_state.json``."""
     state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
@@ -356,6 +362,45 @@ def write_loss_curve(out_dir: Path, curve: list[dict[str, Any]]) -> Path:
             fig.savefig(f, format="png", dpi=100)
         plt.close(fig)
     return path
+
+
+def average_with_start(model: Any, start: str, share: float) -> int:
+    """Replace ``model``'s weights, in place, by ``(1 - share) * trained + share * start`` (WiSE-FT weight
+    averaging, Wortsman et al. 2022), and return how many tensors were averaged.
+
+    The start checkpoint is loaded into the trained model's class and config; tensors it does not hold (a
+    classification head newly initialised for training) or holds in another shape keep their trained
+    values, as do integer buffers. Raises :class:`~inpars.errors.ConfigError` when the start shares no
+    weight with the trained model (averaging would silently do nothing).
+    """
+    import warnings
+
+    import torch
+
+    from inpars.errors import ConfigError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "some weights were not initialised": those are left out below
+        start_model, info = type(model).from_pretrained(
+            start, config=model.config, ignore_mismatched_sizes=True, output_loading_info=True)
+    fresh = set(info.get("missing_keys", ())) | {k[0] if isinstance(k, tuple) else k
+                                                 for k in info.get("mismatched_keys", ())}
+    theirs = start_model.state_dict()
+    averaged = 0
+    seen: set[int] = set()  # tied tensors (T5's shared embeddings) appear under several names: average once
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            other = theirs.get(name)
+            if (name in fresh or other is None or other.shape != tensor.shape
+                    or not torch.is_floating_point(tensor) or tensor.data_ptr() in seen):
+                continue
+            seen.add(tensor.data_ptr())
+            tensor.mul_(1.0 - share).add_(other.to(tensor.device, tensor.dtype), alpha=share)
+            averaged += 1
+    del start_model, theirs
+    if averaged == 0:
+        raise ConfigError(f"average_start: the start checkpoint {start} shares no weights with the trained model")
+    return averaged
 
 
 def write_model_card(model_dir: Path, info: dict[str, Any], shown_path: Path | None = None) -> None:
