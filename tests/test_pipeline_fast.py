@@ -63,6 +63,11 @@ def test_another_average_start_reuses_the_finished_training(tmp_path: Path, scif
 
     first = run_pipeline(cfg(), until="train").stages["train"]
     steps = first.manifest["summary"]["steps"]
+    # a training finished before its stage declared the setting reusable has no grow record: derived
+    manifest = stage_dir(tmp_path / "run", "train") / "manifest.json"
+    recorded = json.loads(manifest.read_text())
+    assert recorded.pop("grow")["sizes"] == {}
+    manifest.write_text(json.dumps(recorded))
     averaged = run_pipeline(cfg(**{"train.average_start": 0.5}), until="train").stages["train"]
     assert not averaged.skipped and averaged.manifest["extended"]
     assert averaged.manifest["summary"]["resumed_from_step"] == averaged.manifest["summary"]["steps"] == steps

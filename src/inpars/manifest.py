@@ -159,7 +159,8 @@ def run_stage(
     ``grow`` (``{"key": config without the growable settings, "sizes": {setting: value}}``) declares
     settings whose increase extends the finished outputs: when a finished folder's recorded ``grow`` has
     the same key (and inputs) and sizes no larger than these, its outputs (intact) are copied into the new
-    folder before ``fn`` runs, and ``fn`` extends them.
+    folder before ``fn`` runs, and ``fn`` extends them. Its optional ``split`` (a recorded config ->
+    ``(key, sizes)``) derives the record of a manifest written before its stage declared it.
     """
     folder = Path(folder)
     t0 = time.perf_counter()
@@ -180,7 +181,7 @@ def run_stage(
     grown = None if grow is None else {"key": stage_fingerprint(name, grow["key"], hashes),
                                        "sizes": dict(grow["sizes"])}
     extend = (not force and not pending.is_file() and done is not None and grown is not None
-              and _grows_from(done.get("grow"), grown) and outputs_intact(folder, done))
+              and _grows_from(_growth_record(name, done, grow), grown) and outputs_intact(folder, done))
     previous = folder.with_name(f".{folder.name}.previous")
     if folder.exists() and not resume:
         if extend:
@@ -241,6 +242,19 @@ def run_stage(
         shutil.rmtree(previous, ignore_errors=True)
     log.info("stage %s: done in %.1f s", name, manifest["seconds"])
     return StageResult(name, folder, skipped=False, manifest=manifest)
+
+
+def _growth_record(name: str, done: Mapping[str, Any], grow: Mapping[str, Any] | None) -> Any:
+    """A finished manifest's ``grow`` record; for one written before its stage declared growable settings,
+    derived from its recorded config and input hashes with ``grow["split"]`` (``None`` when it cannot be)."""
+    if "grow" in done or grow is None or grow.get("split") is None:
+        return done.get("grow")
+    try:
+        key, sizes = grow["split"](done["config"])
+        hashes = {k: v["sha256"] for k, v in done["inputs"].items()}
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return {"key": stage_fingerprint(name, key, hashes), "sizes": sizes}
 
 
 def _grows_from(old: Any, new: Mapping[str, Any]) -> bool:

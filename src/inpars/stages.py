@@ -122,12 +122,18 @@ class Stage:
         """The ``grow`` record of :func:`inpars.manifest.run_stage`, or ``None`` when nothing may grow."""
         if not (self.grows or self.reuses) or self.section is None or not self.growable(ctx):
             return None
-        key = self.config_identity(ctx)
-        section = dict(key[self.section])
+        key, sizes = self.split_growth(self.config_identity(ctx))
+        return {"key": key, "sizes": sizes, "split": self.split_growth}
+
+    def split_growth(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A config identity of this stage (as its manifest records it) without its growable and reusable
+        settings, and the growable ones' values. Raises ``KeyError`` when a growable setting is missing."""
+        assert self.section is not None
+        section = dict(config[self.section])
         sizes = {name: section.pop(name) for name in self.grows}
         for name in self.reuses:  # an added_field at its default is absent from the identity
             section.pop(name, None)
-        return {"key": {**key, self.section: section}, "sizes": sizes}
+        return {**config, self.section: section}, sizes
 
     def config_identity(self, ctx: Context) -> dict[str, Any]:
         """The stage's section minus runtime-only fields, plus its declared extras."""
