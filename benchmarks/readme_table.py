@@ -34,6 +34,7 @@ SHOWN = (
     "ablation_consistency.json",
     "ablation_duqgen.json",
     "ablation_volume.json",
+    "pseudo_dev_probe.json",
     "upr.json",
     "rerank_trained.json",
     "rerank_trained_50q.json",
@@ -187,6 +188,21 @@ def _upr(d: Json) -> tuple[str, str]:
     return what, "nDCG@10: " + "; ".join(parts)
 
 
+def _probe(d: Json) -> tuple[str, str]:
+    """How well a pseudo-dev set ranks the label-free variants: Kendall's tau against the test ranking, for
+    the run's own set and for one written by another generator, with each set's choice."""
+    sets = {"own": d["own_generator"], "probe": d["probe_generator"]}
+    parts = []
+    for kind in ("fused", "alone"):
+        a = d["agreement"]
+        shown = ", ".join(f"{gen} queries {a[f'{label}_{kind}']['kendall_tau']:+.2f} (best: "
+                          f"{a[f'{label}_{kind}']['best']})" for label, gen in sets.items())
+        parts.append(f"{kind}: {shown}; test best: {a[f'own_{kind}']['test_best']}")
+    what = (f"pseudo-dev sets ranking {len(d['variants'])} label-free variants (`{d['runs']}`) against SciFact "
+            f"test (`benchmarks/pseudo_dev_probe.py`)")
+    return what, "Kendall's tau with the test ranking, " + "; ".join(parts)
+
+
 def _rerank(d: Json) -> tuple[str, str]:
     parts = []
     for engine, r in d["results"].items():
@@ -281,6 +297,7 @@ RENDERERS: dict[str, Callable[[Json], tuple[str, str]]] = {
     "ablation_labelfree": _ablation,
     "rerank": _rerank,
     "upr": _upr,
+    "pseudo_dev_probe": _probe,
     "generation": _generation,
     "scale": _scale,
     "training": _training,

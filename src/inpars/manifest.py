@@ -185,7 +185,9 @@ def run_stage(
     previous = folder.with_name(f".{folder.name}.previous")
     if folder.exists() and not resume:
         if extend:
-            log.info("stage %s: %s grew; extending the finished outputs", name, ", ".join(grow["sizes"] if grow else ()))
+            grown_names = ", ".join(grow["sizes"] if grow else ())
+            log.info("stage %s: %s", name, f"{grown_names} grew; extending the finished outputs" if grown_names
+                     else "only settings it reuses its finished outputs for changed; starting from them")
         elif done is not None or pending.is_file() or force:
             log.info("stage %s: inputs or config changed%s; starting afresh", name, " (forced)" if force else "")
         if done is not None and not pending.is_file():
