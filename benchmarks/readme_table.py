@@ -34,6 +34,7 @@ SHOWN = (
     "ablation_consistency.json",
     "ablation_duqgen.json",
     "ablation_volume.json",
+    "ablation_full.json",
     "pseudo_dev_probe.json",
     "upr.json",
     "rerank_trained.json",
