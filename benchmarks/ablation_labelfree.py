@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from inpars.config import TrainConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: name -> (what it tests, dotted overrides of the base config). ``zero-shot`` is the untrained model.
@@ -81,7 +83,7 @@ SHARED: dict[str, tuple[str, ...]] = {
     "05-train": ("generate", "filter", "negatives", "rerank", "dataset", "seed", "train"),
 }
 #: settings a stage reuses its finished outputs across (left out when SHARED compares sections)
-REUSED: dict[str, tuple[str, ...]] = {"train": ("average_start",)}
+REUSED: dict[str, tuple[str, ...]] = {"train": TrainConfig.AFTER_TRAINING}
 
 
 def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:

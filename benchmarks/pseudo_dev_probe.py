@@ -63,13 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     from scipy.stats import kendalltau
 
     from inpars.datasets import load_dataset
-    from inpars.filter import filter_queries, load_records
+    from inpars.filter import filter_queries
     from inpars.fusion import TuneSet, fit_on
     from inpars.generate import generate_queries, read_generated
     from inpars.io import write_jsonl
     from inpars.rerank import load_scorer
     from inpars.rerank.base import release
-    from inpars.retrieval import retrieve
+    from inpars.stages import synthetic_tune_set
 
     ablation = json.loads(Path(args.ablation).read_text(encoding="utf-8"))
     names = list(ablation["variants"])
@@ -99,15 +99,11 @@ def main(argv: list[str] | None = None) -> int:
                    max_words=fc["max_words"], copy_threshold=fc["copy_threshold"], dataset=ds,
                    index_dir=runs / names[0] / "bm25-index")
 
-    sets: dict[str, TuneSet] = {}
-    for label, path in (("own", runs / names[-1] / "04-negatives" / "pseudo_dev.jsonl"),
-                        ("probe", work / "probe_dev.jsonl")):
-        records = load_records(path, ds)
-        queries = {f"{r.doc_id}-{r.query_index}": r.query for r in records}
-        qrels = {f"{r.doc_id}-{r.query_index}": {r.doc_id: 1} for r in records}
-        rc = cfg["retrieve"]
-        first = retrieve(ds, queries=queries, index_dir=runs / names[0] / "bm25-index", **rc)
-        sets[label] = TuneSet(first=first, queries=queries, qrels=qrels)
+    sets: dict[str, TuneSet] = {
+        label: synthetic_tune_set(ds, path, runs / names[0] / "bm25-index", cfg["retrieve"])
+        for label, path in (("own", runs / names[-1] / "04-negatives" / "pseudo_dev.jsonl"),
+                            ("probe", work / "probe_dev.jsonl"))
+    }
 
     depth = cfg["rerank"]["depth"]
     alphas = cfg["rerank"]["alphas"]

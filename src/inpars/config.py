@@ -29,7 +29,7 @@ only when set to something else, so adding it leaves finished stages valid.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -235,6 +235,10 @@ class TrainConfig(Section):
     average_start: float = added_field(
         0.0, ge=0, le=1, description="share of the start checkpoint in the saved weights (WiSE-FT weight "
         "averaging: (1-w) trained + w start); 0: the trained weights")
+
+    #: settings applied after the last training step: the checkpoints do not depend on them, so a finished
+    #: training is reused when only they change (train_reranker's run identity, the pipeline's train stage)
+    AFTER_TRAINING: ClassVar[tuple[str, ...]] = ("average_start",)
 
 
 class RerankConfig(Section):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inpars.config import PipelineConfig
+from inpars.config import PipelineConfig, TrainConfig
 from inpars.datasets import Dataset
 from inpars.fingerprint import identity
 from inpars.layout import OUTPUTS, output_path
@@ -233,15 +233,25 @@ def pseudo_dev_set(ctx: Context, folder: Path) -> Any:
     """The tuning set of a label-free run: held-out synthetic queries, each with its source document as the
     one relevant document, and their BM25 first stage."""
     from inpars.datasets import write_run
+
+    tune = synthetic_tune_set(ctx.ds, ctx.out("negatives", "pseudo_dev"), ctx.index_dir,
+                              ctx.cfg.retrieve.model_dump())
+    write_run(folder / f"bm25.{PSEUDO_DEV}.trec", tune.first, tag="bm25")
+    return tune
+
+
+def synthetic_tune_set(ds: Dataset, path: Path, index_dir: Path, retrieve_options: Mapping[str, Any]) -> Any:
+    """A :class:`~inpars.fusion.TuneSet` of the synthetic queries in ``path`` (query id
+    ``<doc_id>-<query_index>``), each with its source document as the one relevant document, and their BM25
+    first stage (``retrieve_options``: a :class:`~inpars.config.RetrieveConfig` dump)."""
     from inpars.filter import load_records
     from inpars.fusion import TuneSet
     from inpars.retrieval import retrieve
 
-    records = load_records(ctx.out("negatives", "pseudo_dev"), ctx.ds)
+    records = load_records(path, ds)
     queries = {f"{r.doc_id}-{r.query_index}": r.query for r in records}
     qrels = {f"{r.doc_id}-{r.query_index}": {r.doc_id: 1} for r in records}
-    first = retrieve(ctx.ds, queries=queries, index_dir=ctx.index_dir, **ctx.cfg.retrieve.model_dump())
-    write_run(folder / f"bm25.{PSEUDO_DEV}.trec", first, tag="bm25")
+    first = retrieve(ds, queries=queries, index_dir=index_dir, **retrieve_options)
     return TuneSet(first=first, queries=queries, qrels=qrels)
 
 
@@ -410,8 +420,8 @@ TABLE: tuple[Stage, ...] = (
                                 "qrels_split": ctx.cfg.dataset.train_split}),
     Stage("train", "train", _train, inputs=(("negatives", "train"),), enabled=_training,
           identity=lambda ctx: {"seed": ctx.cfg.seed},
-          # averaging with the start comes after the last step: another share re-averages the last checkpoint
-          reuses=("average_start",), growable=lambda ctx: True),
+          # settings applied after the last step: another value re-uses the finished run's last checkpoint
+          reuses=TrainConfig.AFTER_TRAINING, growable=lambda ctx: True),
     Stage("rerank", "rerank", _rerank, extra_inputs=_rerank_inputs,
           identity=lambda ctx: {"model_type": ctx.model()[1], "eval": ctx.eval_ids, "seed": ctx.cfg.seed,
                                 "retrieve": identity(ctx.cfg.retrieve), "tune": ctx.tune_split}),

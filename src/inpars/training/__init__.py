@@ -208,8 +208,8 @@ def train_reranker(
     data_sha = file_hash(train)
     identity = config_identity(cfg) | {"seed": seed, "train_sha256": data_sha}
     fingerprint = versioned("train", identity)
-    # what the checkpoints depend on: the averaging happens after the last step
-    run_identity = {k: v for k, v in identity.items() if k != "average_start"}
+    # what the checkpoints depend on: settings applied after the last step are left out
+    run_identity = {k: v for k, v in identity.items() if k not in type(cfg).AFTER_TRAINING}
     run_fingerprint = versioned("train", run_identity)
     model_dir = saved_model_path(out)
     summary_path = out / SUMMARY_FILE

@@ -197,16 +197,19 @@ def last_complete_checkpoint(ckpt_dir: str | Path, *, clean: bool = False) -> Pa
     return best
 
 
+def _trainer_state(checkpoint: str | Path) -> dict[str, Any]:
+    return dict(json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8")))
+
+
 def checkpoint_finished(checkpoint: str | Path) -> bool:
     """Whether a checkpoint was saved at its run's last step (``global_step`` reached ``max_steps``)."""
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    state = _trainer_state(checkpoint)
     return int(state.get("max_steps") or 0) > 0 and int(state.get("global_step", 0)) >= int(state["max_steps"])
 
 
 def trainer_state_step(checkpoint: str | Path) -> int:
     """``global_step`` recorded in a checkpoint's ``trainer_state.json``."""
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
-    return int(state.get("global_step", 0))
+    return int(_trainer_state(checkpoint).get("global_step", 0))
 
 
 # ---------------------------------------------------------------------------------------------------
