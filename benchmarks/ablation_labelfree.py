@@ -37,6 +37,10 @@ from inpars.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: the round-trip filter of the *-consistency variants: keep a query when the zero-shot bi-encoder ranks its
+#: document in its top 3 of BM25's 100
+CONSISTENCY = [{"name": "consistency", "model": "minilm-l6", "top_k": 3, "depth": 100,
+                "options": {"model_type": "bi-encoder"}}]
 #: name -> (what it tests, dotted overrides of the base config). ``zero-shot`` is the untrained model.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "zero-shot": ("all-MiniLM-L6-v2 as it ships, no training (the InPars claim's reference)",
@@ -52,25 +56,23 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "gpl-consistency": ("gpl on the queries whose document the zero-shot bi-encoder ranks in its top 3 "
                         "of BM25's 100 (round trip)",
                         {"negatives.method": "dense", "negatives.teacher": "fused", "train.loss": "margin-mse",
-                         "rerank.select_start": False,
-                         "filter.steps": [{"name": "consistency", "model": "minilm-l6", "top_k": 3, "depth": 100,
-                                           "options": {"model_type": "bi-encoder"}}]}),
+                         "rerank.select_start": False, "filter.steps": CONSISTENCY}),
     "mnrl-consistency": ("mnrl-bm25 on the queries whose document the zero-shot bi-encoder ranks in its top 3 "
                          "of BM25's 100 (round trip)",
-                         {"rerank.select_start": False,
-                          "filter.steps": [{"name": "consistency", "model": "minilm-l6", "top_k": 3, "depth": 100,
-                                            "options": {"model_type": "bi-encoder"}}]}),
+                         {"rerank.select_start": False, "filter.steps": CONSISTENCY}),
     "mnrl-consistency-2ep": ("mnrl-consistency trained for 2 epochs instead of 1",
-                             {"rerank.select_start": False, "train.epochs": 2,
-                              "filter.steps": [{"name": "consistency", "model": "minilm-l6", "top_k": 3,
-                                                "depth": 100, "options": {"model_type": "bi-encoder"}}]}),
+                             {"rerank.select_start": False, "train.epochs": 2, "filter.steps": CONSISTENCY}),
     "mnrl-consistency-wise": ("mnrl-consistency with its saved weights averaged half and half with the start "
                               "checkpoint's (WiSE-FT; 0.5 is the paper's default share)",
-                              {"rerank.select_start": False, "train.average_start": 0.5,
-                               "filter.steps": [{"name": "consistency", "model": "minilm-l6", "top_k": 3,
-                                                 "depth": 100, "options": {"model_type": "bi-encoder"}}]}),
+                              {"rerank.select_start": False, "train.average_start": 0.5, "filter.steps": CONSISTENCY}),
     "mnrl-bm25-wise": ("mnrl-bm25 with its saved weights averaged half and half with the start checkpoint's "
                        "(WiSE-FT)", {"rerank.select_start": False, "train.average_start": 0.5}),
+    "gemma-consistency": ("mnrl-consistency with the queries (and the pseudo-dev set) written by Gemma-3-270M, "
+                          "twice SmolLM2-135M's size, with the same prompt and sampling",
+                          {"generate.model": "gemma3-270m", "rerank.select_start": False, "filter.steps": CONSISTENCY}),
+    "gemma-consistency-wise": ("gemma-consistency averaged half and half with the start checkpoint (WiSE-FT)",
+                               {"generate.model": "gemma3-270m", "rerank.select_start": False,
+                                "train.average_start": 0.5, "filter.steps": CONSISTENCY}),
 }
 #: stages a variant may take from an earlier one, with the config sections they depend on
 SHARED: dict[str, tuple[str, ...]] = {
