@@ -66,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     from inpars.filter import filter_queries
     from inpars.fusion import TuneSet, fit_on
     from inpars.generate import generate_queries, read_generated
-    from inpars.io import write_jsonl
     from inpars.rerank import load_scorer
     from inpars.rerank.base import release
     from inpars.stages import synthetic_tune_set
@@ -80,20 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_dataset(cfg["dataset"]["name"])
     gen = cfg["generate"]
 
-    # the held-out documents as a collection of their own, so that the generator writes for exactly them
-    sub = work / "held_out"
-    sub.mkdir(exist_ok=True)
-    corpus = ds.docs()
-    write_jsonl(sub / "corpus.jsonl", [{"_id": d, "title": corpus[d].title, "text": corpus[d].text} for d in docs])
-    write_jsonl(sub / "queries.jsonl", [{"_id": "none", "text": "none"}])
     t = time.perf_counter()
     summary = generate_queries(
-        load_dataset(sub), work / "queries.jsonl", prompt=gen["prompt"], model=args.generator,
-        backend=gen["backend"], n_docs=len(docs), queries_per_doc=gen["queries_per_doc"],
-        max_doc_tokens=gen["max_doc_tokens"], max_new_tokens=gen["max_new_tokens"],
-        temperature=gen["temperature"], top_p=gen["top_p"], seed=cfg["seed"], progress=False)
+        ds, work / "queries.jsonl", prompt=gen["prompt"], model=args.generator, backend=gen["backend"],
+        n_docs=len(docs), doc_selection="ids", selection_options={"doc_ids": docs},
+        queries_per_doc=gen["queries_per_doc"], max_doc_tokens=gen["max_doc_tokens"],
+        max_new_tokens=gen["max_new_tokens"], temperature=gen["temperature"], top_p=gen["top_p"],
+        seed=cfg["seed"], progress=False)
     gen_seconds = round(time.perf_counter() - t, 1)
-    generated = [r for r in read_generated(work / "queries.jsonl") if r.doc_id in set(docs)]
+    generated = read_generated(work / "queries.jsonl")
     fc = cfg["filter"]
     filter_queries(generated, work / "probe_dev.jsonl", steps=[], min_words=fc["min_words"], seed=cfg["seed"],
                    max_words=fc["max_words"], copy_threshold=fc["copy_threshold"], dataset=ds,

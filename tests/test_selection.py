@@ -1,4 +1,5 @@
-"""Document selection for the generate stage (``generate.doc_selection``): random and DUQGen's clusters."""
+"""Document selection for the generate stage (``generate.doc_selection``): random, DUQGen's clusters and
+given ids."""
 
 from __future__ import annotations
 
@@ -58,13 +59,50 @@ def test_check_selection_fills_defaults_and_names_bad_options() -> None:
         check_selection("clusters", {"temperature": 0})
     with pytest.raises(ConfigError, match="clusters: expected a positive integer"):
         check_selection("clusters", {"clusters": "many"})
-    with pytest.raises(LookupError, match="unknown document selection 'kmeans'.*clusters, random"):
+    with pytest.raises(LookupError, match="unknown document selection 'kmeans'.*clusters, ids, random"):
         check_selection("kmeans", {})
 
 
 def test_random_selection_is_the_seeded_sample(tiny_beir: Path) -> None:
     ds = load_dataset(tiny_beir)
     assert [d.doc_id for d in select_documents(ds, 4, seed=3)] == [d.doc_id for d in sample_documents(ds, 4, seed=3)]
+
+
+def test_ids_selection_keeps_the_given_order_and_names_an_unknown_id(tiny_beir: Path) -> None:
+    ds = load_dataset(tiny_beir)
+    pick = {"doc_ids": ["d5", "d2", "d5", "d1"]}
+    assert [d.doc_id for d in select_documents(ds, 10, method="ids", options=pick)] == ["d5", "d2", "d1"]
+    assert [d.doc_id for d in select_documents(ds, 2, method="ids", options=pick)] == ["d5", "d2"]
+    # a document shorter than min_doc_chars is left out, as under every method
+    short = min(ds.docs().values(), key=lambda d: len(d.full_text))
+    rest = [d.doc_id for d in select_documents(ds, 10, method="ids", min_doc_chars=len(short.full_text) + 1,
+                                               options={"doc_ids": [short.doc_id, "d3"]})]
+    assert rest == ["d3"]
+    with pytest.raises(ConfigError, match="doc_ids: the collection has no document 'd9' \\(and 1 more\\)"):
+        select_documents(ds, 3, method="ids", options={"doc_ids": ["d1", "d9", "d10"]})
+    for bad in (None, [], "d1", [["d1"]]):
+        with pytest.raises(ConfigError, match="doc_ids: expected a non-empty list"):
+            check_selection("ids", {"doc_ids": bad})
+
+
+def test_generate_for_given_ids_writes_the_queries_a_random_run_writes_for_them(tiny_beir: Path, tmp_path: Path) -> None:
+    """Seeds are per (seed, document, index): the queries written for chosen documents are the ones a
+    run over a random sample writes for the same documents."""
+    from fakes import register_fake_backend
+
+    register_fake_backend()
+    kw: dict[str, Any] = {"backend": "fake", "model": "m", "seed": 2, "queries_per_doc": 2, "temperature": 0.7}
+    generate_queries(tiny_beir, tmp_path / "all.jsonl", n_docs=6, **kw)
+    generate_queries(tiny_beir, tmp_path / "ids.jsonl", n_docs=6, doc_selection="ids",
+                     selection_options={"doc_ids": ["d4", "d1"]}, **kw)
+
+    def read(name: str) -> list[tuple[str, str]]:
+        rows = [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]
+        return [(r["doc_id"], r["query"]) for r in rows]
+
+    chosen = read("ids.jsonl")
+    assert [d for d, _ in chosen] == ["d4", "d4", "d1", "d1"]
+    assert sorted(chosen) == sorted(r for r in read("all.jsonl") if r[0] in {"d1", "d4"})
 
 
 def test_clusters_take_one_representative_per_topic(topics_beir: Path) -> None:

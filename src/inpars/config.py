@@ -86,11 +86,11 @@ class GenerateConfig(Section):
     chat: bool = Field(False, description="wrap prompts in the model's chat template")
     min_doc_chars: int = Field(0, ge=0, description="skip documents shorter than this when sampling")
     doc_selection: str = added_field(
-        "random", description="which documents: random (seeded sample), or clusters (DUQGen: representatives "
-        "of k-means clusters of bi-encoder embeddings)"
+        "random", description="which documents: random (seeded sample), clusters (DUQGen: representatives "
+        "of k-means clusters of bi-encoder embeddings) or ids (the documents listed in doc_ids)"
     )
     selection_options: dict[str, Any] = added_field(
-        default_factory=dict, description="clusters: model, clusters, temperature, max_length, fit_sample"
+        default_factory=dict, description="clusters: model, clusters, temperature, max_length, fit_sample; ids: doc_ids"
     )
     backend_options: dict[str, Any] = Field(default_factory=dict)
     batch_size: int | None = runtime_field(

@@ -18,6 +18,11 @@ which queries are generated.
   ``(seed, cluster)``. The chosen documents are ordered by cluster, then by draw. A larger ``n_docs`` does
   not extend a smaller one, so ``n_docs`` is part of the file's identity under this method.
 
+- ``ids`` (option ``doc_ids``: a list of document ids): those documents, in the given order (a repeated id
+  counts once), at most ``n_docs`` of them; an id the collection lacks is a :class:`ConfigError`, an
+  ineligible one (shorter than ``min_doc_chars``) is left out with a warning. For queries written for
+  chosen documents, for example a second generator's queries for a run's held-out ones.
+
   Embeddings depend slightly on the machine (thread counts change float sums), so the chosen ids are
   written once to ``<out>.docs.json`` beside the queries file and read back when the stage resumes.
 """
@@ -48,6 +53,7 @@ SELECTION_OPTIONS: dict[str, dict[str, Any]] = {
     "random": {},
     "clusters": {"model": "minilm-l6", "clusters": None, "temperature": 0.1, "max_length": 256,
                  "fit_sample": 50_000},
+    "ids": {"doc_ids": None},
 }
 
 
@@ -73,6 +79,12 @@ def check_selection(method: str, options: Mapping[str, Any] | None) -> dict[str,
             raise ConfigError(f"generate.selection_options.temperature: expected a number > 0, got {temp!r}")
         if not isinstance(merged["model"], str) or not merged["model"]:
             raise ConfigError("generate.selection_options.model: expected a model name or path")
+    if method == "ids":
+        ids = merged["doc_ids"]
+        if not isinstance(ids, list) or not ids or not all(isinstance(d, (str, int)) for d in ids):
+            raise ConfigError("generate.selection_options.doc_ids: expected a non-empty list of document ids, "
+                              f"got {ids!r}")
+        merged["doc_ids"] = [str(d) for d in ids]
     return merged
 
 
@@ -111,6 +123,21 @@ def kmeans(vectors: Any, k: int, seed: int, fit_sample: int) -> tuple[Any, Any]:
     centres, _ = kmeans2(rows.astype(np.float64), k, minit="++", seed=rng)
     labels, _ = vq(vectors.astype(np.float64), centres)
     return centres, labels
+
+
+@SELECTIONS.register("ids")
+def _ids(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, options: dict[str, Any]) -> list[str]:
+    docs = dataset.docs()
+    missing = [d for d in options["doc_ids"] if d not in docs]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(f"generate.selection_options.doc_ids: the collection has no document '{missing[0]}'{more}")
+    allowed = set(eligible)
+    chosen = list(dict.fromkeys(options["doc_ids"]))
+    short = [d for d in chosen if d not in allowed]
+    if short:
+        log.warning("doc_selection ids: %d of the given documents are shorter than min_doc_chars; left out", len(short))
+    return [d for d in chosen if d in allowed][:n_docs]
 
 
 @SELECTIONS.register("clusters")
