@@ -110,13 +110,13 @@ class Stage:
     extra_inputs: Callable[[Context], Mapping[str, Path]] = lambda ctx: {}
     enabled: Callable[[Context], bool] = lambda ctx: True
     #: settings of the section whose increase extends the finished outputs (see run_stage's ``grow``),
-    #: when ``growable(ctx)`` says the current config allows it
+    #: when ``growable(ctx)`` says the current config allows it (by default it does; it also gates ``reuses``)
     grows: tuple[str, ...] = ()
     #: settings of the section whose change (any value) still lets the stage start from a copy of its
     #: finished outputs, which the stage reuses as far as they hold (train: ``average_start`` is applied
     #: after the last step, so the finished run's last checkpoint gives the new average without training)
     reuses: tuple[str, ...] = ()
-    growable: Callable[[Context], bool] = lambda ctx: False
+    growable: Callable[[Context], bool] = lambda ctx: True
 
     def grow(self, ctx: Context) -> dict[str, Any] | None:
         """The ``grow`` record of :func:`inpars.manifest.run_stage`, or ``None`` when nothing may grow."""
@@ -421,7 +421,7 @@ TABLE: tuple[Stage, ...] = (
     Stage("train", "train", _train, inputs=(("negatives", "train"),), enabled=_training,
           identity=lambda ctx: {"seed": ctx.cfg.seed},
           # settings applied after the last step: another value re-uses the finished run's last checkpoint
-          reuses=TrainConfig.AFTER_TRAINING, growable=lambda ctx: True),
+          reuses=TrainConfig.AFTER_TRAINING),
     Stage("rerank", "rerank", _rerank, extra_inputs=_rerank_inputs,
           identity=lambda ctx: {"model_type": ctx.model()[1], "eval": ctx.eval_ids, "seed": ctx.cfg.seed,
                                 "retrieve": identity(ctx.cfg.retrieve), "tune": ctx.tune_split}),
