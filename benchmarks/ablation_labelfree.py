@@ -13,9 +13,11 @@ same settings for them and skipped as up to date, so all variants train on the s
 hold only ``qrels/test.tsv`` (the script refuses one with a ``train`` split unless ``--allow-train``).
 
 Choices come from the pseudo-dev set only: each run tunes its own fusion weight on the synthetic queries of
-held-out documents (the same documents and queries for every variant), and the script names as
-``selected`` the variant with the best fused nDCG@10 there. The test judgements are read once, at the end,
-for the table: each variant's reranker alone and fused, with paired t-tests against BM25 and against the
+held-out documents (the same documents and queries for every variant with the same generator), and the
+script names as ``selected`` the variant with the best fused nDCG@10 there, among the variants whose
+pseudo-dev set is the first variant's (another generator writes a set of its own, whose figures do not
+compare). The test judgements are read once, at the end, for the table: each variant's reranker alone and
+fused, with paired t-tests against BM25 and against the
 zero-shot model under the same fusion (``zero-shot`` must be among the variants for the latter).
 """
 
@@ -144,10 +146,14 @@ def _stage_seconds(run_dir: Path) -> dict[str, float]:
 
 
 def _pseudo_dev(run_dir: Path) -> dict[str, Any]:
+    """The run's fusion table on its pseudo-dev set, and which set that is (``set``: its file's hash)."""
+    from inpars.fingerprint import file_hash
+
     fusion = json.loads((run_dir / "06-rerank" / "fusion.json").read_text(encoding="utf-8"))
     table = {float(k): v for k, v in fusion["table"].items()}
     return {"alpha": fusion["alpha"], "queries": fusion["queries"], "bm25": table.get(0.0),
-            "alone": table.get(1.0), "fused": table[float(fusion["alpha"])], "table": fusion["table"]}
+            "alone": table.get(1.0), "fused": table[float(fusion["alpha"])], "table": fusion["table"],
+            "set": file_hash(run_dir / "04-negatives" / "pseudo_dev.jsonl")[:16]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
             if "zero-shot" in names and name != "zero-shot":
                 row[kind]["vs_zero_shot"] = versus(key, f"zero-shot {kind}")
         table[name] = row
-    selected = max(names, key=lambda n: (table[n]["pseudo_dev"]["fused"], -names.index(n)))
+    # figures on different pseudo-dev sets (another generator's queries) do not compare: the choice is made
+    # among the variants that share the first one's set
+    comparable = [n for n in names if table[n]["pseudo_dev"]["set"] == table[names[0]]["pseudo_dev"]["set"]]
+    selected = max(comparable, key=lambda n: (table[n]["pseudo_dev"]["fused"], -names.index(n)))
     out = {
         "benchmark": "ablation_labelfree",
         "what": "SciFact test, label-free variants (pseudo-dev choices only); paired t-tests on nDCG@10",
@@ -238,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         "queries": len(qids),
         "bm25": {"nDCG@10": mean("bm25")},
         "selected_by_pseudo_dev": selected,
+        "selected_among": comparable,
         "variants": table,
         "aggregate": res.to_json().get("aggregate", {}),
         "date": time.strftime("%Y-%m-%d"),
