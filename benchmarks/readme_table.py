@@ -34,7 +34,9 @@ SHOWN = (
     "ablation_consistency.json",
     "ablation_duqgen.json",
     "ablation_volume.json",
+    "ablation_gemma.json",
     "ablation_full.json",
+    "first_stage_check.json",
     "pseudo_dev_probe.json",
     "upr.json",
     "rerank_trained.json",
@@ -204,6 +206,22 @@ def _probe(d: Json) -> tuple[str, str]:
     return what, "Kendall's tau with the test ranking, " + "; ".join(parts)
 
 
+def _first_stage(d: Json) -> tuple[str, str]:
+    """doc2query expansion of BM25 and hybrid (BM25 + bi-encoder) candidates: nDCG@10 and R@100 of each
+    run, against BM25 and, for a trained model's fused runs, against the zero-shot model's."""
+    parts = []
+    for name, r in d["rows"].items():
+        text = f"{name} {r['nDCG@10']:.4f} (R@100 {r['R@100']:.4f})"
+        if name != "bm25":
+            vs = r.get("vs_zero_shot")
+            text += (f", vs zero-shot {delta(vs['delta'])} ({pvalue(vs['p'])})" if vs else
+                     f", vs BM25 {delta(r['vs_bm25']['delta'])} ({pvalue(r['vs_bm25']['p'])})")
+        parts.append(text)
+    what = (f"doc2query expansion and hybrid candidates on the label-free runs `{d['runs']}` "
+            f"(`benchmarks/first_stage_check.py`, paired t-tests)")
+    return what, f"{d['queries']} test queries, nDCG@10: " + "; ".join(parts)
+
+
 def _rerank(d: Json) -> tuple[str, str]:
     parts = []
     for engine, r in d["results"].items():
@@ -299,6 +317,7 @@ RENDERERS: dict[str, Callable[[Json], tuple[str, str]]] = {
     "rerank": _rerank,
     "upr": _upr,
     "pseudo_dev_probe": _probe,
+    "first_stage_check": _first_stage,
     "generation": _generation,
     "scale": _scale,
     "training": _training,
