@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="a dotted override of the base for every variant (YAML value), e.g. "
                          "--set generate.doc_selection=clusters")
     ap.add_argument("--allow-train", action="store_true", help="run even if the dataset has a train split")
-    ap.add_argument("--evaluate-only", action="store_true", help="only read finished runs and write the table")
+    ap.add_argument("--evaluate-only", action="store_true", help="only read finished runs and write the table (keeping the timings an existing --out recorded)")
     args = ap.parse_args(argv)
 
     from inpars.config import load_config
@@ -191,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = Path(args.runs)
     done: list[Path] = []
     wall: dict[str, float] = {}
+    if args.evaluate_only and Path(args.out).is_file():  # keep the timings the runs that wrote it measured
+        earlier = json.loads(Path(args.out).read_text(encoding="utf-8")).get("variants", {})
+        wall = {n: earlier[n]["wall_seconds"] for n in names if "wall_seconds" in earlier.get(n, {})}
     for name in names:
         config = _prepare(name, base, runs, done)
         if not args.evaluate_only:
