@@ -149,12 +149,16 @@ def test_generate_keeps_the_cluster_selection_for_resume(
     assert redone.n_queries == 5 and len(json.loads(selection_path(out).read_text())["doc_ids"]) == 5
 
 
-def test_a_bad_selection_option_is_one_line_and_exit_2(tiny_beir: Path, tmp_path: Path, capsys: Any) -> None:
+@pytest.mark.parametrize(("selection", "named"), [("clusters, selection_options: {clusterz: 3}", "clusterz"),
+                                                   ("ids, selection_options: {doc_ids: [d1, d77]}", "'d77'")])
+def test_a_bad_selection_option_is_one_line_and_exit_2(
+    tiny_beir: Path, tmp_path: Path, capsys: Any, selection: str, named: str
+) -> None:
     from inpars.cli import main
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"dataset: {{name: {tiny_beir}}}\ngenerate: {{doc_selection: clusters, "
-                   "selection_options: {clusterz: 3}}\n", encoding="utf-8")
+    cfg.write_text(f"dataset: {{name: {tiny_beir}}}\ngenerate: {{doc_selection: {selection}}}\n", encoding="utf-8")
     assert main(["generate", "--config", str(cfg), "--out", str(tmp_path / "q.jsonl")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "generate" in err[0] and "clusterz" in err[0]
+    assert len(err) == 1 and "generate" in err[0] and named in err[0]
+    assert not (tmp_path / "q.jsonl").exists()
