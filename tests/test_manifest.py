@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,15 +191,16 @@ def _growing(n: int, seen: list[int]):
     return fn
 
 
-def _grow(n: int, key: str = "k") -> dict:
-    return {"key": {"k": key}, "sizes": {"n": n}}
+def _grow(config: Mapping[str, Any]) -> tuple[dict, dict]:
+    """The ``grow`` of a stage whose setting ``n`` grows."""
+    return {"k": config["k"]}, {"n": config["n"]}
 
 
 def test_a_grown_setting_extends_the_finished_outputs_and_keeps_them_until_it_succeeds(tmp_path: Path) -> None:
     seen: list[int] = []
     folder = tmp_path / "s"
-    run_stage("s", folder, {"k": "k", "n": 2}, {}, _growing(2, seen), grow=_grow(2))
-    res = run_stage("s", folder, {"k": "k", "n": 4}, {}, _growing(4, seen), grow=_grow(4))
+    run_stage("s", folder, {"k": "k", "n": 2}, {}, _growing(2, seen), grow=_grow)
+    res = run_stage("s", folder, {"k": "k", "n": 4}, {}, _growing(4, seen), grow=_grow)
     assert seen == [0, 2] and res.manifest["extended"] and res.manifest["grow"]["sizes"] == {"n": 4}
     assert (folder / "out.txt").read_text().splitlines() == ["0", "1", "2", "3"]
     assert not (tmp_path / ".s.previous").exists()
@@ -208,11 +211,33 @@ def test_a_grown_setting_extends_the_finished_outputs_and_keeps_them_until_it_su
         raise RuntimeError("the new work failed")
 
     with pytest.raises(RuntimeError):
-        run_stage("s", folder, {"k": "k", "n": 6}, {}, failing, grow=_grow(6))
+        run_stage("s", folder, {"k": "k", "n": 6}, {}, failing, grow=_grow)
     assert (folder / "out.txt").read_text().splitlines() == ["0", "1", "2", "3"]
-    assert run_stage("s", folder, {"k": "k", "n": 4}, {}, _growing(4, seen), grow=_grow(4)).skipped
+    assert run_stage("s", folder, {"k": "k", "n": 4}, {}, _growing(4, seen), grow=_grow).skipped
 
     # smaller, another key, or no grow record: afresh
-    for config, grow in (({"k": "k", "n": 3}, _grow(3)), ({"k": "j", "n": 5}, _grow(5, "j")), ({"k": "k", "n": 6}, None)):
+    for config, grow in (({"k": "k", "n": 3}, _grow), ({"k": "j", "n": 5}, _grow), ({"k": "k", "n": 6}, None)):
         res = run_stage("s", folder, config, {}, _growing(config["n"], seen), grow=grow)  # type: ignore[arg-type]
         assert not res.manifest["extended"] and seen[-1] == 0
+
+
+def test_a_grow_record_derived_for_an_older_manifest_needs_the_same_stage_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest without a ``grow`` record (written before its stage declared one) is extended when its
+    recorded config and hashes reproduce its fingerprint, and redone when the stage's code version changed
+    since (its derived key would otherwise match the current one)."""
+    from inpars import manifest
+
+    seen: list[int] = []
+    for version, extended in ((None, True), (7, False)):
+        folder = tmp_path / f"s{extended}"
+        run_stage("s", folder, {"k": "k", "n": 2}, {}, _growing(2, seen), grow=_grow)
+        done = json.loads((folder / "manifest.json").read_text())
+        del done["grow"]
+        (folder / "manifest.json").write_text(json.dumps(done))
+        if version is not None:
+            monkeypatch.setitem(manifest.VERSIONS, "s", version)
+        res = run_stage("s", folder, {"k": "k", "n": 4}, {}, _growing(4, seen), grow=_grow)
+        assert res.manifest["extended"] is extended and seen[-1] == (2 if extended else 0)
+        assert (folder / "out.txt").read_text().splitlines() == ["0", "1", "2", "3"]

@@ -137,6 +137,11 @@ def _jsonable(config: Any) -> Any:
     return config
 
 
+#: ``grow`` of :func:`run_stage`: a config identity -> (the identity without its growable and reusable
+#: settings, {growable setting: value})
+Split = Callable[[Mapping[str, Any]], tuple[Any, Mapping[str, Any]]]
+
+
 def run_stage(
     name: str,
     folder: str | Path,
@@ -147,7 +152,7 @@ def run_stage(
     seed: int | None = None,
     force: bool = False,
     extra_hashes: Mapping[str, str] | None = None,
-    grow: Mapping[str, Any] | None = None,
+    grow: Split | None = None,
 ) -> StageResult:
     """Run ``fn(folder)`` unless a manifest with the same fingerprint and intact outputs says it is done.
 
@@ -156,11 +161,12 @@ def run_stage(
     whose contents the stage depends on; ``extra_hashes`` adds precomputed hashes (e.g. of a dataset).
     ``fn`` returns a JSON-able summary (counts, figures).
 
-    ``grow`` (``{"key": config without the growable settings, "sizes": {setting: value}}``) declares
-    settings whose increase extends the finished outputs: when a finished folder's recorded ``grow`` has
-    the same key (and inputs) and sizes no larger than these, its outputs (intact) are copied into the new
-    folder before ``fn`` runs, and ``fn`` extends them. Its optional ``split`` (a recorded config ->
-    ``(key, sizes)``) derives the record of a manifest written before its stage declared it.
+    ``grow`` declares settings whose increase extends the finished outputs: it splits a config identity (the
+    current one, or one a manifest records) into ``(key, sizes)``, the identity without the growable (and
+    reusable) settings and the growable settings' values. When a finished folder's growth record (the
+    manifest's ``grow``, or derived from its recorded config for a manifest written before its stage
+    declared it) has the same key (and inputs) and sizes no larger than these, its outputs (intact) are
+    copied into the new folder before ``fn`` runs, and ``fn`` extends them.
     """
     folder = Path(folder)
     t0 = time.perf_counter()
@@ -178,14 +184,13 @@ def run_stage(
     resume = False
     if pending.is_file() and not force:
         resume = _pending_fingerprint(pending) == fp
-    grown = None if grow is None else {"key": stage_fingerprint(name, grow["key"], hashes),
-                                       "sizes": dict(grow["sizes"])}
+    grown = None if grow is None else _growth(name, grow, identity(config), hashes)
     extend = (not force and not pending.is_file() and done is not None and grown is not None
               and _grows_from(_growth_record(name, done, grow), grown) and outputs_intact(folder, done))
     previous = folder.with_name(f".{folder.name}.previous")
     if folder.exists() and not resume:
         if extend:
-            grown_names = ", ".join(grow["sizes"] if grow else ())
+            grown_names = ", ".join(grown["sizes"] if grown else ())
             log.info("stage %s: %s", name, f"{grown_names} grew; extending the finished outputs" if grown_names
                      else "only settings it reuses its finished outputs for changed; starting from them")
         elif done is not None or pending.is_file() or force:
@@ -246,17 +251,29 @@ def run_stage(
     return StageResult(name, folder, skipped=False, manifest=manifest)
 
 
-def _growth_record(name: str, done: Mapping[str, Any], grow: Mapping[str, Any] | None) -> Any:
+def _growth(name: str, split: Split, config: Mapping[str, Any], hashes: Mapping[str, str]) -> dict[str, Any]:
+    """The growth record of a config identity: the fingerprint of its key (with the inputs) and its sizes."""
+    key, sizes = split(config)
+    return {"key": stage_fingerprint(name, key, hashes), "sizes": dict(sizes)}
+
+
+def _growth_record(name: str, done: Mapping[str, Any], grow: Split | None) -> Any:
     """A finished manifest's ``grow`` record; for one written before its stage declared growable settings,
-    derived from its recorded config and input hashes with ``grow["split"]`` (``None`` when it cannot be)."""
-    if "grow" in done or grow is None or grow.get("split") is None:
+    derived from its recorded config and input hashes with ``grow`` (``None`` when it cannot be).
+
+    A derived record is only trusted when the recorded config and hashes give the manifest's own
+    fingerprint again under the current code: a manifest written by another version of the stage (or
+    whose config was masked) is not extended, it is redone.
+    """
+    if "grow" in done or grow is None:
         return done.get("grow")
     try:
-        key, sizes = grow["split"](done["config"])
         hashes = {k: v["sha256"] for k, v in done["inputs"].items()}
+        if stage_fingerprint(name, done["config"], hashes) != done.get("fingerprint"):
+            return None
+        return _growth(name, grow, done["config"], hashes)
     except (KeyError, TypeError, AttributeError):
         return None
-    return {"key": stage_fingerprint(name, key, hashes), "sizes": sizes}
 
 
 def _grows_from(old: Any, new: Mapping[str, Any]) -> bool:

@@ -118,12 +118,12 @@ class Stage:
     reuses: tuple[str, ...] = ()
     growable: Callable[[Context], bool] = lambda ctx: True
 
-    def grow(self, ctx: Context) -> dict[str, Any] | None:
-        """The ``grow`` record of :func:`inpars.manifest.run_stage`, or ``None`` when nothing may grow."""
+    def grow(self, ctx: Context) -> Callable[[Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]]] | None:
+        """The ``grow`` of :func:`inpars.manifest.run_stage` (:meth:`split_growth`), or ``None`` when nothing
+        may grow."""
         if not (self.grows or self.reuses) or self.section is None or not self.growable(ctx):
             return None
-        key, sizes = self.split_growth(self.config_identity(ctx))
-        return {"key": key, "sizes": sizes, "split": self.split_growth}
+        return self.split_growth
 
     def split_growth(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """A config identity of this stage (as its manifest records it) without its growable and reusable
