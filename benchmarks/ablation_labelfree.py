@@ -145,6 +145,12 @@ def _stage_seconds(run_dir: Path) -> dict[str, float]:
     return out
 
 
+def _stage_stamps(run_dir: Path) -> dict[str, int]:
+    """Modification times of the stage manifests (the report, rebuilt by every invocation, left out)."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in run_dir.glob("*/manifest.json")
+            if not p.parent.name.endswith("report")}
+
+
 def _pseudo_dev(run_dir: Path) -> dict[str, Any]:
     """The run's fusion table on its pseudo-dev set, and which set that is (``set``: its file's hash)."""
     from inpars.fingerprint import file_hash
@@ -166,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="a dotted override of the base for every variant (YAML value), e.g. "
                          "--set generate.doc_selection=clusters")
     ap.add_argument("--allow-train", action="store_true", help="run even if the dataset has a train split")
-    ap.add_argument("--evaluate-only", action="store_true", help="only read finished runs and write the table (keeping the timings an existing --out recorded)")
+    ap.add_argument("--evaluate-only", action="store_true", help="only read finished runs and write the table")
     args = ap.parse_args(argv)
 
     from inpars.config import load_config
@@ -190,19 +196,22 @@ def main(argv: list[str] | None = None) -> int:
                          "(../shared/data/unlabeled_copy.py) or pass --allow-train")
     runs = Path(args.runs)
     done: list[Path] = []
-    wall: dict[str, float] = {}
-    if args.evaluate_only and Path(args.out).is_file():  # keep the timings the runs that wrote it measured
-        earlier = json.loads(Path(args.out).read_text(encoding="utf-8")).get("variants", {})
-        wall = {n: earlier[n]["wall_seconds"] for n in names if "wall_seconds" in earlier.get(n, {})}
+    # a variant's wall_seconds is the time of the invocation that last ran one of its stages: kept from an
+    # existing --out when this one only found them up to date (or only evaluates)
+    earlier = json.loads(Path(args.out).read_text(encoding="utf-8")).get("variants", {}) \
+        if Path(args.out).is_file() else {}
+    wall = {n: earlier[n]["wall_seconds"] for n in names if "wall_seconds" in earlier.get(n, {})}
     for name in names:
         config = _prepare(name, base, runs, done)
         if not args.evaluate_only:
+            before = _stage_stamps(runs / name)
             t = time.perf_counter()
             print(f"== {name}: inpars run {config}", flush=True)
             rc = subprocess.call([sys.executable, "-m", "inpars", "run", str(config)], env=os.environ.copy())
             if rc != 0:
                 raise SystemExit(f"variant {name}: inpars run exited {rc}")
-            wall[name] = round(time.perf_counter() - t, 1)
+            if _stage_stamps(runs / name) != before or name not in wall:
+                wall[name] = round(time.perf_counter() - t, 1)
         done.append(runs / name)
 
     split = cfg0.dataset.eval_split
