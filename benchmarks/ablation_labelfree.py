@@ -147,8 +147,10 @@ def _stage_seconds(run_dir: Path) -> dict[str, float]:
 
 def _stage_stamps(run_dir: Path) -> dict[str, int]:
     """Modification times of the stage manifests (the report, rebuilt by every invocation, left out)."""
-    return {p.parent.name: p.stat().st_mtime_ns for p in run_dir.glob("*/manifest.json")
-            if not p.parent.name.endswith("report")}
+    from inpars.layout import stage_dir
+
+    report = stage_dir(run_dir, "report")
+    return {p.parent.name: p.stat().st_mtime_ns for p in run_dir.glob("*/manifest.json") if p.parent != report}
 
 
 def _pseudo_dev(run_dir: Path) -> dict[str, Any]:

@@ -83,15 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     bm25_run = read_run_dict(runs / names[-1] / "01-retrieve" / f"bm25.{split}.trec")
     bm25 = per_query(bm25_run)
 
+    def versus(values: dict[str, list[float]], ref: dict[str, list[float]]) -> dict[str, float]:
+        """nDCG@10 difference and paired t-test p-value of ``values`` against ``ref``."""
+        a, b = values["nDCG@10"], ref["nDCG@10"]
+        return {"delta": round(float(np.mean(a) - np.mean(b)), 4), "p": round(ttest_pvalue(a, b), 4)}
+
     def row(name: str, run: RunDict, against: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
         values = per_query(run)
         rows[name] = {m: round(float(np.mean(values[m])), 4) for m in MEASURES}
-        delta = float(np.mean(values["nDCG@10"]) - np.mean(bm25["nDCG@10"]))
-        rows[name]["vs_bm25"] = {"delta": round(delta, 4), "p": round(ttest_pvalue(values["nDCG@10"], bm25["nDCG@10"]), 4)}
+        rows[name]["vs_bm25"] = versus(values, bm25)
         if against is not None:
-            delta = float(np.mean(values["nDCG@10"]) - np.mean(against["nDCG@10"]))
-            rows[name]["vs_zero_shot"] = {"delta": round(delta, 4),
-                                          "p": round(ttest_pvalue(values["nDCG@10"], against["nDCG@10"]), 4)}
+            rows[name]["vs_zero_shot"] = versus(values, against)
         print(name, rows[name], flush=True)
         return values
 

@@ -26,7 +26,7 @@ from inpars.config import PipelineConfig, TrainConfig
 from inpars.datasets import Dataset
 from inpars.fingerprint import identity
 from inpars.layout import OUTPUTS, output_path
-from inpars.manifest import StageResult
+from inpars.manifest import Split, StageResult
 from inpars.summary import as_dict
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class Stage:
     reuses: tuple[str, ...] = ()
     growable: Callable[[Context], bool] = lambda ctx: True
 
-    def grow(self, ctx: Context) -> Callable[[Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]]] | None:
+    def grow(self, ctx: Context) -> Split | None:
         """The ``grow`` of :func:`inpars.manifest.run_stage` (:meth:`split_growth`), or ``None`` when nothing
         may grow."""
         if not (self.grows or self.reuses) or self.section is None or not self.growable(ctx):
