@@ -67,6 +67,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "mnrl-consistency-wise": ("mnrl-consistency with its saved weights averaged half and half with the start "
                               "checkpoint's (WiSE-FT; 0.5 is the paper's default share)",
                               {"rerank.select_start": False, "train.average_start": 0.5, "filter.steps": CONSISTENCY}),
+    "mnrl-consistency-nodup": ("mnrl-consistency with batches packed so that no text appears twice in one "
+                               "(sentence-transformers' NoDuplicatesBatchSampler: no in-batch negative is a copy "
+                               "of a query's own positive)",
+                               {"rerank.select_start": False, "train.batches": "no-duplicates",
+                                "filter.steps": CONSISTENCY}),
+    "mnrl-consistency-b64": ("mnrl-consistency-nodup with 64 groups per batch instead of 16 (four times the "
+                             "in-batch negatives, a quarter of the steps)",
+                             {"rerank.select_start": False, "train.batches": "no-duplicates",
+                              "train.batch_size": 64, "filter.steps": CONSISTENCY}),
     "mnrl-bm25-wise": ("mnrl-bm25 with its saved weights averaged half and half with the start checkpoint's "
                        "(WiSE-FT)", {"rerank.select_start": False, "train.average_start": 0.5}),
     "gemma-consistency": ("mnrl-consistency with the queries (and the pseudo-dev set) written by Gemma-3-270M, "

@@ -463,6 +463,46 @@ def test_bi_encoder_learns_toy_signal_and_saves_a_sentence_transformer(tmp_path:
         train_reranker(toy_train, tmp_path / "bad", **{**kw, "loss": "bce"})
 
 
+def test_no_duplicate_batches_keep_every_text_once_per_batch(tmp_path: Path, tiny_bert: str, monkeypatch: pytest.MonkeyPatch, keep_threads) -> None:  # type: ignore[no-untyped-def]
+    from inpars.training.bi_encoder import BiEncoderCollator
+    from inpars.training.common import no_duplicate_order
+
+    # as the pipeline writes them: 3 queries per document, negatives that are other queries' positives
+    docs = [f"document {i} " + " ".join(random.Random(i).sample(["cell", "gene", "dose", "risk", "mice"], 3))
+            for i in range(16)]
+    rows = [{"query_id": f"q{i}-{j}", "query": f"query {i} {j}", "pos_doc_id": f"d{i}", "positive": docs[i],
+             "neg_doc_ids": [f"d{(i + 1) % 16}"], "negatives": [docs[(i + 1) % 16]]}
+            for i in range(16) for j in range(3)]
+    train = _write_jsonl(tmp_path / "train.jsonl", rows)
+    seen: list[list[dict]] = []
+    original = BiEncoderCollator.__call__
+
+    def record(self, items):  # type: ignore[no-untyped-def]
+        seen.append(items)
+        return original(self, items)
+
+    monkeypatch.setattr(BiEncoderCollator, "__call__", record)
+
+    def repeats(batch: list[dict]) -> int:
+        texts = [t for it in batch for t in (it["query"], *it["docs"])]
+        return len(texts) - len(set(texts))
+
+    kw = dict(model=tiny_bert, model_type="bi-encoder", loss="listwise", batch_size=3, max_length=32,
+              max_steps=8, save_steps=1000, threads=1)
+    train_reranker(train, tmp_path / "random", **kw)
+    assert any(repeats(b) for b in seen)  # a random order does put a document twice in a batch
+    seen.clear()
+    s = train_reranker(train, tmp_path / "packed", batches="no-duplicates", **kw)
+    del seen[8:]  # the data loader reads one batch ahead
+    assert s.steps == 8 and len(seen) == 8 and all(len(b) == 3 and not repeats(b) for b in seen)
+    # (8 of the epoch's 16 batches) every instance once per epoch, in the seed's order
+    order = no_duplicate_order([{"query": r["query"], "docs": [r["positive"], *r["negatives"]]} for r in rows], 3, 1)
+    assert sorted(order) == list(range(48))
+    assert [b[0]["query"] for b in seen] == [rows[i]["query"] for i in order[0:24:3]]
+    with pytest.raises(ConfigError, match="batches"):
+        train_reranker(train, tmp_path / "bad", batches="sorted", **kw)
+
+
 def test_margin_mse_loss_is_the_mean_squared_margin_gap() -> None:
     import torch
 

@@ -236,6 +236,11 @@ class TrainConfig(Section):
         0.0, ge=0, le=1, description="share of the start checkpoint in the saved weights (WiSE-FT weight "
         "averaging: (1-w) trained + w start); 0: the trained weights")
 
+    batches: Literal["random", "no-duplicates"] = added_field(
+        "random", description="random: batches of a random order; no-duplicates: a seeded order packed so that no "
+        "text (query or document) appears twice in a batch, as sentence-transformers' NoDuplicatesBatchSampler "
+        "(in-batch negatives then never include a copy of a query's own positive)")
+
     #: settings applied after the last training step: the checkpoints do not depend on them, so a finished
     #: training is reused when only they change (train_reranker's run identity, the pipeline's train stage)
     AFTER_TRAINING: ClassVar[tuple[str, ...]] = ("average_start",)

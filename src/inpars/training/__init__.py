@@ -128,6 +128,8 @@ def _training_arguments(cfg: Any, ckpt_dir: Path, seed: int) -> Any:
         # (torchrun/accelerate launch) train with DDP over gloo only when use_cpu is set
         use_cpu=not cuda and (cfg.bf16 or int(os.environ.get("WORLD_SIZE", "1")) > 1),
         remove_unused_columns=False,
+        # no-duplicates batches are consecutive chunks of the packed order (see train_reranker)
+        train_sampling_strategy="sequential" if cfg.batches == "no-duplicates" else "random",
     )
 
 
@@ -135,28 +137,16 @@ def train_reranker(
     train: str | Path,
     out_dir: str | Path,
     *,
-    model_type: str = "cross-encoder",
-    model: str = "minilm-l6",
-    loss: str = "bce",
-    batch_size: int = 16,
-    max_length: int = 256,
-    learning_rate: float = 2e-5,
-    max_steps: int | None = None,
-    epochs: float = 1.0,
-    warmup_steps: int = 0,
-    gradient_accumulation_steps: int = 1,
-    save_steps: int = 100,
-    bf16: bool = False,
-    weight_decay: float = 0.01,
-    average_start: float = 0.0,
     seed: int = 1,
     resume: bool = True,
     threads: int | None = None,
+    **options: Any,
 ) -> TrainSummary:
     """Train a reranker on TrainingExample JSONL and save it under ``out_dir/model``.
 
-    Keyword arguments are the fields of :class:`~inpars.config.TrainConfig` plus ``seed``, ``resume``
-    and ``threads`` (``torch.set_num_threads``; None leaves torch's default).
+    ``options`` are fields of :class:`~inpars.config.TrainConfig` (its defaults for the others; an unknown
+    name is a :class:`~inpars.errors.ConfigError`); ``threads`` sets ``torch.set_num_threads`` (None leaves
+    torch's default).
 
     - ``model_type``: ``cross-encoder`` (sequence classifier, one logit), ``monot5`` (seq2seq,
       ``true``/``false`` targets; see :mod:`inpars.training.monot5`) or ``bi-encoder`` (mean-pooled
@@ -172,30 +162,16 @@ def train_reranker(
       (WiSE-FT; see :func:`~inpars.training.common.average_with_start`); 0 saves the trained weights. It
       changes nothing in training itself, so checkpoints of a run that differs only in it are resumed (a
       finished run's last checkpoint gives the new average without a training step).
+    - ``batches``: ``no-duplicates`` orders the instances so that no batch holds a text twice
+      (:func:`~inpars.training.common.no_duplicate_order`, seeded by ``seed``; the same order every epoch), for
+      the bi-encoder's in-batch negatives; ``random`` lets the Trainer shuffle.
     - ``resume``: continue from the newest complete checkpoint in ``out_dir/checkpoints``; False deletes
       the checkpoints and starts over.
 
     Raises :class:`~inpars.errors.InputError` on a malformed input file (file, line, field) and
     :class:`~inpars.errors.ConfigError` on invalid options.
     """
-    cfg = _validated_config(
-        dict(
-            model_type=model_type,
-            model=model,
-            loss=loss,
-            batch_size=batch_size,
-            max_length=max_length,
-            learning_rate=learning_rate,
-            max_steps=max_steps,
-            epochs=epochs,
-            warmup_steps=warmup_steps,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            save_steps=save_steps,
-            bf16=bf16,
-            weight_decay=weight_decay,
-            average_start=average_start,
-        )
-    )
+    cfg = _validated_config(options)
     train = Path(train)
     out = Path(out_dir)
     examples = load_training_examples(train, need_negatives=cfg.loss in ("listwise", "margin-mse"))
@@ -257,6 +233,11 @@ def train_reranker(
         f"{cfg.max_steps} steps" if cfg.max_steps else f"{cfg.epochs} epochs",
     )
 
+    if cfg.batches == "no-duplicates":
+        from inpars.training.common import Reordered, no_duplicate_order
+
+        items = [parts.dataset[i] for i in range(len(parts.dataset))]
+        parts.dataset = Reordered(parts.dataset, no_duplicate_order(items, cfg.batch_size, seed))
     try:
         args = _training_arguments(cfg, ckpt_dir, seed)
     except ValueError as exc:  # transformers refuses a combination (e.g. bf16 on an unsupported device)

@@ -219,6 +219,62 @@ def trainer_state_step(checkpoint: str | Path) -> int:
 LossFn = Callable[[Any, dict[str, Any]], Any]
 
 
+def _texts(item: dict[str, Any]) -> set[str]:
+    """The texts of one training instance: its query and its document(s)."""
+    return {item["query"], *item.get("docs", ()), *([item["doc"]] if "doc" in item else [])}
+
+
+def no_duplicate_order(items: list[dict[str, Any]], batch_size: int, seed: int) -> list[int]:
+    """An order of ``items`` whose consecutive chunks of ``batch_size`` share no text (query or document).
+
+    The items are shuffled with ``seed`` and packed greedily, as sentence-transformers'
+    ``NoDuplicatesBatchSampler`` does: each batch takes the first remaining items that share no text with it;
+    an item that does waits for a later batch. When the remaining items can no longer fill a batch without a
+    repeat, they end the order in their shuffled order (only the last batches may then hold a repeat). Every
+    index appears exactly once, and the order depends only on the items and the seed.
+
+    >>> items = [{"query": "q1", "docs": ["a", "b"]}, {"query": "q2", "docs": ["a", "c"]},
+    ...          {"query": "q3", "docs": ["d", "e"]}, {"query": "q4", "docs": ["f", "g"]}]
+    >>> order = no_duplicate_order(items, 2, seed=0)
+    >>> sorted(order), all(not (_texts(items[i]) & _texts(items[j])) for i, j in (order[:2], order[2:]))
+    ([0, 1, 2, 3], True)
+    """
+    import random
+
+    remaining = list(range(len(items)))
+    random.Random(seed).shuffle(remaining)
+    texts = [_texts(it) for it in items]
+    order: list[int] = []
+    while len(remaining) >= batch_size:
+        batch: list[int] = []
+        seen: set[str] = set()
+        for i in remaining:
+            if not texts[i] & seen:
+                batch.append(i)
+                seen |= texts[i]
+                if len(batch) == batch_size:
+                    break
+        if len(batch) < batch_size:
+            break
+        order.extend(batch)
+        taken = set(batch)
+        remaining = [i for i in remaining if i not in taken]
+    return order + remaining
+
+
+class Reordered:
+    """``dataset`` read in ``order`` (a permutation of its indices)."""
+
+    def __init__(self, dataset: Any, order: list[int]) -> None:
+        self.dataset, self.order = dataset, order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.dataset[self.order[i]]
+
+
 def make_trainer(loss_fn: LossFn, **kwargs: Any) -> Any:
     """A :class:`transformers.Trainer` whose loss is ``loss_fn(model, inputs)``.
 
