@@ -76,6 +76,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                              "in-batch negatives, a quarter of the steps)",
                              {"rerank.select_start": False, "train.batches": "no-duplicates",
                               "train.batch_size": 64, "filter.steps": CONSISTENCY}),
+    "forms-consistency": ("mnrl-consistency with the inpars-forms prompt: the queries of a document in turn a "
+                          "question, keywords and a claim (the forms of BEIR's queries), with the same examples",
+                          {"generate.prompt": "inpars-forms", "rerank.select_start": False,
+                           "filter.steps": CONSISTENCY}),
+    "forms-consistency-wise": ("forms-consistency averaged half and half with the start checkpoint (WiSE-FT)",
+                               {"generate.prompt": "inpars-forms", "rerank.select_start": False,
+                                "train.average_start": 0.5, "filter.steps": CONSISTENCY}),
     "mnrl-bm25-wise": ("mnrl-bm25 with its saved weights averaged half and half with the start checkpoint's "
                        "(WiSE-FT)", {"rerank.select_start": False, "train.average_start": 0.5}),
     "gemma-consistency": ("mnrl-consistency with the queries (and the pseudo-dev set) written by Gemma-3-270M, "

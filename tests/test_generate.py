@@ -236,6 +236,19 @@ def test_chat_mode_wraps_prompt(tiny_beir: Path, tmp_path: Path) -> None:
     assert all(p.startswith("<user>") for c in FakeBackend.calls for p in c)
 
 
+def test_a_prompt_that_varies_with_the_index_asks_each_form_once_even_greedy(tiny_beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.jsonl"
+    gen(tiny_beir, out, n_docs=2, prompt="inpars-forms", queries_per_doc=4, batch_size=3)
+    recs = lines(out)
+    assert [(r["doc_id"], r["query_index"]) for r in recs] == [(d, i) for d in dict.fromkeys(r["doc_id"] for r in recs)
+                                                               for i in range(4)]
+    labels = [r["prompt_text"].splitlines()[-1] for r in recs]
+    assert labels == ["Question:", "Keywords:", "Claim:", "Question:"] * 2
+    # greedy: one continuation of each prompt (not queries_per_doc of the first one), 8 prompts in all
+    assert sum(len(c) for c in FakeBackend.calls) == 8
+    assert [r["query"] for r in recs[:4]] == [recs[0]["query"]] * 4  # the fake ignores the label
+
+
 def test_promptagator_examples_come_from_the_train_split(tiny_beir: Path, tmp_path: Path) -> None:
     out = tmp_path / "q.jsonl"
     gen(tiny_beir, out, prompt="promptagator", n_examples=2, n_docs=6, seed=3, train_split="train")

@@ -72,7 +72,7 @@ class RetrieveConfig(Section):
 
 
 class GenerateConfig(Section):
-    prompt: str = Field("inpars", description="prompt name (inpars, inpars-gbq, promptagator, template)")
+    prompt: str = Field("inpars", description="prompt name (inpars, inpars-forms, inpars-gbq, promptagator, template)")
     template: str | None = Field(None, description="template file for prompt 'template'")
     backend: str = Field("llamacpp", description="generation backend (llamacpp, transformers, vllm, openai)")
     model: str = Field("smollm2-135m", description="packaged model name, local path or hub id")

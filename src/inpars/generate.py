@@ -215,7 +215,8 @@ def generate_queries(
     backend_options = dict(backend_options or {})
     if backend_instance is not None:
         backend, model = backend_instance.name, backend_instance.model
-    if queries_per_doc > 1 and temperature == 0:
+    varies = bool(getattr(PROMPTS.get(prompt), "varies_with_index", False))
+    if queries_per_doc > 1 and temperature == 0 and not varies:
         log.warning("queries_per_doc=%d with greedy decoding gives identical queries; set a temperature", queries_per_doc)
 
     selection_options = check_selection(doc_selection, selection_options)
@@ -236,8 +237,6 @@ def generate_queries(
         seed=seed,
         train_split=train_split,
     )
-    if prompt not in PROMPTS:
-        PROMPTS.get(prompt)  # raises UnknownNameError listing the prompts
     if doc_selection != "random":  # only a random sample extends to a larger n_docs
         params["n_docs"] = n_docs
     check_meta(out, params, min(n_docs, len(eligible)), overwrite)
@@ -248,7 +247,8 @@ def generate_queries(
 
     done, flag_counts = _existing(out)
     n_existing = len(done)
-    todo = _work_units(docs, done, queries_per_doc, sampling=temperature > 0)
+    one_each = temperature > 0 or varies  # one prompt per (document, query index)
+    todo = _work_units(docs, done, queries_per_doc, one_each=one_each)
     n_todo = sum(len(m) for _, m in todo)
     total = len(docs) * queries_per_doc
     log.info(
@@ -282,7 +282,7 @@ def generate_queries(
                     max_new_tokens=max_new_tokens,
                     temperature=temperature,
                     top_p=top_p,
-                    n=1 if temperature > 0 else queries_per_doc,
+                    n=1 if one_each else queries_per_doc,
                 ),
                 seed=seed,
                 model=model,
@@ -318,17 +318,18 @@ def generate_queries(
 
 
 def _work_units(
-    docs: list[Document], done: set[tuple[str, int]], queries_per_doc: int, *, sampling: bool
+    docs: list[Document], done: set[tuple[str, int]], queries_per_doc: int, *, one_each: bool
 ) -> list[tuple[Document, list[int]]]:
     """The prompts still to send, as (document, query indices), in file order.
 
-    Sampling: one prompt per missing (document, query index), each with its own seed. Greedy: one prompt
-    per document with missing indices (its generation is the same for every index).
+    ``one_each`` (sampling, or a prompt that varies with the query index): one prompt per missing (document,
+    query index), each with its own seed. Otherwise (greedy decoding of one prompt per document): one unit per
+    document with missing indices (its generation is the same for every index).
     """
     units: list[tuple[Document, list[int]]] = []
     for doc in docs:
         missing = [i for i in range(queries_per_doc) if (doc.doc_id, i) not in done]
-        if sampling:
+        if one_each:
             units.extend((doc, [i]) for i in missing)
         elif missing:
             units.append((doc, missing))
@@ -354,15 +355,15 @@ def _run(
 ) -> tuple[int, int, float]:
     """Generate for ``todo`` (from :func:`_work_units`) batch by batch, appending records.
 
-    Prompt ``(doc, [i, ...])`` is sent with the seed ``item_seed(seed, doc_id, i)``; with greedy decoding
-    (``params.n`` continuations) generation ``i`` of the prompt is query ``i``. Returns (queries, tokens,
-    seconds).
+    Prompt ``(doc, [i, ...])`` (the prompt's :meth:`~inpars.prompts.Prompt.build_for` ``(doc, i)``) is sent
+    with the seed ``item_seed(seed, doc_id, i)``; with ``params.n`` greedy continuations of one prompt per
+    document, generation ``i`` is query ``i``. Returns (queries, tokens, seconds).
     """
     from tqdm.auto import tqdm
 
     builder = _build_prompt(prompt, be, ds, prompt_options, reserve=params.max_new_tokens)
     bs = batch_size or int(getattr(be, "default_batch_size", 0) or DEFAULT_BATCH_SIZE)
-    sampling = params.temperature > 0
+    single = params.n == 1  # one unit per (document, query index)
     n_generated = n_tokens = 0
     seconds = 0.0
     bar = tqdm(
@@ -373,14 +374,16 @@ def _run(
         disable=None if progress is None else not progress,
         dynamic_ncols=True,
     )
-    last: tuple[str, BuiltPrompt] | None = None  # a document's units are adjacent: build its prompt once
+    # a document's units are adjacent: build its prompt once (once per index if it varies with the index)
+    last: tuple[tuple[str, int], BuiltPrompt] | None = None
     with JsonlAppender(out) as writer, bar:
         for start in range(0, len(todo), bs):
             batch = todo[start : start + bs]
             built: list[BuiltPrompt] = []
-            for doc, _ in batch:
-                if last is None or last[0] != doc.doc_id:
-                    last = (doc.doc_id, builder.build(doc))
+            for doc, missing in batch:
+                key = (doc.doc_id, missing[0] if builder.varies_with_index else 0)
+                if last is None or last[0] != key:
+                    last = (key, builder.build_for(doc, key[1]))
                 built.append(last[1])
             texts = [be.chat_prompt(b.text) if chat else b.text for b in built]
             seeds = [item_seed(seed, doc.doc_id, missing[0]) for doc, missing in batch]
@@ -392,11 +395,11 @@ def _run(
             n_batch = sum(len(m) for _, m in batch)
             per_query = dt / max(1, n_batch)
             for (doc, missing), b, text, gens in zip(batch, built, texts, results, strict=True):
-                want = 1 if sampling else max(missing) + 1
+                want = 1 if single else max(missing) + 1
                 if len(gens) < want:
                     raise RuntimeError(f"backend {be.name} returned {len(gens)} generations; asked for {params.n}")
                 for qi in missing:
-                    gen = gens[0] if sampling else gens[qi]
+                    gen = gens[0] if single else gens[qi]
                     query = gen.text.strip()
                     flags = flag_generation(query, b.text, doc.full_text, gen.finish_reason)
                     flag_counts.update(flags)

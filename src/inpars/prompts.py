@@ -6,6 +6,8 @@ name               what
 ``inpars``         InPars v1 "vanilla" prompt: 3 fixed MS MARCO examples, ``Document:`` / ``Relevant Query:``
                    (Bonifacio et al. 2022, "InPars: Data Augmentation for Information Retrieval using Large
                    Language Models", arXiv 2202.05144).
+``inpars-forms``  The ``inpars`` examples with each query in three forms (question, keywords, claim); query ``i``
+                   of a document is asked in form ``i mod 3`` (:class:`InParsFormsPrompt`).
 ``inpars-gbq``     InPars "guided by bad questions": the same 3 documents, each with a good and a bad
                    question; the model continues after ``Good Question:`` (same paper).
 ``promptagator``   Promptagator few-shot prompt: ``k`` (default 8) ``Article:`` / ``Query:`` pairs drawn with a
@@ -158,9 +160,16 @@ class Prompt(ABC):
         self.use_title = use_title
         self.examples_file = examples_file
 
+    #: whether the prompt differs between a document's query indices (:meth:`build_for`)
+    varies_with_index: bool = False
+
     @abstractmethod
     def build(self, doc: Document) -> BuiltPrompt:
         """The prompt for ``doc``."""
+
+    def build_for(self, doc: Document, index: int) -> BuiltPrompt:
+        """The prompt for query ``index`` of ``doc``: :meth:`build`'s, unless the prompt varies with the index."""
+        return self.build(doc)
 
     # helpers shared by the subclasses
     def truncate(self, text: str, max_tokens: int | None = None) -> str:
@@ -331,6 +340,40 @@ class InParsPrompt(_StaticPrompt):
     filename = "inpars.txt"
 
 
+@PROMPTS.register("inpars-forms")
+class InParsFormsPrompt(_StaticPrompt):
+    """The ``inpars`` prompt's three MS MARCO documents, each with a relevant query in three forms, in turn a
+    ``Question`` (the original example), ``Keywords`` and a ``Claim`` (a statement the document bears on);
+    query ``i`` of a document continues after the label of form ``i mod 3``. The forms are those of BEIR's
+    queries (questions: NQ, FiQA, HotpotQA; keywords: TREC-COVID titles, DBPedia-Entity; claims: FEVER,
+    Climate-FEVER, SciFact), so that without any example query of a collection the synthetic queries cover
+    the forms its users may write; with ``queries_per_doc: 3`` each document gets one of each. The prompt
+    differs only in its last line, so the backend's prefix cache is shared by a document's queries.
+
+    The keyword and claim examples were written for inpars (the documents and questions are the original
+    toolkit's, ``inpars/prompts_data/NOTICE``).
+
+    >>> p = InParsFormsPrompt()
+    >>> [p.build_for(Document("d", "Some text."), i).text.splitlines()[-1] for i in (0, 1, 2, 3)]
+    ['Question:', 'Keywords:', 'Claim:', 'Question:']
+    >>> p.build(Document("d", "Some text.")).text == p.build_for(Document("d", "Some text."), 0).text
+    True
+    """
+
+    name = "inpars-forms"
+    default_n_examples = 3
+    filename = "inpars_forms.txt"
+    forms = ("Question", "Keywords", "Claim")
+    varies_with_index = True
+
+    def build(self, doc: Document) -> BuiltPrompt:
+        return self.build_for(doc, 0)
+
+    def build_for(self, doc: Document, index: int) -> BuiltPrompt:
+        body = self._template.render(document=self.doc_text(doc), title=normalize_space(doc.title)).rstrip()
+        return BuiltPrompt(f"{body}\n{self.forms[index % len(self.forms)]}:")
+
+
 @PROMPTS.register("inpars-gbq")
 class InParsGBQPrompt(_StaticPrompt):
     """InPars "guided by bad questions" prompt (Bonifacio et al. 2022, arXiv 2202.05144, Sec. 3): each of the
@@ -480,7 +523,7 @@ class TemplatePrompt(_FewShotPrompt):
 
 
 __all__ = [
-    "ALLOWED_FIELDS", "PROMPTS", "BuiltPrompt", "DatasetPromptagatorPrompt", "Example", "InParsGBQPrompt",
+    "ALLOWED_FIELDS", "PROMPTS", "BuiltPrompt", "DatasetPromptagatorPrompt", "Example", "InParsFormsPrompt", "InParsGBQPrompt",
     "InParsPrompt", "Prompt", "PromptagatorPrompt", "Template", "TemplatePrompt", "count_words", "file_examples",
     "get_prompt", "normalize_space", "packaged_template", "train_examples", "truncate_words",
 ]
