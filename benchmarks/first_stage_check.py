@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import ir_measures
     import numpy as np
-    from sentence_transformers import SentenceTransformer
 
     from inpars.datasets import evaluation_access, load_dataset
     from inpars.evaluation import per_query_values, ttest_pvalue
+    from inpars.families.bi_encoder import BiEncoderScorer
     from inpars.fusion import interpolate
     from inpars.generate import read_generated
     from inpars.models import resolve_model
@@ -121,12 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["rerank"]["model"])
         alpha = json.loads((run_dir / "06-rerank" / "fusion.json").read_text(encoding="utf-8"))["alpha"]
         start = time.perf_counter()
-        model = SentenceTransformer(source, device="cpu")
-        model.max_seq_length = max_length
-        doc_vecs = model.encode([docs[d].full_text for d in doc_ids], batch_size=64, normalize_embeddings=True,
-                                convert_to_numpy=True, show_progress_bar=False)
-        query_vecs = model.encode([queries[q] for q in qids], batch_size=64, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+        encoder = BiEncoderScorer(source, batch_size=64, max_length=max_length, device="cpu")
+        doc_vecs = encoder.encode([docs[d].full_text for d in doc_ids])
+        query_vecs = encoder.encode([queries[q] for q in qids])
         scores = query_vecs @ doc_vecs.T
         seconds[name] = round(time.perf_counter() - start, 1)
         dense_top = {q: {doc_ids[j]: float(scores[i, j]) for j in np.argsort(-scores[i])[:depth]}

@@ -419,6 +419,10 @@ def test_bi_encoder_scores_are_cosines_and_each_text_is_encoded_once() -> None:
     assert got == pytest.approx([float(a @ b) for a, b in zip(q, d, strict=True)], abs=1e-5)
     assert got[0] > got[1] and got[3] > got[2]  # the relevant document wins for each query
     assert scorer.score(pairs[:2]) == got[:2] and scorer.encoded == 4  # served from the cache
+    vectors = scorer.encode([docs[1], "a new text", docs[1]])  # rows in order, from the cache where it can
+    assert vectors.shape == (3, 384) and scorer.encoded == 5
+    assert vectors[0] == pytest.approx(d[1], abs=1e-5) and (vectors[0] == vectors[2]).all()
+    assert scorer.encode([]).shape == (0, 384)
     with pytest.raises(ConfigError, match="cross-encoders only"):
         rerank.load_scorer("minilm-l6", "bi-encoder", engine="onnx")
 

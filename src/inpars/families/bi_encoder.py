@@ -52,6 +52,17 @@ class BiEncoderScorer(TorchScorer):
         self._cache.update(zip(todo, vectors, strict=True))
         self.encoded += len(todo)
 
+    def encode(self, texts: list[str], show_progress: bool | None = False) -> Any:
+        """The normalised embeddings of ``texts`` (a float32 array, one row per text, in order); a text
+        encoded before (by this call or :meth:`score`) is not encoded again."""
+        import numpy as np
+
+        self._embed(texts, show_progress)
+        if not texts:  # sentence-transformers renamed the method (get_embedding_dimension) in version 5
+            dimension = getattr(self._model, "get_embedding_dimension", self._model.get_sentence_embedding_dimension)
+            return np.zeros((0, dimension() or 0), dtype=np.float32)
+        return np.stack([self._cache[t] for t in texts])
+
     def _score(self, pairs: list[Pair], show_progress: bool | None) -> list[float]:
         self._embed([q for q, _ in pairs] + [d for _, d in pairs], show_progress)
         return [float(self._cache[q] @ self._cache[d]) for q, d in pairs]

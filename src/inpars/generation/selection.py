@@ -143,8 +143,8 @@ def _ids(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, options:
 @SELECTIONS.register("clusters")
 def _clusters(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, options: dict[str, Any]) -> list[str]:
     import numpy as np
-    from sentence_transformers import SentenceTransformer
 
+    from inpars.families.bi_encoder import BiEncoderScorer
     from inpars.models import resolve_model
 
     n_docs = min(n_docs, len(eligible))
@@ -152,12 +152,11 @@ def _clusters(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, opt
         return []
     k = min(int(options["clusters"] or min(n_docs, 100)), len(eligible))
     docs = dataset.docs()
-    model = SentenceTransformer(resolve_model(options["model"]), device="cpu")
-    model.max_seq_length = int(options["max_length"])
+    encoder = BiEncoderScorer(resolve_model(options["model"]), batch_size=32, max_length=int(options["max_length"]),
+                              device="cpu")
     log.info("doc_selection clusters: embedding %d documents with %s, k-means with %d clusters",
              len(eligible), options["model"], k)
-    vectors = model.encode([docs[d].full_text for d in eligible], batch_size=32, normalize_embeddings=True,
-                           convert_to_numpy=True, show_progress_bar=False)
+    vectors = encoder.encode([docs[d].full_text for d in eligible])
     centres, labels = kmeans(np.asarray(vectors), k, seed, int(options["fit_sample"]))
     members: list[list[int]] = [[] for _ in range(len(centres))]
     for row, label in enumerate(labels):

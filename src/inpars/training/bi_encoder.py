@@ -113,7 +113,9 @@ def build(base_model: str, examples: list[TrainingExample], *, loss: str, max_le
     config = AutoConfig.from_pretrained(base_model)
     if getattr(config, "is_encoder_decoder", False):
         raise ConfigError(f"{base_model} is an encoder-decoder (seq2seq) model: train it with model_type 'monot5'")
-    model = AutoModel.from_pretrained(base_model, add_pooling_layer=False)
+    # the whole encoder as it ships (a pooler too, where the architecture has one): the pooler is never used
+    # (mean pooling), so it keeps its weights and the saved folder loads without missing ones
+    model = AutoModel.from_pretrained(base_model)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     return TrainingParts(
         model, tokenizer, GroupDataset(examples), BiEncoderCollator(tokenizer, max_length),
