@@ -503,6 +503,28 @@ def test_no_duplicate_batches_keep_every_text_once_per_batch(tmp_path: Path, tin
         train_reranker(train, tmp_path / "bad", batches="sorted", **kw)
 
 
+def test_bi_encoder_trains_any_encoder_and_saves_it_whole(tmp_path: Path, tiny_bert: str, toy_train: Path, keep_threads) -> None:  # type: ignore[no-untyped-def]
+    """A DistilBERT encoder has no pooler (and no add_pooling_layer argument); a BERT one keeps its unused
+    pooler, so the saved folder loads with no missing weight."""
+    from safetensors import safe_open
+    from transformers import DistilBertConfig, DistilBertModel
+
+    from inpars import rerank
+
+    tok = _minilm_tokenizer()
+    distil = tmp_path / "tiny_distilbert"
+    DistilBertModel(DistilBertConfig(vocab_size=tok.vocab_size, dim=32, n_layers=1, n_heads=2, hidden_dim=64,
+                                     max_position_embeddings=128)).save_pretrained(distil)
+    tok.save_pretrained(distil)
+    kw = dict(model_type="bi-encoder", loss="listwise", batch_size=4, max_length=32, max_steps=2, save_steps=1000,
+              threads=1)
+    s = train_reranker(toy_train, tmp_path / "distil", model=str(distil), **kw)
+    assert s.steps == 2 and rerank.detect_model_type(s.model_path) == "bi-encoder"
+    s = train_reranker(toy_train, tmp_path / "bert", model=tiny_bert, **kw)
+    with safe_open(str(Path(s.model_path) / "model.safetensors"), "pt") as f:
+        assert {"pooler.dense.weight", "pooler.dense.bias"} <= set(f.keys())
+
+
 def test_margin_mse_loss_is_the_mean_squared_margin_gap() -> None:
     import torch
 
