@@ -21,7 +21,9 @@ a generation is flagged, never silently dropped or kept; the filtering stage dec
 Seeds: with ``temperature > 0`` each query is sampled on its own with the seed
 :func:`~inpars.fingerprint.item_seed` ``(seed, doc_id, query_index)``, so neither the batch size nor an
 interruption changes what is sampled (the backends take one seed per prompt). Greedy decoding computes a
-document's generation once and repeats it for its ``queries_per_doc`` indices.
+document's generation once and repeats it for its ``queries_per_doc`` indices, unless the prompt varies with
+the query index (``inpars-forms``: :attr:`~inpars.prompts.Prompt.varies_with_index`), which is sent once per
+index.
 
 Resumable: records are appended after each batch (:class:`~inpars.io.JsonlAppender`); a second run with the
 same arguments skips the (doc_id, query_index) pairs already in the file. The arguments are recorded in the

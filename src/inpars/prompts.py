@@ -523,7 +523,7 @@ class TemplatePrompt(_FewShotPrompt):
 
 
 __all__ = [
-    "ALLOWED_FIELDS", "PROMPTS", "BuiltPrompt", "DatasetPromptagatorPrompt", "Example", "InParsFormsPrompt", "InParsGBQPrompt",
-    "InParsPrompt", "Prompt", "PromptagatorPrompt", "Template", "TemplatePrompt", "count_words", "file_examples",
-    "get_prompt", "normalize_space", "packaged_template", "train_examples", "truncate_words",
+    "ALLOWED_FIELDS", "PROMPTS", "BuiltPrompt", "DatasetPromptagatorPrompt", "Example", "InParsFormsPrompt",
+    "InParsGBQPrompt", "InParsPrompt", "Prompt", "PromptagatorPrompt", "Template", "TemplatePrompt", "count_words",
+    "file_examples", "get_prompt", "normalize_space", "packaged_template", "train_examples", "truncate_words",
 ]
