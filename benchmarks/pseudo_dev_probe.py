@@ -3,14 +3,14 @@
 Usage (after ``benchmarks/ablation_labelfree.py`` has run the variants under ``--runs``)::
 
     INPARS_DATA_HOME=/tmp/nolabels python benchmarks/pseudo_dev_probe.py --runs runs/ablation_volume \\
-        --ablation benchmarks/results/ablation_volume.json [--generator gemma3-270m] \\
+        --ablation benchmarks/results/ablation_volume.json [--generator gemma3-270m] [--prompt inpars-forms] \\
         [--out benchmarks/results/pseudo_dev_probe.json]
 
 A label-free run chooses (fusion weight, checkpoint, variant) on its pseudo-dev set: queries the run's own
 generator wrote for held-out documents. Those queries share the training queries' style, which a model
 trained on them has learned, so the set may favour whatever fits the generator rather than what ranks real
 queries well. The probe asks another generator (``--generator``, same prompt and sampling settings) for
-queries for the same held-out documents and scores every finished variant's reranker on both sets, exactly
+queries for the same held-out documents (or the same generator with another prompt, ``--prompt``) and scores every finished variant's reranker on both sets, exactly
 as the pipeline tunes (BM25's top ``depth``, reranked, fused with BM25 at the best of the usual weights).
 It reports, for each set, nDCG@10 alone and fused per variant and Kendall's tau between the set's ranking
 of the variants and the test ranking read from ``--ablation`` (the ablation's evaluation). No stage of the
@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default=str(ROOT / "runs" / "ablation_volume"))
     ap.add_argument("--ablation", default=str(ROOT / "benchmarks" / "results" / "ablation_volume.json"))
     ap.add_argument("--generator", default="gemma3-270m", help="packaged model name, path or hub id")
+    ap.add_argument("--prompt", default=None, help="the probe's prompt (default: the runs' own), e.g. inpars-forms "
+                    "for queries of other forms than the training queries'")
     ap.add_argument("--work", default=None, help="folder for the probe's queries and caches (default: RUNS/probe)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pseudo_dev_probe.json"))
     args = ap.parse_args(argv)
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     summary = generate_queries(
-        ds, work / "queries.jsonl", prompt=gen["prompt"], model=args.generator, backend=gen["backend"],
+        ds, work / "queries.jsonl", prompt=args.prompt or gen["prompt"], model=args.generator, backend=gen["backend"],
         n_docs=len(docs), doc_selection="ids", selection_options={"doc_ids": docs},
         queries_per_doc=gen["queries_per_doc"], max_doc_tokens=gen["max_doc_tokens"],
         max_new_tokens=gen["max_new_tokens"], temperature=gen["temperature"], top_p=gen["top_p"],
@@ -136,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": os.path.relpath(runs, ROOT) if runs.is_absolute() else str(runs),
         "ablation": os.path.relpath(args.ablation, ROOT),
         "own_generator": gen["model"], "probe_generator": args.generator,
+        "own_prompt": gen["prompt"], "probe_prompt": args.prompt or gen["prompt"],
         "held_out_documents": len(docs), "own_queries": len(sets["own"].queries),
         "probe_queries": len(sets["probe"].queries), "probe_generation_seconds": gen_seconds,
         "probe_generated": summary.n_generated,

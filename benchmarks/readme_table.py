@@ -38,6 +38,7 @@ SHOWN = (
     "ablation_full.json",
     "first_stage_check.json",
     "pseudo_dev_probe.json",
+    "pseudo_dev_probe_forms.json",
     "upr.json",
     "rerank_trained.json",
     "rerank_trained_50q.json",
@@ -193,8 +194,11 @@ def _upr(d: Json) -> tuple[str, str]:
 
 def _probe(d: Json) -> tuple[str, str]:
     """How well a pseudo-dev set ranks the label-free variants: Kendall's tau against the test ranking, for
-    the run's own set and for one written by another generator, with each set's choice."""
-    sets = {"own": d["own_generator"], "probe": d["probe_generator"]}
+    the run's own set and for one written by another generator (or with another prompt), with each set's
+    choice."""
+    prompts = {"own": d.get("own_prompt"), "probe": d.get("probe_prompt")}
+    sets = {label: d[f"{label}_generator"] + (f" {prompts[label]}" if prompts["own"] != prompts["probe"] else "")
+            for label in ("own", "probe")}
     parts = []
     for kind in ("fused", "alone"):
         a = d["agreement"]
