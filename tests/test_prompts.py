@@ -46,7 +46,8 @@ DOC = Document("d1", "Aspirin lowers\nthe risk of   heart attack.", "Aspirin")
 
 
 def test_registry_names() -> None:
-    assert PROMPTS.names() == ["inpars", "inpars-gbq", "promptagator", *sorted(ORIGINAL_PROMPTAGATOR), "template"]
+    assert PROMPTS.names() == ["inpars", "inpars-forms", "inpars-gbq", "promptagator", *sorted(ORIGINAL_PROMPTAGATOR),
+                              "template"]
     with pytest.raises(UnknownNameError, match="available: inpars"):
         get_prompt("nope")
 

@@ -576,9 +576,12 @@ def test_average_start_saves_the_wise_ft_average_and_reuses_the_last_checkpoint(
     assert any(not torch.equal(trained[n], start[n]) for n in trained)  # training moved the weights
     back = train_reranker(toy_train, tmp_path / "o", **kw)  # share 0 again: the trained weights
     assert all(torch.equal(t, trained[n]) for n, t in _weights(back.model_path).items())
+    resaved_tokenizer = (Path(back.model_path) / "tokenizer.json").read_bytes()
     # a fresh run with the share equals the re-averaged one
     fresh = train_reranker(toy_train, tmp_path / "fresh", **kw, average_start=0.25)
     assert all(torch.equal(t, got[n]) for n, t in _weights(fresh.model_path).items())
+    # and so does its tokenizer (a fast tokenizer would save the collator's last truncation and padding)
+    assert (Path(fresh.model_path) / "tokenizer.json").read_bytes() == resaved_tokenizer
     with pytest.raises(ConfigError, match="average_start"):
         train_reranker(toy_train, tmp_path / "bad", **kw, average_start=1.5)
 

@@ -279,6 +279,12 @@ def train_reranker(
     tmp = out / ".model.tmp"
     if main:
         shutil.rmtree(tmp, ignore_errors=True)
+    # a fast tokenizer saves the truncation and padding of its last call (the collator's last batch, or
+    # none when a finished run is only re-saved): cleared, so the saved tokenizer.json is the same either way
+    backend_tokenizer = getattr(parts.tokenizer, "backend_tokenizer", None)
+    if backend_tokenizer is not None:
+        backend_tokenizer.no_truncation()
+        backend_tokenizer.no_padding()
     trainer.save_model(str(tmp))
     if main:
         family.finalize(tmp, cfg.max_length)  # a family may complete the saved folder (bi-encoder)
