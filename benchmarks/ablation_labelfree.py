@@ -83,6 +83,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "forms-consistency-wise": ("forms-consistency averaged half and half with the start checkpoint (WiSE-FT)",
                                {"generate.prompt": "inpars-forms", "rerank.select_start": False,
                                 "train.average_start": 0.5, "filter.steps": CONSISTENCY}),
+    "q8-consistency": ("mnrl-consistency with 8 sampled queries per document instead of 3 (Promptagator's "
+                       "count): the round-trip filter then chooses among more candidates for each document",
+                       {"generate.queries_per_doc": 8, "rerank.select_start": False, "filter.steps": CONSISTENCY}),
+    "q8-consistency-wise": ("q8-consistency averaged half and half with the start checkpoint (WiSE-FT)",
+                            {"generate.queries_per_doc": 8, "rerank.select_start": False,
+                             "train.average_start": 0.5, "filter.steps": CONSISTENCY}),
     "mnrl-bm25-wise": ("mnrl-bm25 with its saved weights averaged half and half with the start checkpoint's "
                        "(WiSE-FT)", {"rerank.select_start": False, "train.average_start": 0.5}),
     "gemma-consistency": ("mnrl-consistency with the queries (and the pseudo-dev set) written by Gemma-3-270M, "
