@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("INPARS_DATA_HOME", str(ROOT.parent / "shared" / "data"))
@@ -132,7 +132,7 @@ def _naive_worker(args: argparse.Namespace) -> dict[str, Any]:
 
     def truncate(text: str, max_tokens: int) -> str:
         ids = tok(text, add_special_tokens=False)["input_ids"]
-        return text if len(ids) <= max_tokens else tok.decode(ids[:max_tokens]).rstrip("\ufffd")
+        return text if len(ids) <= max_tokens else str(tok.decode(ids[:max_tokens])).rstrip("\ufffd")
 
     eos = model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
@@ -158,7 +158,7 @@ def _naive_worker(args: argparse.Namespace) -> dict[str, Any]:
                     **enc, max_new_tokens=args.max_new_tokens, stop_strings=["\n"], tokenizer=tok,
                     return_dict_in_generate=True, output_scores=True, pad_token_id=tok.eos_token_id, **sampling,
                 )
-                scores = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+                scores = cast(Any, model).compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
             new_ids = out.sequences[0, enc["input_ids"].shape[1] :].tolist()
             # the same bookkeeping as the backends: text cut at the newline, tokens (and log-probs) before it
             gen = finish_generation(new_ids, scores[0].tolist(), decode, ("\n",), eos_ids)
