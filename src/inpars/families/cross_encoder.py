@@ -25,7 +25,7 @@ from inpars.families.base import Family, register
 from inpars.records import TrainingExample
 from inpars.rerank import engines as _engines
 from inpars.rerank import onnx as _onnx
-from inpars.rerank.base import Pair, Scorer, progress
+from inpars.rerank.base import Pair, Scorer, TorchScorer, progress
 from inpars.rerank.classifier import (
     has_classification_head,
     head_labels,
@@ -37,7 +37,7 @@ from inpars.rerank.surgery import prune_last_layer
 log = logging.getLogger(__name__)
 
 
-class CrossEncoderScorer(Scorer):
+class CrossEncoderScorer(TorchScorer):
     """A cross-encoder run by torch (``engine="torch"``, ``"torch-bf16"``) or onnxruntime (``"onnx"``,
     ``"onnx-int8"``); ``"auto"`` picks onnx on the CPU when it is installed, else torch."""
 
@@ -54,14 +54,12 @@ class CrossEncoderScorer(Scorer):
         device: str | None = None,
         first_token_last_layer: bool = True,
     ) -> None:
-        super().__init__(model, batch_size, max_length)
+        super().__init__(model, batch_size=batch_size, max_length=max_length, engine=engine, threads=threads,
+                         device=device)
         import torch
         from transformers import AutoConfig, AutoTokenizer
 
-        spec = _engines.check_engine(engine, self.model_type)
-        if threads is not None:
-            torch.set_num_threads(threads)
-        self.threads = threads
+        spec = self.engine_spec
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         if self.tokenizer.model_max_length and self.tokenizer.model_max_length < max_length:
             log.warning("max_length %d exceeds the tokenizer's %d", max_length, self.tokenizer.model_max_length)
@@ -69,7 +67,6 @@ class CrossEncoderScorer(Scorer):
         self.num_labels = head_labels(config)
         self._torch_model: Any = None
         self._session: Any = None
-        self.device = device or ("cuda" if torch.cuda.is_available() and spec.runtime != "onnx" else "cpu")
         if spec.runtime is None:  # auto
             engine = "onnx" if self.device == "cpu" else "torch"
             if engine == "onnx":
@@ -103,10 +100,7 @@ class CrossEncoderScorer(Scorer):
         self._input_names = [i.name for i in self._session.get_inputs()]
 
     def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(), "threads": self.threads, "device": self.device,
-            "first_token_last_layer": self.first_token_last_layer,
-        }
+        return {**super().describe(), "first_token_last_layer": self.first_token_last_layer}
 
     def _encode(self, pairs: list[Pair]) -> list[dict[str, list[int]]]:
         """Token ids of every pair, unpadded; the document is truncated, never the query (unless the query

@@ -130,8 +130,9 @@ def release(scorer: Any) -> bool:
 
 
 class TorchScorer(Scorer):
-    """Set-up shared by the scorers that run in torch only (monoT5, bi-encoder): engine check, threads,
-    device (CUDA when available)."""
+    """Set-up shared by the scorers that run in this process (in torch; the cross-encoder also in
+    onnxruntime): the engine checked against the family (``engine_spec``), torch's CPU threads, and the
+    device: ``device`` when given, else CUDA when available and the engine is not an onnxruntime one."""
 
     def __init__(
         self,
@@ -148,11 +149,13 @@ class TorchScorer(Scorer):
 
         from inpars.rerank.engines import check_engine
 
-        check_engine(engine, self.model_type)
+        self.engine_spec = check_engine(engine, self.model_type)
         if threads is not None:
             torch.set_num_threads(threads)
         self.threads = threads
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or (
+            "cuda" if torch.cuda.is_available() and self.engine_spec.runtime != "onnx" else "cpu"
+        )
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "threads": self.threads, "device": self.device}
