@@ -464,6 +464,7 @@ def test_bi_encoder_learns_toy_signal_and_saves_a_sentence_transformer(tmp_path:
 
 
 def test_no_duplicate_batches_keep_every_text_once_per_batch(tmp_path: Path, tiny_bert: str, monkeypatch: pytest.MonkeyPatch, keep_threads) -> None:  # type: ignore[no-untyped-def]
+    from inpars.fingerprint import item_seed
     from inpars.training.bi_encoder import BiEncoderCollator
     from inpars.training.common import no_duplicate_order
 
@@ -488,17 +489,18 @@ def test_no_duplicate_batches_keep_every_text_once_per_batch(tmp_path: Path, tin
         return len(texts) - len(set(texts))
 
     kw = dict(model=tiny_bert, model_type="bi-encoder", loss="listwise", batch_size=3, max_length=32,
-              max_steps=8, save_steps=1000, threads=1)
+              max_steps=20, save_steps=1000, threads=1)
     train_reranker(train, tmp_path / "random", **kw)
     assert any(repeats(b) for b in seen)  # a random order does put a document twice in a batch
     seen.clear()
     s = train_reranker(train, tmp_path / "packed", batches="no-duplicates", **kw)
-    del seen[8:]  # the data loader reads one batch ahead
-    assert s.steps == 8 and len(seen) == 8 and all(len(b) == 3 and not repeats(b) for b in seen)
-    # (8 of the epoch's 16 batches) every instance once per epoch, in the seed's order
-    order = no_duplicate_order([{"query": r["query"], "docs": [r["positive"], *r["negatives"]]} for r in rows], 3, 1)
-    assert sorted(order) == list(range(48))
-    assert [b[0]["query"] for b in seen] == [rows[i]["query"] for i in order[0:24:3]]
+    del seen[20:]  # the data loader reads one batch ahead
+    assert s.steps == 20 and len(seen) == 20 and all(len(b) == 3 and not repeats(b) for b in seen)
+    # the first epoch's 16 batches in the seed's order, then 4 of the second epoch's in another packing
+    items = [{"query": r["query"], "docs": [r["positive"], *r["negatives"]]} for r in rows]
+    first, second = no_duplicate_order(items, 3, 1), no_duplicate_order(items, 3, item_seed(1, "batches", 1))
+    assert sorted(first) == list(range(48)) and first[:12] != second[:12]
+    assert [b[0]["query"] for b in seen] == [rows[i]["query"] for i in first[0::3] + second[0:12:3]]
     with pytest.raises(ConfigError, match="batches"):
         train_reranker(train, tmp_path / "bad", batches="sorted", **kw)
 

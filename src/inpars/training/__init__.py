@@ -163,8 +163,9 @@ def train_reranker(
       changes nothing in training itself, so checkpoints of a run that differs only in it are resumed (a
       finished run's last checkpoint gives the new average without a training step).
     - ``batches``: ``no-duplicates`` orders the instances so that no batch holds a text twice
-      (:func:`~inpars.training.common.no_duplicate_order`, seeded by ``seed``; the same order every epoch), for
-      the bi-encoder's in-batch negatives; ``random`` lets the Trainer shuffle.
+      (:func:`~inpars.training.common.no_duplicate_order`, seeded by ``seed`` in the first epoch and by
+      ``item_seed(seed, "batches", epoch)`` in each later one: a new packing every epoch, as
+      sentence-transformers' sampler reshuffles), for the bi-encoder's in-batch negatives; ``random`` lets the Trainer shuffle.
     - ``resume``: continue from the newest complete checkpoint in ``out_dir/checkpoints``; False deletes
       the checkpoints and starts over.
 
@@ -240,8 +241,11 @@ def train_reranker(
             log.warning("batches 'no-duplicates' matters for in-batch negatives (a bi-encoder's listwise loss); "
                         "with %s and loss %s it only reorders the data", cfg.model_type, cfg.loss)
 
+        from inpars.fingerprint import item_seed
+
         items = [parts.dataset[i] for i in range(len(parts.dataset))]
-        parts.dataset = Reordered(parts.dataset, no_duplicate_order(items, cfg.batch_size, seed))
+        parts.dataset = Reordered(parts.dataset, lambda epoch: no_duplicate_order(
+            items, cfg.batch_size, seed if epoch == 0 else item_seed(seed, "batches", epoch)))
     try:
         args = _training_arguments(cfg, ckpt_dir, seed)
     except ValueError as exc:  # transformers refuses a combination (e.g. bf16 on an unsupported device)

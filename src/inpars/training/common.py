@@ -263,10 +263,20 @@ def no_duplicate_order(items: list[dict[str, Any]], batch_size: int, seed: int) 
 
 
 class Reordered:
-    """``dataset`` read in ``order`` (a permutation of its indices)."""
+    """``dataset`` read in ``order_for(epoch)`` (a permutation of its indices) during each epoch.
 
-    def __init__(self, dataset: Any, order: list[int]) -> None:
-        self.dataset, self.order = dataset, order
+    The Trainer (through accelerate's data loader) calls :meth:`set_epoch` before it reads an epoch, the
+    resumed one included, so an epoch's order depends on its number only, never on where a run resumed.
+    """
+
+    def __init__(self, dataset: Any, order_for: Callable[[int], list[int]]) -> None:
+        self.dataset, self.order_for = dataset, order_for
+        self.epoch = 0
+        self.order = order_for(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self.order = epoch, self.order_for(epoch)
 
     def __len__(self) -> int:
         return len(self.order)
