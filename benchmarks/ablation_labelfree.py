@@ -8,8 +8,8 @@ Usage::
 
 Every variant is ``--base`` with a few settings changed (:data:`VARIANTS`, fixed before any test figure of
 it existed) and runs as ``inpars run`` in its own folder under ``--runs``; the stages it shares with an
-earlier variant (BM25, generation, filtering, ...) are copied from the latest earlier variant with the
-same settings for them and skipped as up to date, so all variants train on the same synthetic queries. No stage reads judgements: the dataset folder should
+earlier variant (BM25, generation, filtering, ...) are copied from the earlier variant with the most of them
+that the pipeline would take as its own (:func:`inpars.pipeline.reusable_stages`) and skipped as up to date, so all variants train on the same synthetic queries. No stage reads judgements: the dataset folder should
 hold only ``qrels/test.tsv`` (the script refuses one with a ``train`` split unless ``--allow-train``).
 
 Choices come from the pseudo-dev set only: each run tunes its own fusion weight on the synthetic queries of
@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from inpars.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,20 +96,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                                {"generate.model": "gemma3-270m", "rerank.select_start": False,
                                 "train.average_start": 0.5, "filter.steps": CONSISTENCY}),
 }
-#: stages a variant may take from an earlier one, with the config sections they depend on
-SHARED: dict[str, tuple[str, ...]] = {
-    "bm25-index": ("retrieve",),
-    "01-retrieve": ("retrieve", "dataset"),
-    "02-generate": ("generate", "dataset", "seed"),
-    "03-filter": ("generate", "filter", "dataset", "seed"),
-    "04-negatives": ("generate", "filter", "negatives", "rerank", "dataset", "seed"),
-    # a finished training another variant re-averages (the pipeline reuses its last checkpoint)
-    "05-train": ("generate", "filter", "negatives", "rerank", "dataset", "seed", "train"),
-}
-#: settings a stage reuses its finished outputs across (left out when SHARED compares sections)
-REUSED: dict[str, tuple[str, ...]] = {"train": TrainConfig.AFTER_TRAINING}
-
-
 def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:
     node = cfg
     *parents, leaf = dotted.split(".")
@@ -120,42 +104,35 @@ def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _prepare(name: str, base: dict[str, Any], runs: Path, done: list[Path]) -> Path:
+def _prepare(name: str, base: dict[str, Any], runs: Path, done: list[Path], ds: Any) -> Path:
+    """Write variant ``name``'s config and copy into its run folder the finished stages of the earlier
+    variant it can take the most from (the latest on a tie): those :func:`inpars.pipeline.reusable_stages`
+    names, which the pipeline then skips as up to date (or extends: a training that differs only in its
+    averaging share)."""
+    from inpars.config import load_config
+    from inpars.layout import stage_dir
+    from inpars.pipeline import reusable_stages
+
     cfg = json.loads(json.dumps(base))
     for key, value in VARIANTS[name][1].items():
         _set(cfg, key, value)
     run_dir = runs / name
     cfg["run_dir"] = str(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    # the stages an earlier variant finished: copied from the latest one with the same settings for them
-    # (else from the first), then skipped by the pipeline where their identity matches
-    for part, sections in SHARED.items():
-        if (run_dir / part).exists():
-            continue
-        same = [d for d in done if (d / part).exists()
-                and _sections(d, sections) == _without_reused([cfg.get(s) for s in sections], sections)]
-        source = same[-1] if same else (done[0] if done and (done[0] / part).exists() else None)
-        if source is not None:
-            (shutil.copytree if (source / part).is_dir() else shutil.copy2)(source / part, run_dir / part)
     path = runs / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    config = load_config(path)
+    best: tuple[Path | None, list[str]] = (None, [])
+    for earlier in done:
+        stages = reusable_stages(config, earlier, ds)
+        if len(stages) >= len(best[1]):
+            best = (earlier, stages)
+    source, stages = best
+    parts = [stage_dir(Path(), s).name for s in stages] + (["bm25-index"] if "retrieve" in stages else [])
+    for part in parts:
+        if source is not None and not (run_dir / part).exists() and (source / part).exists():
+            shutil.copytree(source / part, run_dir / part)
     return path
-
-
-def _sections(run_dir: Path, sections: tuple[str, ...]) -> list[Any]:
-    """The given top-level sections of the config a finished variant ran with (its ``<name>.yaml``)."""
-    cfg = yaml.safe_load(run_dir.with_name(f"{run_dir.name}.yaml").read_text(encoding="utf-8"))
-    return _without_reused([cfg.get(s) for s in sections], sections)
-
-
-def _without_reused(values: list[Any], sections: tuple[str, ...]) -> list[Any]:
-    """``values`` of ``sections`` without the settings of :data:`REUSED`."""
-    out = []
-    for section, value in zip(sections, values, strict=True):
-        if isinstance(value, dict) and section in REUSED:
-            value = {k: v for k, v in value.items() if k not in REUSED[section]}
-        out.append(value)
-    return out
 
 
 def _stage_seconds(run_dir: Path) -> dict[str, float]:
@@ -226,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         if Path(args.out).is_file() else {}
     wall = {n: earlier[n]["wall_seconds"] for n in names if "wall_seconds" in earlier.get(n, {})}
     for name in names:
-        config = _prepare(name, base, runs, done)
+        config = _prepare(name, base, runs, done, ds)
         if not args.evaluate_only:
             before = _stage_stamps(runs / name)
             t = time.perf_counter()

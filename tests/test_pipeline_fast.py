@@ -4,6 +4,7 @@ slice of SciFact. The real-model end-to-end run is in test_pipeline.py (slow).""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from inpars.cli import main
 from inpars.config import load_config_dict
 from inpars.errors import ConfigError
 from inpars.layout import STAGES, output_path, stage_dir
-from inpars.pipeline import run_pipeline
+from inpars.pipeline import reusable_stages, run_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,32 @@ def test_more_documents_extend_the_finished_generation(tmp_path: Path, scifact_d
                                                                        **{"generate.n_docs": 12}), "seed": 6}),
                               until="generate").stages["generate"]
     assert not other_seed.manifest["extended"] and other_seed.manifest["summary"]["n_skipped_existing"] == 0
+
+
+def test_reusable_stages_predicts_which_copied_stages_the_pipeline_takes_over(
+    tmp_path: Path, scifact_dir: Path, tiny_model: str
+) -> None:
+    """reusable_stages names the finished stages of another run folder that a config would skip (or, the last
+    one, extend): copied into its run folder, exactly those are taken over by run_pipeline."""
+    register_fake_backend()
+    source = tmp_path / "source"
+    run_pipeline(load_config_dict(tiny_pipeline_config(source, tiny_model)))
+    every = [s for s in STAGES if s != "report"]
+    cases = {"same": ({}, every), "averaged": ({"train.average_start": 0.5}, every[: every.index("train") + 1]),
+             "measures": ({"evaluate.measures": ["nDCG@10"]}, every[:-1]),
+             "filter": ({"filter.min_words": 3}, ["retrieve", "generate"])}
+    for name, (over, expected) in cases.items():
+        run_dir = tmp_path / name
+        cfg = load_config_dict(tiny_pipeline_config(run_dir, tiny_model, **over))
+        predicted = reusable_stages(cfg, source)
+        assert predicted == expected, name
+        for stage in predicted:
+            shutil.copytree(stage_dir(source, stage), stage_dir(run_dir, stage))
+        shutil.copytree(source / "bm25-index", run_dir / "bm25-index")
+        res = run_pipeline(cfg).stages
+        taken = [s for s, r in res.items() if r.skipped or (r.manifest or {}).get("extended")]
+        assert taken == predicted, name
+        assert [s for s in taken if not res[s].skipped] == (["train"] if name == "averaged" else [])
 
 
 def test_a_run_that_cannot_start_leaves_the_run_folder_alone(tmp_path: Path, scifact_dir: Path, tiny_model: str) -> None:

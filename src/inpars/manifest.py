@@ -251,6 +251,26 @@ def run_stage(
     return StageResult(name, folder, skipped=False, manifest=manifest)
 
 
+def takes_over(
+    name: str, folder: str | Path, config: Any, input_hashes: Mapping[str, str], grow: Split | None = None
+) -> str | None:
+    """How :func:`run_stage` called with ``config``, inputs of ``input_hashes`` (``extra_hashes`` included)
+    and ``grow`` would take ``folder``'s finished outputs as its own: ``"skip"`` (up to date), ``"extend"``
+    (it extends or reuses them, so its outputs will differ), or ``None`` (it starts afresh: no manifest, an
+    interrupted run, damaged outputs, or another config or input).
+    """
+    folder = Path(folder)
+    done = read_manifest(folder)
+    if done is None or (folder / PENDING).exists() or not outputs_intact(folder, done):
+        return None
+    if done.get("fingerprint") == stage_fingerprint(name, config, input_hashes):
+        return "skip"
+    if grow is not None and _grows_from(_growth_record(name, done, grow),
+                                        _growth(name, grow, identity(config), input_hashes)):
+        return "extend"
+    return None
+
+
 def _growth(name: str, split: Split, config: Mapping[str, Any], hashes: Mapping[str, str]) -> dict[str, Any]:
     """The growth record of a config identity: the fingerprint of its key (with the inputs) and its sizes."""
     key, sizes = split(config)

@@ -28,13 +28,13 @@ from inpars.fingerprint import dataset_fingerprint
 from inpars.fusion import sample_ids
 from inpars.io import write_json
 from inpars.layout import STAGES, stage_dir
-from inpars.manifest import StageResult, run_stage
+from inpars.manifest import StageResult, run_stage, takes_over
 from inpars.safety import mask_obj
 from inpars.stages import TABLE, Context, label_splits
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STAGES", "PipelineResult", "run_pipeline", "stage_dir"]
+__all__ = ["STAGES", "PipelineResult", "reusable_stages", "run_pipeline", "stage_dir"]
 
 
 @dataclass
@@ -140,3 +140,34 @@ def run_pipeline(
         build_report(ctx.run_dir)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def reusable_stages(cfg: PipelineConfig, source: str | Path, ds: Dataset | None = None) -> list[str]:
+    """The stages whose finished outputs in run folder ``source`` a run of ``cfg`` would take as its own,
+    were they copied into ``cfg.run_dir``: up to date under ``cfg``, or (a stage that grows or reuses) to be
+    extended from them. The stages are taken in order, disabled ones passed over, up to the first that is not
+    up to date (its successors read its outputs): an extended stage is the last one named. The inputs are
+    hashed where they lie (in ``source``, or outside it: a local model), as the run would hash their
+    copies; :func:`run_pipeline`'s own fingerprints stay the judge. ``ds``: ``cfg``'s dataset, loaded
+    when not given.
+    """
+    from inpars.io import sha256_path
+
+    ds = ds if ds is not None else load_dataset(cfg.dataset.name)
+    ctx = _context(cfg.model_copy(update={"run_dir": str(source)}), ds)
+    ds_hash = dataset_fingerprint(ds, splits=ctx.label_splits)
+    out: list[str] = []
+    for stage in TABLE:
+        if not stage.enabled(ctx):
+            continue
+        paths = stage.input_paths(ctx)
+        if not all(p.exists() for p in paths.values()):
+            break
+        hashes = {"dataset": ds_hash, **{k: sha256_path(p) for k, p in paths.items()}}
+        how = takes_over(stage.name, stage_dir(ctx.run_dir, stage.name), stage.config_identity(ctx), hashes,
+                         stage.grow(ctx))
+        if how is not None:
+            out.append(stage.name)
+        if how != "skip":
+            break  # a stage redone or extended writes outputs its successors' copies were not made from
+    return out
