@@ -209,3 +209,22 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, beir: Path
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(MissingExtraError, match=r"inpars-toolkit\[ray\]"):
         generate_queries(beir, tmp_path / "q.jsonl", engine="ray", **KW)
+
+
+def test_an_actor_gives_torch_its_share_of_the_cores(beir: Path) -> None:
+    """A backend without an ``n_threads`` option (transformers) still runs torch on the actor's share."""
+    import torch
+
+    from inpars.datasets import load_dataset
+    from inpars.generation.ray_engine import GenerateActor
+
+    register_fake_backend()
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        GenerateActor("fake", "fake", {}, load_dataset(beir), {}, threads=1)
+        assert torch.get_num_threads() == 1
+        GenerateActor("fake", "fake", {"n_threads": 2}, load_dataset(beir), {}, threads=1)
+        assert torch.get_num_threads() == 2  # the backend's own thread setting comes first
+    finally:
+        torch.set_num_threads(n)

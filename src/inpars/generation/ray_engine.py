@@ -107,10 +107,13 @@ def _portable_dataset(ds: Any) -> Any:
 class GenerateActor:
     """One backend per actor; each call generates the batches of its rows with the single-process code."""
 
-    def __init__(self, backend: str, model: str, backend_options: dict[str, Any], dataset: Any, run_kwargs: dict[str, Any]) -> None:
+    def __init__(self, backend: str, model: str, backend_options: dict[str, Any], dataset: Any,
+                 run_kwargs: dict[str, Any], threads: int | None = None) -> None:
         from inpars.generation.base import get_backend
 
-        threads = backend_options.get("n_threads")
+        # torch (a transformers backend, the prompt's tokenizer) uses the actor's share of the cores, not
+        # every core of its node
+        threads = backend_options.get("n_threads") or threads
         if threads:
             with contextlib.suppress(ImportError):
                 import torch
@@ -196,7 +199,7 @@ def run_on_ray(
             GenerateActor,
             batch_size=1,
             batch_format="numpy",
-            concurrency=actors,
+            compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=cpus,
             num_gpus=gpus,
             fn_constructor_kwargs={
@@ -205,6 +208,7 @@ def run_on_ray(
                 "backend_options": actor_options,
                 "dataset": _portable_dataset(ds),
                 "run_kwargs": {**run_kwargs, "batch_size": bs},
+                "threads": per_actor,
             },
             **restart_args(options),
         )
