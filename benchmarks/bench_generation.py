@@ -51,6 +51,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from inpars.safety import usable_cores  # noqa: E402
+
 CONFIGS = ("llamacpp", "llamacpp-decode2", "transformers-batched", "naive-loop")
 TOP_P = 0.95
 MAX_DOC_TOKENS = 256
@@ -58,13 +60,6 @@ MAX_DOC_TOKENS = 256
 
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _stage_worker(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -81,7 +76,7 @@ def _stage_worker(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, A
     else:
         import torch
 
-        torch.set_num_threads(args.threads or _cores())
+        torch.set_num_threads(args.threads or usable_cores())
         backend = get_backend("transformers", "smollm2-135m", device="cpu", dtype="float32", batch_size=8)
         batch_size = 8
     load_s = time.perf_counter() - t0
@@ -122,7 +117,7 @@ def _naive_worker(args: argparse.Namespace) -> dict[str, Any]:
     from inpars.models import resolve_model
     from inpars.prompts import get_prompt
 
-    torch.set_num_threads(args.threads or _cores())
+    torch.set_num_threads(args.threads or usable_cores())
     gguf = Path(resolve_model("smollm2-135m"))
     t0 = time.perf_counter()
     tok = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -293,8 +288,8 @@ def main() -> None:
         "seed": args.seed,
         "max_doc_tokens": MAX_DOC_TOKENS,
         "max_new_tokens": args.max_new_tokens,
-        "threads": args.threads or _cores(),
-        "machine": {"cpus": _cores(), "platform": platform.platform(), "python": platform.python_version()},
+        "threads": args.threads or usable_cores(),
+        "machine": {"cpus": usable_cores(), "platform": platform.platform(), "python": platform.python_version()},
         "versions": {p: ver(p) for p in ("xllamacpp", "torch", "transformers", "inpars-toolkit")},
         "contention_note": "timings taken while other processes shared the cores unless load averages are ~0 "
         "(the '+busy-core' runs add one busy process on purpose)",
