@@ -301,6 +301,58 @@ def test_transformers_tokenizer_helpers(tiny_models: dict[str, Path]) -> None:
         backend.generate(["word " * 300], SamplingParams(max_new_tokens=4))
 
 
+def test_vllm_adapter_tokenizes_each_prompt_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vLLM adapter on a stand-in ``vllm`` module (vLLM needs a CUDA GPU): a prompt is tokenised once
+    (the length check's ids go to vLLM as a token prompt, for every sample), and the records are built from
+    vLLM's outputs as for the other backends."""
+    import sys
+    import types
+
+    class Tokenizer:
+        eos_token_id = 0
+        calls = 0
+
+        def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+            Tokenizer.calls += 1
+            return [1] * add_special_tokens + [ord(c) for c in text]
+
+        def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+            return "".join(chr(i) for i in ids if i > 1 or not skip_special_tokens)
+
+    received: list[Any] = []
+
+    class LLM:
+        def __init__(self, **kwargs: Any) -> None:
+            self.llm_engine = types.SimpleNamespace(model_config=types.SimpleNamespace(max_model_len=64))
+
+        def get_tokenizer(self) -> Tokenizer:
+            return Tokenizer()
+
+        def generate(self, prompts: list[Any], params: list[Any], use_tqdm: bool = False) -> list[Any]:
+            received.extend(prompts)
+            out = []
+            for prompt in prompts:
+                ids = [ord(c) for c in "ok\nmore"]
+                lps = [{t: types.SimpleNamespace(logprob=-0.5)} for t in ids]
+                out.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=ids, logprobs=lps)],
+                                                 prompt_token_ids=prompt["prompt_token_ids"], num_cached_tokens=0))
+            return out
+
+    fake = types.ModuleType("vllm")
+    fake.LLM = LLM  # type: ignore[attr-defined]
+    fake.SamplingParams = lambda **kw: kw  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    backend = get_backend("vllm", "any-model")
+    gens = backend.generate(["Document: a\nQuery:", "Document: b\nQuery:"],
+                            SamplingParams(n=3, temperature=0.7, stop=("\n",)), seeds=[5, 9])
+    assert Tokenizer.calls == 2 and len(received) == 6
+    assert received[0] == received[2] == {"prompt_token_ids": [1] + [ord(c) for c in "Document: a\nQuery:"]}
+    assert [[g.text for g in group] for group in gens] == [["ok"] * 3] * 2
+    assert gens[0][0].log_probs == [-0.5, -0.5]
+    with pytest.raises(GenerationError, match="exceeds the model's 64 positions"):
+        backend.generate(["x" * 80], SamplingParams())
+
+
 def test_missing_optional_backend_names_the_extra() -> None:
     try:
         import vllm  # noqa: F401

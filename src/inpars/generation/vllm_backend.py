@@ -3,7 +3,8 @@
 >>> backend = get_backend("vllm", "meta-llama/Llama-3.1-8B", max_model_len=4096)   # doctest: +SKIP
 >>> [[gen]] = backend.generate(["Document: ...\\nRelevant Query:"], SamplingParams())  # doctest: +SKIP
 
-- All prompts of a call go to ``LLM.generate`` at once; vLLM batches them continuously and, with
+- All prompts of a call go to ``LLM.generate`` at once, tokenised here once each (as token prompts, which
+  also serve the length check); vLLM batches them continuously and, with
   ``enable_prefix_caching`` (on by default), reuses the KV cache of the shared few-shot prefix
   (``Generation.cached_tokens`` is ``RequestOutput.num_cached_tokens`` where vLLM reports it).
 - ``SamplingParams(logprobs=0)`` returns the log-probability of each sampled token (from the raw model
@@ -144,9 +145,10 @@ class VLLMBackend(Backend):
         if self.llm is None:
             raise GenerationError("the vLLM backend is closed")
         bases = prompt_seeds(self, params, len(prompts), seeds)
-        self._check_lengths(prompts)
+        token_ids = self._token_ids(prompts)
         n_distinct = 1 if params.temperature == 0 else params.n
-        flat_prompts = [p for p in prompts for _ in range(n_distinct)]
+        # token prompts: vLLM does not tokenize again (nor once per sample)
+        flat_prompts = [{"prompt_token_ids": ids} for ids in token_ids for _ in range(n_distinct)]
         flat_params = [self._sampling(params, base + j) for base in bases for j in range(n_distinct)]
         outputs = self.llm.generate(flat_prompts, flat_params, use_tqdm=False)
         gens = [self._convert(o, params) for o in outputs]
@@ -157,18 +159,20 @@ class VLLMBackend(Backend):
             out.append(group)
         return out
 
-    def _check_lengths(self, prompts: list[str]) -> None:
-        """A prompt that leaves no room to generate is a :class:`GenerationError` (as for the other backends),
-        raised before any prompt of the call runs."""
-        if not self.context_length:
-            return
+    def _token_ids(self, prompts: list[str]) -> list[list[int]]:
+        """Each prompt's token ids, with the special tokens vLLM adds to a text prompt (its tokenizer's
+        ``encode``). A prompt that leaves no room to generate is a :class:`GenerationError` (as for the other
+        backends), raised before any prompt of the call runs."""
+        out = []
         for i, prompt in enumerate(prompts):
-            n = len(self.tokenizer.encode(prompt))  # with the special tokens vLLM adds
-            if n >= self.context_length:
+            ids = list(self.tokenizer.encode(prompt))
+            if self.context_length and len(ids) >= self.context_length:
                 raise GenerationError(
-                    f"prompt {i} of {n} tokens exceeds the model's {self.context_length} positions "
+                    f"prompt {i} of {len(ids)} tokens exceeds the model's {self.context_length} positions "
                     "(max_model_len); lower max_doc_tokens / n_examples"
                 )
+            out.append(ids)
+        return out
 
     def _convert(self, request_output: Any, params: SamplingParams) -> Generation:
         completion = request_output.outputs[0]
