@@ -87,6 +87,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "q8-consistency-wise": ("q8-consistency averaged half and half with the start checkpoint (WiSE-FT)",
                             {"generate.queries_per_doc": 8, "rerank.select_start": False,
                              "train.average_start": 0.5, "filter.steps": CONSISTENCY}),
+    "q8-consistency-nodup": ("q8-consistency with batches packed so that no text appears twice in one (with up to "
+                             "8 kept queries per document, a random batch often holds a document twice)",
+                             {"generate.queries_per_doc": 8, "rerank.select_start": False,
+                              "train.batches": "no-duplicates", "filter.steps": CONSISTENCY}),
     "mnrl-bm25-wise": ("mnrl-bm25 with its saved weights averaged half and half with the start checkpoint's "
                        "(WiSE-FT)", {"rerank.select_start": False, "train.average_start": 0.5}),
     "gemma-consistency": ("mnrl-consistency with the queries (and the pseudo-dev set) written by Gemma-3-270M, "
