@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -501,6 +502,14 @@ def test_no_duplicate_batches_keep_every_text_once_per_batch(tmp_path: Path, tin
     first, second = no_duplicate_order(items, 3, 1), no_duplicate_order(items, 3, item_seed(1, "batches", 1))
     assert sorted(first) == list(range(48)) and first[:12] != second[:12]
     assert [b[0]["query"] for b in seen] == [rows[i]["query"] for i in first[0::3] + second[0:12:3]]
+    # a run resumed inside the second epoch reads that epoch's packing on
+    s = train_reranker(train, tmp_path / "resumed", batches="no-duplicates", **{**kw, "save_steps": 18})
+    (tmp_path / "resumed" / "train_summary.json").unlink()  # as if killed after checkpoint 18
+    for folder in ("model", "checkpoints/checkpoint-20"):
+        shutil.rmtree(tmp_path / "resumed" / folder)
+    seen.clear()
+    s = train_reranker(train, tmp_path / "resumed", batches="no-duplicates", **{**kw, "save_steps": 18})
+    assert s.resumed_from_step == 18 and [b[0]["query"] for b in seen[:2]] == [rows[i]["query"] for i in second[6:12:3]]
     with pytest.raises(ConfigError, match="batches"):
         train_reranker(train, tmp_path / "bad", batches="sorted", **kw)
 
