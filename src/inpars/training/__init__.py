@@ -165,7 +165,8 @@ def train_reranker(
     - ``batches``: ``no-duplicates`` orders the instances so that no batch holds a text twice
       (:func:`~inpars.training.common.no_duplicate_order`, seeded by ``seed`` in the first epoch and by
       ``item_seed(seed, "batches", epoch)`` in each later one: a new packing every epoch, as
-      sentence-transformers' sampler reshuffles), for the bi-encoder's in-batch negatives; ``random`` lets the Trainer shuffle.
+      sentence-transformers' sampler reshuffles), for the bi-encoder's in-batch negatives; ``random`` lets
+      the Trainer shuffle.
     - ``resume``: continue from the newest complete checkpoint in ``out_dir/checkpoints``; False deletes
       the checkpoints and starts over.
 
