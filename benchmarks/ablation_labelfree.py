@@ -9,7 +9,8 @@ Usage::
 Every variant is ``--base`` with a few settings changed (:data:`VARIANTS`, fixed before any test figure of
 it existed) and runs as ``inpars run`` in its own folder under ``--runs``; the stages it shares with an
 earlier variant (BM25, generation, filtering, ...) are copied from the earlier variant with the most of them
-that the pipeline would take as its own (:func:`inpars.pipeline.reusable_stages`) and skipped as up to date, so all variants train on the same synthetic queries. No stage reads judgements: the dataset folder should
+that the pipeline would take as its own (:func:`inpars.pipeline.reusable_stages`) and skipped as up to date,
+so all variants train on the same synthetic queries. No stage reads judgements: the dataset folder should
 hold only ``qrels/test.tsv`` (the script refuses one with a ``train`` split unless ``--allow-train``).
 
 Choices come from the pseudo-dev set only: each run tunes its own fusion weight on the synthetic queries of
