@@ -173,20 +173,18 @@ def run_stage(
     previous = folder.with_name(f".{folder.name}.previous")
     if previous.is_dir() and not folder.exists():  # killed between moving the old folder aside and mkdir
         previous.rename(folder)
-    hashes = {k: sha256_path(v) for k, v in inputs.items()}
-    hashes.update(extra_hashes or {})
-    fp = stage_fingerprint(name, config, hashes)
+    hashes, fp, grown = _identify(name, config, inputs, extra_hashes, grow)
     done = read_manifest(folder)
-    if done is not None and done.get("fingerprint") == fp and not force and outputs_intact(folder, done):
+    how = None if force else _taken_over(name, folder, done, fp, grow, grown)
+    if how == "skip":
+        assert done is not None  # "skip" comes from a manifest
         log.info("stage %s: up to date (%s), skipped", name, folder)
         return StageResult(name, folder, skipped=True, manifest=done)
     pending = folder / PENDING
     resume = False
     if pending.is_file() and not force:
         resume = _pending_fingerprint(pending) == fp
-    grown = None if grow is None else _growth(name, grow, identity(config), hashes)
-    extend = (not force and not pending.is_file() and done is not None and grown is not None
-              and _grows_from(_growth_record(name, done, grow), grown) and outputs_intact(folder, done))
+    extend = how == "extend"
     previous = folder.with_name(f".{folder.name}.previous")
     if folder.exists() and not resume:
         if extend:
@@ -252,23 +250,46 @@ def run_stage(
 
 
 def takes_over(
-    name: str, folder: str | Path, config: Any, input_hashes: Mapping[str, str], grow: Split | None = None
+    name: str,
+    folder: str | Path,
+    config: Any,
+    inputs: Mapping[str, str | Path],
+    *,
+    extra_hashes: Mapping[str, str] | None = None,
+    grow: Split | None = None,
 ) -> str | None:
-    """How :func:`run_stage` called with ``config``, inputs of ``input_hashes`` (``extra_hashes`` included)
-    and ``grow`` would take ``folder``'s finished outputs as its own: ``"skip"`` (up to date), ``"extend"``
-    (it extends or reuses them, so its outputs will differ), or ``None`` (it starts afresh: no manifest, an
-    interrupted run, damaged outputs, or another config or input).
-    """
+    """How :func:`run_stage` called with these arguments (``force`` off) would take ``folder``'s finished
+    outputs as its own: ``"skip"`` (up to date), ``"extend"`` (it extends or reuses them, so its outputs
+    will differ), or ``None`` (it starts afresh: no manifest, damaged outputs, another config or input, or
+    an interrupted run where it would extend)."""
     folder = Path(folder)
-    done = read_manifest(folder)
-    if done is None or (folder / PENDING).exists() or not outputs_intact(folder, done):
+    _, fp, grown = _identify(name, config, inputs, extra_hashes, grow)
+    return _taken_over(name, folder, read_manifest(folder), fp, grow, grown)
+
+
+def _identify(
+    name: str, config: Any, inputs: Mapping[str, str | Path], extra_hashes: Mapping[str, str] | None,
+    grow: Split | None,
+) -> tuple[dict[str, str], str, dict[str, Any] | None]:
+    """A stage call's input hashes (``extra_hashes`` included), fingerprint and growth record."""
+    hashes = {k: sha256_path(v) for k, v in inputs.items()}
+    hashes.update(extra_hashes or {})
+    grown = None if grow is None else _growth(name, grow, identity(config), hashes)
+    return hashes, stage_fingerprint(name, config, hashes), grown
+
+
+def _taken_over(
+    name: str, folder: Path, done: Mapping[str, Any] | None, fp: str, grow: Split | None, grown: Any
+) -> str | None:
+    """:func:`run_stage`'s decision on a folder whose manifest is ``done``, for fingerprint ``fp`` and
+    growth record ``grown`` (see :func:`takes_over`)."""
+    if done is None:
         return None
-    if done.get("fingerprint") == stage_fingerprint(name, config, input_hashes):
-        return "skip"
-    if grow is not None and _grows_from(_growth_record(name, done, grow),
-                                        _growth(name, grow, identity(config), input_hashes)):
-        return "extend"
-    return None
+    if done.get("fingerprint") == fp:
+        return "skip" if outputs_intact(folder, done) else None
+    if grown is None or (folder / PENDING).is_file() or not _grows_from(_growth_record(name, done, grow), grown):
+        return None
+    return "extend" if outputs_intact(folder, done) else None
 
 
 def _growth(name: str, split: Split, config: Mapping[str, Any], hashes: Mapping[str, str]) -> dict[str, Any]:

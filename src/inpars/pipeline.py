@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from inpars.config import PipelineConfig
 from inpars.datasets import Dataset, load_dataset
@@ -30,7 +31,7 @@ from inpars.io import write_json
 from inpars.layout import STAGES, stage_dir
 from inpars.manifest import StageResult, run_stage, takes_over
 from inpars.safety import mask_obj
-from inpars.stages import TABLE, Context, label_splits
+from inpars.stages import TABLE, Context, Stage, label_splits
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,9 @@ def run_pipeline(
         if not stage.enabled(ctx):
             continue
         res = run_stage(
-            stage.name, stage_dir(ctx.run_dir, stage.name), stage.config_identity(ctx), stage.input_paths(ctx),
-            lambda folder, stage=stage: stage.run(ctx, folder),  # type: ignore[misc]
-            seed=cfg.seed, force=force or stage.name in redo, extra_hashes={"dataset": ds_hash},
-            grow=stage.grow(ctx),
+            **_stage_call(stage, ctx, ds_hash),
+            fn=lambda folder, stage=stage: stage.run(ctx, folder),  # type: ignore[misc]
+            seed=cfg.seed, force=force or stage.name in redo,
         )
         result.stages[stage.name] = ctx.results[stage.name] = res
         if progress:
@@ -142,6 +142,15 @@ def run_pipeline(
     return result
 
 
+def _stage_call(stage: Stage, ctx: Context, ds_hash: str) -> dict[str, Any]:
+    """The arguments :func:`~inpars.manifest.run_stage` (and :func:`~inpars.manifest.takes_over`) take for
+    ``stage`` of run ``ctx``, but its function: name, folder, config identity, inputs, growth rule."""
+    return {
+        "name": stage.name, "folder": stage_dir(ctx.run_dir, stage.name), "config": stage.config_identity(ctx),
+        "inputs": stage.input_paths(ctx), "extra_hashes": {"dataset": ds_hash}, "grow": stage.grow(ctx),
+    }
+
+
 def reusable_stages(cfg: PipelineConfig, source: str | Path, ds: Dataset | None = None) -> list[str]:
     """The stages whose finished outputs in run folder ``source`` a run of ``cfg`` would take as its own,
     were they copied into ``cfg.run_dir``: up to date under ``cfg``, or (a stage that grows or reuses) to be
@@ -151,8 +160,6 @@ def reusable_stages(cfg: PipelineConfig, source: str | Path, ds: Dataset | None 
     copies; :func:`run_pipeline`'s own fingerprints stay the judge. ``ds``: ``cfg``'s dataset, loaded
     when not given.
     """
-    from inpars.io import sha256_path
-
     ds = ds if ds is not None else load_dataset(cfg.dataset.name)
     ctx = _context(cfg.model_copy(update={"run_dir": str(source)}), ds)
     ds_hash = dataset_fingerprint(ds, splits=ctx.label_splits)
@@ -160,12 +167,10 @@ def reusable_stages(cfg: PipelineConfig, source: str | Path, ds: Dataset | None 
     for stage in TABLE:
         if not stage.enabled(ctx):
             continue
-        paths = stage.input_paths(ctx)
-        if not all(p.exists() for p in paths.values()):
+        call = _stage_call(stage, ctx, ds_hash)
+        if not all(p.exists() for p in call["inputs"].values()):
             break
-        hashes = {"dataset": ds_hash, **{k: sha256_path(p) for k, p in paths.items()}}
-        how = takes_over(stage.name, stage_dir(ctx.run_dir, stage.name), stage.config_identity(ctx), hashes,
-                         stage.grow(ctx))
+        how = takes_over(**call)
         if how is not None:
             out.append(stage.name)
         if how != "skip":

@@ -236,13 +236,12 @@ def train_reranker(
     )
 
     if cfg.batches == "no-duplicates":
+        from inpars.fingerprint import item_seed
         from inpars.training.common import Reordered, no_duplicate_order
 
         if (cfg.model_type, cfg.loss) != ("bi-encoder", "listwise"):
             log.warning("batches 'no-duplicates' matters for in-batch negatives (a bi-encoder's listwise loss); "
                         "with %s and loss %s it only reorders the data", cfg.model_type, cfg.loss)
-
-        from inpars.fingerprint import item_seed
 
         items = [parts.dataset[i] for i in range(len(parts.dataset))]
         parts.dataset = Reordered(parts.dataset, lambda epoch: no_duplicate_order(
