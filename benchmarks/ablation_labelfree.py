@@ -42,6 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 #: document in its top 3 of BM25's 100
 CONSISTENCY = [{"name": "consistency", "model": "minilm-l6", "top_k": 3, "depth": 100,
                 "options": {"model_type": "bi-encoder"}}]
+
+
+def per_doc(k: int) -> dict[str, Any]:
+    """The step that keeps a document's ``k`` queries the round trip ranks best (after :data:`CONSISTENCY`)."""
+    return {"name": "per_doc", "top_k": k, "options": {"by": "consistency_rank"}}
+
+
 #: name -> (what it tests, dotted overrides of the base config). ``zero-shot`` is the untrained model.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "zero-shot": ("all-MiniLM-L6-v2 as it ships, no training (the InPars claim's reference)",
@@ -92,6 +99,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                              "8 kept queries per document, a random batch often holds a document twice)",
                              {"generate.queries_per_doc": 8, "rerank.select_start": False,
                               "train.batches": "no-duplicates", "filter.steps": CONSISTENCY}),
+    "q8-consistency-cap3": ("q8-consistency keeping at most 3 queries per document, those the round trip ranks "
+                            "best (ties: the first sampled): the documents 8 samples cover, with no more queries "
+                            "per document than the 3-sample recipe",
+                            {"generate.queries_per_doc": 8, "rerank.select_start": False,
+                             "filter.steps": [*CONSISTENCY, per_doc(3)]}),
+    "q8-consistency-cap1": ("q8-consistency keeping 1 query per document, the one the round trip ranks best (ties: "
+                            "the first sampled): one query for each document 8 samples cover",
+                            {"generate.queries_per_doc": 8, "rerank.select_start": False,
+                             "filter.steps": [*CONSISTENCY, per_doc(1)]}),
     "mnrl-bm25-wise": ("mnrl-bm25 with its saved weights averaged half and half with the start checkpoint's "
                        "(WiSE-FT)", {"rerank.select_start": False, "train.average_start": 0.5}),
     "gemma-consistency": ("mnrl-consistency with the queries (and the pseudo-dev set) written by Gemma-3-270M, "

@@ -324,6 +324,37 @@ def test_steps_compose_and_report_each(tiny_beir: Path, tmp_path: Path) -> None:
     assert "kept 2 of 4" in rep.summary()
 
 
+def test_per_doc_caps_each_document_by_an_earlier_score(tiny_beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f.jsonl"
+    records = [
+        rec("d3", "query one", [-0.9]),
+        rec("d3", "query two", [-0.1]),
+        rec("d5", "query three", [-0.5]),
+        rec("d3", "query four", [-0.3]),
+        rec("d3", "query five"),  # no log-probs: no logprob score, comes last
+        rec("d5", "query six", [-0.2]),
+    ]
+    logprob = FilterStep(name="logprob", top_fraction=1.0)
+    rep = filter_queries(records, out, dataset=tiny_beir,
+                         steps=[logprob, {"name": "per_doc", "top_k": 2, "options": {"by": "logprob"}}])
+    assert kept_queries(out) == ["query two", "query three", "query four", "query six"]  # input order
+    assert rep.steps[2].removed == {"over_per_doc": 2}
+    assert rep.steps[2].examples["over_per_doc"][0]["place"] in (3, 4)
+    # without `by`: the first of each document in input order (sampling order)
+    filter_queries(records, out, dataset=tiny_beir, steps=[{"name": "per_doc"}])
+    assert kept_queries(out) == ["query one", "query three"]
+    # a *_rank score orders lower first: the round trip's rank 1 before rank 2, ties in input order
+    steps = [{"name": "consistency", "top_k": 2}, {"name": "per_doc", "top_k": 1, "options": {"by": "consistency_rank"}}]
+    ranked = [rec("d5", "sleep quality"), rec("d5", "sleep hours"), rec("d6", "better sleep quality")]
+    filter_queries(ranked, out, dataset=tiny_beir, index_dir=tmp_path / "idx", steps=steps)
+    ranks = {r["query"]: r["filter_scores"]["consistency_rank"] for r in read_out(out)}
+    assert ranks == {"sleep hours": 1, "better sleep quality": 1}
+    # naming a score no earlier step gave is a config error that lists the scores there are
+    with pytest.raises(ConfigError, match="by='consistency_rank' names no score.*logprob"):
+        filter_queries(records, out, dataset=tiny_beir,
+                       steps=[logprob, {"name": "per_doc", "options": {"by": "consistency_rank"}}])
+
+
 def test_default_config_steps_run(tiny_beir: Path, tmp_path: Path) -> None:
     cfg = FilterConfig()
     out = tmp_path / "f.jsonl"

@@ -4,8 +4,8 @@ An LLM writes many poor queries; keeping the best ones matters more than writing
 top 10k of 100k by the mean token log-probability, InPars v2 by a monoT5 score, Promptagator keeps a query
 only when a retriever finds its source document again). Here a filter is one class in the :data:`FILTERS`
 registry (one module each: :mod:`~inpars.filter.logprob`, :mod:`~inpars.filter.reranker`,
-:mod:`~inpars.filter.consistency`, :mod:`~inpars.filter.random_subset`), and filters run one after the
-other, each on what the previous one kept::
+:mod:`~inpars.filter.consistency`, :mod:`~inpars.filter.per_doc`, :mod:`~inpars.filter.random_subset`), and
+filters run one after the other, each on what the previous one kept::
 
     >>> from inpars.config import FilterStep
     >>> report = filter_queries(                                            # doctest: +SKIP
@@ -44,7 +44,7 @@ from typing import Any
 from inpars.config import FilterStep
 from inpars.datasets import Dataset
 from inpars.errors import ConfigError
-from inpars.filter import consistency, logprob, random_subset, reranker  # noqa: F401  (register the filters)
+from inpars.filter import consistency, logprob, per_doc, random_subset, reranker  # noqa: F401  (register the filters)
 from inpars.filter.base import (
     FILTERS,
     SCORER_OPTIONS,
