@@ -108,6 +108,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                             "the first sampled): one query for each document 8 samples cover",
                             {"generate.queries_per_doc": 8, "rerank.select_start": False,
                              "filter.steps": [*CONSISTENCY, per_doc(1)]}),
+    "q8-consistency-cap3-wise": ("q8-consistency-cap3 averaged half and half with the start checkpoint (WiSE-FT)",
+                                 {"generate.queries_per_doc": 8, "rerank.select_start": False,
+                                  "train.average_start": 0.5, "filter.steps": [*CONSISTENCY, per_doc(3)]}),
+    "q8-consistency-cap1-wise": ("q8-consistency-cap1 averaged half and half with the start checkpoint (WiSE-FT)",
+                                 {"generate.queries_per_doc": 8, "rerank.select_start": False,
+                                  "train.average_start": 0.5, "filter.steps": [*CONSISTENCY, per_doc(1)]}),
     "mnrl-bm25-wise": ("mnrl-bm25 with its saved weights averaged half and half with the start checkpoint's "
                        "(WiSE-FT)", {"rerank.select_start": False, "train.average_start": 0.5}),
     "gemma-consistency": ("mnrl-consistency with the queries (and the pseudo-dev set) written by Gemma-3-270M, "
