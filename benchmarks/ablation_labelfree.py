@@ -225,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = Path(args.runs)
     done: list[Path] = []
     # a variant's wall_seconds is the time of the invocation that last ran one of its stages: kept from an
-    # existing --out when this one only found them up to date (or only evaluates)
+    # existing --out when this one only found them up to date (or only evaluates); none when no invocation
+    # that wrote --out ran one (the time of finding them up to date is not the variant's)
     earlier = json.loads(Path(args.out).read_text(encoding="utf-8")).get("variants", {}) \
         if Path(args.out).is_file() else {}
     wall = {n: earlier[n]["wall_seconds"] for n in names if "wall_seconds" in earlier.get(n, {})}
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             rc = subprocess.call([sys.executable, "-m", "inpars", "run", str(config)], env=os.environ.copy())
             if rc != 0:
                 raise SystemExit(f"variant {name}: inpars run exited {rc}")
-            if _stage_stamps(runs / name) != before or name not in wall:
+            if _stage_stamps(runs / name) != before:
                 wall[name] = round(time.perf_counter() - t, 1)
         done.append(runs / name)
 

@@ -32,6 +32,7 @@ SHOWN = (
     "demo.json",
     "ablation_labelfree.json",
     "ablation_consistency.json",
+    "ablation_cap.json",
     "ablation_duqgen.json",
     "ablation_volume.json",
     "ablation_gemma.json",
