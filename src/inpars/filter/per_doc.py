@@ -5,9 +5,9 @@ some documents with many kept queries and others with one; this step caps each d
 queries are ordered by the option ``by``, the name of a score an earlier step recorded: a name ending in
 ``_rank`` (``consistency_rank``: the source document's rank in the round trip) is a rank, lower first;
 any other name (``logprob``, ``reranker``, ``random``) is a score, higher first. A query the named step
-gave no score comes last; ties, and every query when ``by`` is unset, keep the input order (the order of
-sampling: which is no preference among samples of one prompt). Documents with the same text stay apart:
-the cap is per document id.
+gave no score comes last; ties, and every query when ``by`` is unset, keep the input order (for generated
+queries the order of sampling, which prefers none of a prompt's samples). Documents with the same text
+stay apart: the cap is per document id.
 """
 
 from __future__ import annotations
