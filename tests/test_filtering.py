@@ -349,10 +349,14 @@ def test_per_doc_caps_each_document_by_an_earlier_score(tiny_beir: Path, tmp_pat
     filter_queries(ranked, out, dataset=tiny_beir, index_dir=tmp_path / "idx", steps=steps)
     ranks = {r["query"]: r["filter_scores"]["consistency_rank"] for r in read_out(out)}
     assert ranks == {"sleep hours": 1, "better sleep quality": 1}
-    # naming a score no earlier step gave is a config error that lists the scores there are
-    with pytest.raises(ConfigError, match="by='consistency_rank' names no score.*logprob"):
-        filter_queries(records, out, dataset=tiny_beir,
-                       steps=[logprob, {"name": "per_doc", "options": {"by": "consistency_rank"}}])
+    # naming a score no earlier step gives is a config error that lists the scores there are, raised before
+    # any query is read (here: a file that does not exist) and when a config is loaded
+    bad = [logprob, {"name": "per_doc", "options": {"by": "consistency_rank"}}]
+    with pytest.raises(ConfigError, match="by='consistency_rank' names no score.*: logprob\\)"):
+        filter_queries(tmp_path / "missing.jsonl", out, dataset=tiny_beir, steps=bad)
+    with pytest.raises(ValueError, match="by='logprob' names no score of an earlier step"):
+        FilterConfig(steps=[{"name": "per_doc", "options": {"by": "logprob"}}, logprob])
+    assert FilterConfig(steps=[logprob, {"name": "per_doc", "options": {"by": "logprob"}}]).steps[1].name == "per_doc"
 
 
 def test_default_config_steps_run(tiny_beir: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ are imported lazily, on first use of a name::
 
     >>> import inpars
     >>> sorted(inpars.FILTERS.names())
-    ['consistency', 'logprob', 'random', 'reranker']
+    ['consistency', 'logprob', 'per_doc', 'random', 'reranker']
     >>> inpars.load_config_dict({"dataset": {"name": "scifact"}}).rerank.tune_split is None   # label-free
     True
 """

@@ -143,13 +143,12 @@ class FilterStep(Section):
 def _checked_steps(steps: list[FilterStep]) -> list[FilterStep]:
     """Each step names a registered filter with options it declares: checked when the config loads, so a
     typo never waits for generation to finish."""
-    from inpars.filter import make_filter
+    from inpars.filter import make_filters
 
-    for step in steps:
-        try:
-            make_filter(step)
-        except (ConfigError, LookupError) as exc:
-            raise ValueError(str(exc)) from None
+    try:
+        make_filters(steps)
+    except (ConfigError, LookupError) as exc:
+        raise ValueError(str(exc)) from None
     return steps
 
 

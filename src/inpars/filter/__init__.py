@@ -85,6 +85,7 @@ __all__ = [
     "keep_count",
     "load_records",
     "make_filter",
+    "make_filters",
     "parse_step",
     "read_queries",
     "report_path_for",
@@ -115,6 +116,27 @@ def make_filter(step: FilterStep | dict[str, Any]) -> Filter:
             msgs = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"filter step '{where}': {msgs}") from None
     return FILTERS.get(step.name)(step)
+
+
+def make_filters(steps: Sequence[FilterStep | dict[str, Any]]) -> list[Filter]:
+    """The filters of a sequence of steps (:func:`make_filter` each), each also checked against the score
+    names the steps before it write (a ``per_doc`` step ordering by a score no earlier step gives).
+
+    >>> [f.name for f in make_filters([{"name": "consistency"}, {"name": "per_doc", "options": {"by": "consistency_rank"}}])]
+    ['consistency', 'per_doc']
+    >>> make_filters([{"name": "logprob", "top_k": 9}, {"name": "per_doc", "options": {"by": "consistency_rank"}}])
+    Traceback (most recent call last):
+    ...
+    inpars.errors.ConfigError: filter step 'per_doc': option by='consistency_rank' names no score of an earlier step (their scores: logprob)
+    """
+    filters: list[Filter] = []
+    scores: list[str] = []
+    for step in steps:
+        flt = make_filter(step)
+        flt.check_after(tuple(scores))
+        scores.extend(flt.score_names())
+        filters.append(flt)
+    return filters
 
 
 def parse_step(spec: str) -> FilterStep:
@@ -221,7 +243,7 @@ def filter_queries(
     t0 = time.perf_counter()
     if max_words < min_words:
         raise ConfigError(f"max_words ({max_words}) is smaller than min_words ({min_words})")
-    filters = [make_filter(s) for s in (steps or [])]
+    filters = make_filters(steps or [])
     ds = as_dataset(dataset)
     source = str(queries) if isinstance(queries, (str, Path)) else "<records>"
     records = load_records(queries, ds)

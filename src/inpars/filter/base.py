@@ -287,6 +287,15 @@ class Filter(ABC):
             return value
         return next((f.default for f in self.FIELDS if f.name == name), None)
 
+    def score_names(self) -> tuple[str, ...]:
+        """The keys this filter writes into each candidate's ``scores`` (none by default)."""
+        return ()
+
+    def check_after(self, earlier_scores: Sequence[str]) -> None:
+        """Check the step against the score names the steps before it write (nothing by default); raises
+        ConfigError. Called by :func:`inpars.filter.make_filters` before any query is read."""
+        return None
+
     def params(self) -> dict[str, Any]:
         """The step's parameters with the filter's defaults, as recorded in the report."""
         # where the scoring ran (executor) never changes the result: not a parameter of the step
@@ -335,6 +344,9 @@ class ScoreFilter(Filter):
     @abstractmethod
     def score(self, cands: list[Candidate], ctx: FilterContext) -> list[float]:
         """One score per candidate; higher is better."""
+
+    def score_names(self) -> tuple[str, ...]:
+        return (self.name,)
 
     def apply(self, cands: list[Candidate], ctx: FilterContext) -> tuple[list[Candidate], list[Removal]]:
         scores = [float(s) for s in self.score(cands, ctx)] if cands else []

@@ -65,6 +65,9 @@ class ConsistencyFilter(Filter):
         if self.depth < self.top_k:
             raise ConfigError(f"filter 'consistency': depth ({self.depth}) must be >= top_k ({self.top_k})")
 
+    def score_names(self) -> tuple[str, ...]:
+        return ("consistency_rank",)
+
     def apply(self, cands: list[Candidate], ctx: FilterContext) -> tuple[list[Candidate], list[Removal]]:
         from tqdm.auto import tqdm
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from inpars.config import FilterStep
@@ -48,13 +49,14 @@ class PerDocFilter(Filter):
             return (1, 0.0, c.index)
         return (0, value if self.by.endswith("_rank") else -value, c.index)
 
-    def apply(self, cands: list[Candidate], ctx: FilterContext) -> tuple[list[Candidate], list[Removal]]:
-        if self.by is not None and cands and not any(self.by in c.scores for c in cands):
-            known = sorted({k for c in cands for k in c.scores})
+    def check_after(self, earlier_scores: Sequence[str]) -> None:
+        if self.by is not None and self.by not in earlier_scores:
             raise ConfigError(
-                f"filter 'per_doc': option by='{self.by}' names no score of an earlier step "
-                f"(scores here: {', '.join(known) or 'none'})"
+                f"filter step 'per_doc': option by='{self.by}' names no score of an earlier step "
+                f"(their scores: {', '.join(earlier_scores) or 'none'})"
             )
+
+    def apply(self, cands: list[Candidate], ctx: FilterContext) -> tuple[list[Candidate], list[Removal]]:
         per_doc: dict[str, list[Candidate]] = defaultdict(list)
         for c in cands:
             per_doc[c.record.doc_id].append(c)
