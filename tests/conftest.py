@@ -24,6 +24,16 @@ def scifact_dir() -> Path:
     return path
 
 
+def generated_records(path: Path) -> list[dict]:
+    """A generation file's records in order, without ``seconds`` (the wall time per query: the one field
+    that differs from run to run). The file is split at "\\n" only: a query's JSON string may hold U+2028 or
+    U+0085, at which ``str.splitlines`` would also break."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
+    for r in rows:
+        r.pop("seconds", None)
+    return rows
+
+
 def write_beir(root: Path, docs: list[dict], queries: list[dict], qrels: dict[str, list[tuple]]) -> Path:
     """Write a BEIR folder: ``qrels`` maps a split to (query-id, corpus-id, score) rows."""
     root.mkdir(parents=True, exist_ok=True)

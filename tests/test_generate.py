@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from conftest import generated_records
 from inpars.cli import main as cli_main
 from inpars.datasets import load_dataset
 from inpars.errors import ConfigError, InputError
@@ -130,10 +131,6 @@ def n_prompts() -> int:
 
 def lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-
-
-def without_timing(rec: dict) -> dict:
-    return {k: v for k, v in rec.items() if k != "seconds"}
 
 
 def marker_beir(tmp_path: Path) -> Path:
@@ -341,7 +338,7 @@ def test_resume_skips_done_and_extends(tiny_beir: Path, tmp_path: Path) -> None:
         (r["doc_id"], r["query_index"]) for r in recs
     )
     # per-item seeds: the regenerated queries are the ones that were lost
-    assert [without_timing(r) for r in recs2] == [without_timing(r) for r in recs]
+    assert generated_records(out) == [{k: v for k, v in r.items() if k != "seconds"} for r in recs]
 
 
 def test_refuses_other_arguments(tiny_beir: Path, tmp_path: Path) -> None:
@@ -385,7 +382,7 @@ def test_runtime_settings_never_refuse_a_resume(tiny_beir: Path, tmp_path: Path)
 
 def _sampled(tiny_beir: Path, out: Path, **kw: Any) -> list[dict]:
     gen(tiny_beir, out, n_docs=5, queries_per_doc=3, temperature=0.8, seed=11, **kw)
-    return [without_timing(r) for r in lines(out)]
+    return generated_records(out)
 
 
 def test_sampling_does_not_depend_on_the_batch_size(tiny_beir: Path, tmp_path: Path) -> None:

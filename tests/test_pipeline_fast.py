@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import generated_records
 from fakes import register_fake_backend, tiny_bi_encoder, tiny_cross_encoder, tiny_pipeline_config
 from inpars.cli import main
 from inpars.config import load_config_dict
@@ -94,12 +95,8 @@ def test_more_documents_extend_the_finished_generation(tmp_path: Path, scifact_d
     fresh = run_pipeline(cfg(tmp_path / "fresh", 12), until="generate").stages["generate"]
     assert not fresh.manifest["extended"]
 
-    def records(run_dir: Path) -> list[dict]:
-        """The generated records without the measured seconds per query (wall time, not a result)."""
-        lines = output_path(run_dir, "generate", "queries").read_text(encoding="utf-8").splitlines()
-        return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
-
-    assert records(tmp_path / "run") == records(tmp_path / "fresh")
+    assert generated_records(output_path(tmp_path / "run", "generate", "queries")) == generated_records(
+        output_path(tmp_path / "fresh", "generate", "queries"))
     assert not list((tmp_path / "run").glob(".*.previous"))  # the finished folder went once the new one was done
 
     smaller = run_pipeline(cfg(tmp_path / "run", 9), until="generate").stages["generate"]

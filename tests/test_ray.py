@@ -16,7 +16,7 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
-from conftest import write_beir  # noqa: E402
+from conftest import generated_records, write_beir  # noqa: E402
 from fakes import register_fake_backend  # noqa: E402
 from inpars.errors import ConfigError  # noqa: E402
 from inpars.generate import generate_queries  # noqa: E402
@@ -41,20 +41,12 @@ def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 KW: dict[str, Any] = dict(backend="fake", model="fake", n_docs=N_DOCS, batch_size=2, progress=False)
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
-    """The file's records in order, without the per-query timing (the one field that differs run to run)."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
-    for r in rows:
-        r.pop("seconds", None)
-    return rows
-
-
 @pytest.fixture(scope="module")
 def reference(beir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     register_fake_backend()
     out = tmp_path_factory.mktemp("local") / "q.jsonl"
     generate_queries(beir, out, **KW)
-    return _records(out)
+    return generated_records(out)
 
 
 @pytest.mark.parametrize("sampling", [False, True], ids=["greedy", "sampled"])
@@ -67,8 +59,8 @@ def test_ray_writes_the_single_process_records_in_order(
     generate_queries(beir, local, **kw)
     s = generate_queries(beir, remote, engine="ray", engine_options={"actors": 2}, **kw)
     assert s.n_generated == s.n_queries == N_DOCS * kw.get("queries_per_doc", 1)
-    assert _records(remote) == _records(local)
-    assert len(_records(remote)) == len({(r["doc_id"], r["query_index"]) for r in _records(remote)})
+    assert generated_records(remote) == generated_records(local)
+    assert len(generated_records(remote)) == len({(r["doc_id"], r["query_index"]) for r in generated_records(remote)})
     # a rerun has nothing left to do
     again = generate_queries(beir, remote, engine="ray", engine_options={"actors": 2}, **kw)
     assert again.n_generated == 0 and again.n_skipped_existing == s.n_queries
@@ -81,7 +73,7 @@ def test_killed_worker_is_restarted_and_its_batch_retried(
     out = tmp_path / "q.jsonl"
     s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
     assert not cluster.exists(), "the armed worker never ran"
-    assert s.n_generated == N_DOCS and _records(out) == reference
+    assert s.n_generated == N_DOCS and generated_records(out) == reference
     again = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
     assert again.n_generated == 0
 
@@ -93,12 +85,12 @@ def test_failed_batch_stops_the_run_and_a_rerun_finishes_only_the_rest(
     out = tmp_path / "q.jsonl"
     with pytest.raises(Exception, match="injected failure"):
         generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
-    partial = _records(out) if out.is_file() else []
+    partial = generated_records(out) if out.is_file() else []
     assert partial == reference[: len(partial)]  # a prefix, in order
     assert not any(r["doc_id"] == reference[len(partial)]["doc_id"] for r in partial)
     s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
     assert s.n_skipped_existing == len(partial) and s.n_generated == N_DOCS - len(partial)
-    assert _records(out) == reference
+    assert generated_records(out) == reference
 
 
 def test_worker_killed_without_restarts_fails_and_a_rerun_finishes_only_the_rest(
@@ -109,12 +101,12 @@ def test_worker_killed_without_restarts_fails_and_a_rerun_finishes_only_the_rest
     with pytest.raises(Exception):  # noqa: B017 - Ray reports the dead actor with its own exception types
         generate_queries(beir, out, engine="ray", engine_options={"actors": 2, "max_restarts": 0}, **KW)
     assert not cluster.exists(), "the armed worker never ran"
-    partial = _records(out) if out.is_file() else []
+    partial = generated_records(out) if out.is_file() else []
     assert partial == reference[: len(partial)] and len(partial) < N_DOCS
     assert not any(r["doc_id"] == "d11" for r in partial)
     s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
     assert s.n_skipped_existing == len(partial) and s.n_generated == N_DOCS - len(partial)
-    assert _records(out) == reference
+    assert generated_records(out) == reference
 
 
 # A driver that joins the test cluster and dies (os._exit: no cleanup, like SIGKILL) in the middle of
@@ -164,7 +156,7 @@ def test_killed_driver_loses_nothing_and_a_rerun_finishes_only_the_rest(
     assert not raw.endswith("\n")  # the driver died in the middle of a line
     s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
     assert s.n_skipped_existing == 6 and s.n_generated == N_DOCS - 6
-    assert _records(out) == reference
+    assert generated_records(out) == reference
 
 
 def test_local_run_resumed_on_ray_and_bad_options(
@@ -174,7 +166,7 @@ def test_local_run_resumed_on_ray_and_bad_options(
     out = tmp_path / "q.jsonl"
     generate_queries(beir, out, **{**KW, "n_docs": 7})  # a smaller local run, then extended on Ray
     generate_queries(beir, out, engine="ray", **KW)
-    assert _records(out) == reference
+    assert generated_records(out) == reference
     with pytest.raises(ConfigError, match="engine_options.actor"):
         generate_queries(beir, tmp_path / "x.jsonl", engine="ray", engine_options={"actor": 2}, **KW)
 
@@ -194,7 +186,7 @@ def test_llamacpp_on_ray_writes_the_records_of_one_process(cluster: Path, beir: 
     generate_queries(beir, local, backend_options={**options, "n_threads": 2}, **kw)
     generate_queries(beir, remote, backend_options=options, engine="ray", engine_options={"actors": 2}, **kw)
     def values(path: Path) -> list[dict[str, Any]]:  # what was generated, not how much came from the cache
-        return [{k: v for k, v in r.items() if k != "cached_tokens"} for r in _records(path)]
+        return [{k: v for k, v in r.items() if k != "cached_tokens"} for r in generated_records(path)]
 
     assert values(remote) == values(local)
     assert len(values(local)) == 8
