@@ -25,6 +25,8 @@ folder without a classification head (the packaged all-MiniLM-L6-v2 bi-encoder) 
 seed, saved to a temporary checkpoint that every scorer loads: its nDCG says nothing about quality, only
 whether engines agree; rerun with ``--model`` pointing at a trained cross-encoder for a quality check.
 Timings on a shared machine are contended: the load average before and after is recorded.
+An engine this CPU cannot run (``torch-bf16`` without native bfloat16) is listed under ``refused`` with
+the scorer's message, and the others are measured.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from inpars import rerank
     from inpars.datasets import load_dataset, ranked, read_run_dict
+    from inpars.errors import ConfigError
     from inpars.evaluation import evaluate_dataset
     from inpars.models import resolve_model
 
@@ -149,14 +152,20 @@ def main(argv: list[str] | None = None) -> int:
         results["sentence-transformers"] = {"seconds": round(secs, 2), "pairs_per_s": round(len(pairs) / secs, 2)}
         print(f"sentence-transformers: {len(pairs) / secs:.1f} pairs/s", file=sys.stderr)
 
+        refused: dict[str, str] = {}
         for engine in [e for e in args.engines.split(",") if e]:
             t = time.perf_counter()
             # "ENGINE:full" keeps the whole last layer (no first-token pruning), to measure what it adds.
             name, _, variant = engine.partition(":")
-            scorer = rerank.CrossEncoderScorer(
-                model_path, batch_size=args.batch_size, max_length=args.max_length,
-                engine=name, threads=args.threads, device="cpu", first_token_last_layer=variant != "full",
-            )
+            try:
+                scorer = rerank.CrossEncoderScorer(
+                    model_path, batch_size=args.batch_size, max_length=args.max_length,
+                    engine=name, threads=args.threads, device="cpu", first_token_last_layer=variant != "full",
+                )
+            except ConfigError as e:  # e.g. torch-bf16 on a CPU without native bfloat16: recorded, not fatal
+                refused[engine] = str(e)
+                print(f"inpars {engine}: refused: {e}", file=sys.stderr)
+                continue
             prepare = time.perf_counter() - t
             scores[engine], secs = _timed(scorer.score, pairs, warm)
             results[engine] = {
@@ -207,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "bm25_nDCG@10": ndcg["bm25"],
         "results": results,
+        "refused": refused,
         "target": f">= {TARGET_SPEEDUP}x sentence-transformers with nDCG@10 within +-{NDCG_TOLERANCE}",
         "engines_meeting_target": ok,
         "load_average_before": [round(x, 2) for x in load_before],

@@ -252,6 +252,8 @@ def _rerank(d: Json) -> tuple[str, str]:
     if full:  # the same engine computing the whole last layer
         gains = [f"{k} {d['results'][k]['pairs_per_s'] / v['pairs_per_s']:.2f}x" for k, v in full.items()]
         figures += "; last layer at [CLS] only vs whole: " + ", ".join(gains)
+    if d.get("refused"):  # engines this CPU cannot run
+        figures += "; refused on this CPU: " + ", ".join(d["refused"])
     return what, figures
 
 

@@ -193,6 +193,14 @@ def test_table_renders_every_kind(tmp_path: Path) -> None:
     assert "`new_kind.json`" in table
 
 
+def test_rerank_row_names_the_engines_this_cpu_refused() -> None:
+    mod = _readme_table()
+    d = json.loads((ROOT / "benchmarks" / "results" / "rerank.json").read_text(encoding="utf-8"))
+    assert "refused on this CPU" not in mod._rerank(d)[1]
+    d["refused"] = {"torch-bf16": "engine 'torch-bf16': this cpu has no native bfloat16 support"}
+    assert mod._rerank(d)[1].endswith("; refused on this CPU: torch-bf16")
+
+
 def test_no_figures_outside_the_generated_table() -> None:
     """Speed-ups and nDCG values belong in the generated table only (they come from results JSON)."""
     text = _readme()
