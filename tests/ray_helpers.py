@@ -10,7 +10,7 @@ query that contains WORD (tests/test_ray_scoring.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fakes import FakeBackend
@@ -44,39 +44,34 @@ class ArmedFakeBackend(FakeBackend):
     def generate(
         self, prompts: list[str], params: SamplingParams, seeds: Sequence[int] | None = None
     ) -> list[list[Generation]]:
-        arm = os.environ.get(ARM_ENV)
-        if arm and os.path.exists(arm):
-            with open(arm, encoding="utf-8") as f:
-                mode, word = f.read().split()
-            if any(word in p.rsplit("Document:", 1)[-1].split() for p in prompts):
-                try:
-                    os.unlink(arm)
-                except FileNotFoundError:  # the other actor fired first
-                    return super().generate(prompts, params, seeds)
-                if mode == "exit":
-                    os._exit(1)
-                raise RuntimeError(f"injected failure on a document with {word!r}")
+        mode = _claim(lambda word: any(word in p.rsplit("Document:", 1)[-1].split() for p in prompts))
+        if mode == "exit":
+            os._exit(1)
+        if mode is not None:
+            raise RuntimeError("injected failure on an armed document")
         return super().generate(prompts, params, seeds)
 
 
-def _fire(texts: Sequence[str]) -> str | None:
-    """The armed mode when one of ``texts`` holds the armed word (the arm file is then removed), else None."""
+def _claim(hit: Callable[[str], bool]) -> str | None:
+    """The armed mode when the arm file's word satisfies ``hit``, else None. The caller that removes the
+    file fires; one that finds it gone (not armed, or another worker fired first) gets None: reading is not
+    preceded by an existence check, which another worker's removal could make stale."""
     arm = os.environ.get(ARM_ENV)
-    if not (arm and os.path.exists(arm)):
-        return None
-    with open(arm, encoding="utf-8") as f:
-        mode, word = f.read().split()
-    if not any(word in t.split() for t in texts):
+    if not arm:
         return None
     try:
+        with open(arm, encoding="utf-8") as f:
+            mode, word = f.read().split()
+        if not hit(word):
+            return None
         os.unlink(arm)
-    except FileNotFoundError:  # the other actor fired first
+    except FileNotFoundError:
         return None
     return mode
 
 
 def _armed_score(self: ScoreActor, pairs: list[tuple[str, str]]) -> list[float]:
-    mode = _fire([q for q, _ in pairs])
+    mode = _claim(lambda word: any(word in q.split() for q, _ in pairs))
     if mode == "exit":
         os._exit(1)
     if mode == "raise":
