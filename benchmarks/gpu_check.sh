@@ -175,7 +175,7 @@ sys.exit(not (a == b and len({q for q, _ in a}) == 4))"
 # --- 5. Ray with a GPU actor -------------------------------------------------------------------------
 if has_module ray; then
     check "generate: ray, 1 GPU actor" "$PY" -m inpars.cli "${GEN[@]}" --backend transformers \
-        --backend-option device=cuda --engine ray --engine-option actors=1 --engine-option gpus_per_actor=1 \
+        --backend-option device=cuda --executor ray --executor-option actors=1 --executor-option gpus_per_actor=1 \
         --out "$WORK/q_ray.jsonl"
     check "ray output equals local output" "$PY" -c "
 import json, sys

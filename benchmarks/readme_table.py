@@ -1,4 +1,4 @@
-"""Generate the README's "Measured on this machine" table from benchmarks/results/*.json.
+"""Generate the README's results table (and the documentation's whole one) from benchmarks/results/*.json.
 
     python benchmarks/readme_table.py            # print the table
     python benchmarks/readme_table.py --write    # replace the table in README.md (between the markers)
@@ -50,6 +50,10 @@ SHOWN = (
     "training_idle_bf16.json",
     "bm25.json",
 )
+
+#: The README's small table: the demo, the recommended recipe against BM25 and the zero-shot model, and
+#: the first stage. The documentation's results page shows every row of SHOWN.
+README_SHOWN = ("demo.json", "ablation_labelfree.json", "bm25.json")
 
 Json = dict[str, Any]
 
@@ -341,17 +345,23 @@ def _row(name: str, d: Json) -> str:
     return f"| {what} | {figures} | `benchmarks/results/{name}` |"
 
 
-def table(results: Path = RESULTS) -> str:
-    """The Markdown table (and the list of the result files it does not show)."""
+def table(results: Path = RESULTS, shown: tuple[str, ...] = SHOWN) -> str:
+    """The Markdown table of the result files ``shown`` (those that exist), and, for the whole table
+    (``SHOWN``), the list of the result files it does not show."""
     rows = ["| what | measured | source |", "|---|---|---|"]
-    for name in SHOWN:
+    for name in shown:
         path = results / name
         if path.is_file():
             rows.append(_row(name, json.loads(path.read_text(encoding="utf-8"))))
     others = sorted(p.name for p in results.glob("*.json") if p.name not in SHOWN)
-    if others:
+    if others and shown == SHOWN:
         rows += ["", "Other results in `benchmarks/results/`: " + ", ".join(f"`{n}`" for n in others) + "."]
     return "\n".join(rows)
+
+
+def readme_table(results: Path = RESULTS) -> str:
+    """The README's table: the rows of ``README_SHOWN``."""
+    return table(results, README_SHOWN)
 
 
 def replace_table(readme: str, generated: str) -> str:
@@ -368,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="rewrite the table in README.md")
     parser.add_argument("--check", action="store_true", help="exit 1 when README.md's table is stale")
     args = parser.parse_args(argv)
-    generated = table()
+    generated = readme_table()
     if not (args.write or args.check):
         print(generated)
         return 0

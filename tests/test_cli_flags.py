@@ -22,8 +22,8 @@ from inpars.config import (
 
 # subcommand -> (its section, fields with hand-written flags or none: dicts of options, filter steps)
 SECTIONS: dict[str, tuple[type[BaseModel], set[str]]] = {
-    # --backend-option / --engine-option / --selection-option KEY=VALUE
-    "generate": (GenerateConfig, {"backend_options", "engine_options", "selection_options"}),
+    # --backend-option / --executor-option / --selection-option KEY=VALUE
+    "generate": (GenerateConfig, {"backend_options", "executor_options", "selection_options"}),
     "retrieve": (RetrieveConfig, set()),
     "filter": (FilterConfig, {"steps"}),  # --step NAME[:k=v,...]
     "negatives": (NegativesConfig, set()),

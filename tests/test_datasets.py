@@ -225,15 +225,16 @@ def test_empty_texts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     docs = [DOCS[0], {"_id": "d2", "title": "", "text": ""}, {"_id": "d3", "text": "no title"}]
     queries = [QUERIES[0], {"_id": "q2", "text": "   "}]
     ds = load_dataset(_folder(tmp_path, docs=docs, queries=queries))
-    with caplog.at_level(logging.WARNING, logger="inpars.datasets"):
+    with caplog.at_level(logging.INFO, logger="inpars.datasets"):
         loaded = ds.docs()
         qs = ds.queries()
-    # documented: an empty document is kept (with a warning), an empty query is skipped (with a warning)
+    # documented: an empty document is kept (said once, with its line), an empty query is skipped (a warning)
     assert list(loaded) == ["d1", "d2", "d3"] and loaded["d2"].full_text == ""
     assert loaded["d3"].title == "" and loaded["d3"].full_text == "no title"
     assert list(qs) == ["q1"]
     text = caplog.text
-    assert "document 'd2' has empty title and text" in text and "query 'q2' has empty text; skipped" in text
+    assert "1 document(s) with empty title and text (line 2 ('d2'))" in text
+    assert "query 'q2' has empty text; skipped" in text
 
 
 # ------------------------------------------------------------------------------------ runs, qrels

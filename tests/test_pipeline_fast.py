@@ -192,7 +192,7 @@ def test_label_free_run_tunes_the_fusion_on_held_out_synthetic_queries(
     held_docs = {json.loads(x)["doc_id"] for x in held}
     assert len(held_docs) == 2 and not held_docs & {json.loads(x)["pos_doc_id"] for x in train}
     report = output_path(run_dir, "report", "markdown").read_text()
-    assert "Label-free" in report and "tuned on `pseudo-dev`" in report
+    assert "- Label-free: no stage but evaluation read" in report and "tuned on `pseudo-dev`" in report
 
 
 def test_a_named_split_that_does_not_exist_stops_before_any_stage(
@@ -217,11 +217,90 @@ def test_label_free_bi_encoder_run_chooses_between_trained_and_start_model_on_ps
     train = [json.loads(x) for x in output_path(run_dir, "negatives", "train").read_text().splitlines()]
     assert all(len(r["scores"]) == 1 + len(r["negatives"]) for r in train)  # GPL pseudo-labels
     fusion = json.loads(output_path(run_dir, "rerank", "fusion").read_text())
-    seen = fusion["selection_pseudo_dev"]
+    # three pseudo-dev queries are too few to decide on: the start model and the fallback weight are kept
+    assert fusion["queries"] == 3 and fusion["selected_model"] == "start" and fusion["alpha"] == 0.5
+    assert "fewer than the 30 a choice needs" in fusion["reason"]
+    ranker = json.loads(output_path(run_dir, "rerank", "ranker").read_text())
+    assert ranker["model"] == start and ranker["alpha"] == 0.5 and ranker["model_choice"] == "start"
+    report = output_path(run_dir, "report", "markdown").read_text()
+    assert report.index("## Verdict") < report.index("## Run") and "fewer than the 30" in report
+    # allowed to decide on them: the trained model only where it fuses better with p < decision_p
+    over["rerank.min_decision_queries"] = 1
+    run_pipeline(load_config_dict(tiny_pipeline_config(run_dir, start, **over)))
+    fusion = json.loads(output_path(run_dir, "rerank", "fusion").read_text())
+    seen, comparison = fusion["selection_pseudo_dev"], fusion["comparison"]
     assert set(seen) == {"trained", "start"}
-    assert fusion["selected_model"] == max(seen, key=lambda n: (seen[n], n == "trained"))
+    assert abs(comparison["gain"] - (seen["trained"] - seen["start"])) < 1e-6
+    better = comparison["gain"] > 0 and comparison["p"] < 0.05
+    assert fusion["selected_model"] == ("trained" if better else "start")
     assert abs(seen[fusion["selected_model"]] - fusion["table"][f"{fusion['alpha']:g}"]) < 1e-6
     assert "Model selection on `pseudo-dev`" in output_path(run_dir, "report", "markdown").read_text()
     # switched off, or a cross-encoder (whose start has no head): no selection
     run_pipeline(load_config_dict(tiny_pipeline_config(tmp_path / "off", start, **over, **{"rerank.select_start": False})))
     assert "selected_model" not in json.loads(output_path(tmp_path / "off", "rerank", "fusion").read_text())
+
+
+def _own_collection(root: Path, scifact_dir: Path, n: int = 30) -> Path:
+    """A user's own collection: a corpus only (no queries.jsonl, no qrels/), with what real collections
+    hold: an empty and a blank document, a duplicate text, a one-word document and odd ids."""
+    lines = (scifact_dir / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    docs = [json.loads(x) for x in lines]
+    docs += [{"_id": "empty doc", "title": "", "text": ""}, {"_id": "blank/1", "title": " ", "text": "\t "},
+             {"_id": "dup-ü", "title": docs[0]["title"], "text": docs[0]["text"]},
+             {"_id": "one", "title": "", "text": "Cells."}]
+    root.mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    return root
+
+
+def test_own_collection_without_judgements_runs_end_to_end_and_its_ranker_searches(
+    tmp_path: Path, scifact_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str], qrels_reads: list[tuple[str, bool]],
+) -> None:
+    """`inpars run --dataset PATH` (the recommended recipe, no config file) on a folder with no qrels/ at all,
+    then `inpars search RUN_DIR` and the Python Ranker on new queries."""
+    register_fake_backend()
+    coll = _own_collection(tmp_path / "mine", scifact_dir)
+    start = tiny_bi_encoder(tmp_path_factory.mktemp("tiny_bi_own"))
+    run_dir = tmp_path / "run"
+    tiny = {"generate.backend": "fake", "generate.model": "none", "generate.max_doc_tokens": 40,
+            "train.model": start, "train.max_steps": 2, "train.batch_size": 4, "train.max_length": 48,
+            "rerank.max_length": 48, "rerank.engine": "torch", "rerank.depth": 10, "retrieve.k": 20,
+            "negatives.depth": 20}
+    sets = [x for k, v in tiny.items() for x in ("--set", f"{k}={v}")]
+    assert main(["run", "--dataset", str(coll), "--run-dir", str(run_dir), *sets]) == 0
+    out = capsys.readouterr().out
+    assert "[evaluate] skipped: the collection has no judged split" in out
+    assert f"inpars search {run_dir}" in out and "ranker:" in out and "report:" in out
+    assert not qrels_reads  # nothing asked for judgements
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["dataset"]["eval_split"] is None and cfg["generate"]["n_docs"] == 1000  # the recipe, unchanged
+    generated = [json.loads(x) for x in output_path(run_dir, "generate", "queries").read_text().splitlines()]
+    assert {r["doc_id"] for r in generated} >= {"dup-ü", "one"}  # every document with text, odd ids included
+    assert not {r["doc_id"] for r in generated} & {"empty doc", "blank/1"}  # never an empty positive
+    assert not stage_dir(run_dir, "evaluate").exists()
+    ranker = json.loads(output_path(run_dir, "rerank", "ranker").read_text())
+    assert ranker["alpha"] is not None and ranker["first_stage"]["index"] == "bm25-index"
+    report = output_path(run_dir, "report", "markdown").read_text()
+    assert report.startswith(f"# inpars report: {run_dir}\n\n## Verdict")
+    assert "no effectiveness figure on real queries" in report and "## Effectiveness" not in report
+
+    queries = tmp_path / "q.tsv"
+    queries.write_text("u1\tvitamin d and the immune system\nu2\tgene expression in tumour cells\n")
+    trec = tmp_path / "run.trec"
+    assert main(["search", str(run_dir), "--queries", str(queries), "--out", str(trec), "--k", "15"]) == 0
+    from inpars.datasets import read_run_dict
+    from inpars.ranker import Ranker
+
+    written = read_run_dict(trec)
+    assert set(written) == {"u1", "u2"} and all(0 < len(docs) <= 15 for docs in written.values())
+    r = Ranker.load(run_dir)
+    assert r.search(["vitamin d and the immune system"], k=15)["1"] == pytest.approx(written["u1"], abs=1e-5)
+    r.close()
+    # printed hits without --out
+    assert main(["search", str(run_dir), "--query", "gene expression in tumour cells", "--show", "3"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-4].startswith("1\tgene expression") and printed[-3].lstrip().startswith("1. ")
+    # a folder that is no run, or a run without its rerank stage: one clear line, exit 2
+    assert main(["search", str(tmp_path), "--query", "x"]) == 2
+    assert "not a run folder" in capsys.readouterr().err

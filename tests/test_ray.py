@@ -1,4 +1,4 @@
-"""Generation on a local Ray cluster (``engine: ray``): 2 CPUs, 2 actors, the fake backend.
+"""Generation on a local Ray cluster (``executor: ray``): 2 CPUs, 2 actors, the fake backend.
 
 One module-scoped cluster; the actors' backend is :class:`ray_helpers.ArmedFakeBackend` (the fake backend
 of the fast tier, able to kill its worker or raise once on a chosen document).
@@ -57,12 +57,12 @@ def test_ray_writes_the_single_process_records_in_order(
     kw = {**KW, "temperature": 0.7, "queries_per_doc": 2} if sampling else KW
     local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     generate_queries(beir, local, **kw)
-    s = generate_queries(beir, remote, engine="ray", engine_options={"actors": 2}, **kw)
+    s = generate_queries(beir, remote, executor="ray", executor_options={"actors": 2}, **kw)
     assert s.n_generated == s.n_queries == N_DOCS * kw.get("queries_per_doc", 1)
     assert generated_records(remote) == generated_records(local)
     assert len(generated_records(remote)) == len({(r["doc_id"], r["query_index"]) for r in generated_records(remote)})
     # a rerun has nothing left to do
-    again = generate_queries(beir, remote, engine="ray", engine_options={"actors": 2}, **kw)
+    again = generate_queries(beir, remote, executor="ray", executor_options={"actors": 2}, **kw)
     assert again.n_generated == 0 and again.n_skipped_existing == s.n_queries
 
 
@@ -71,10 +71,10 @@ def test_killed_worker_is_restarted_and_its_batch_retried(
 ) -> None:
     cluster.write_text("exit word7", encoding="utf-8")
     out = tmp_path / "q.jsonl"
-    s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+    s = generate_queries(beir, out, executor="ray", executor_options={"actors": 2}, **KW)
     assert not cluster.exists(), "the armed worker never ran"
     assert s.n_generated == N_DOCS and generated_records(out) == reference
-    again = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+    again = generate_queries(beir, out, executor="ray", executor_options={"actors": 2}, **KW)
     assert again.n_generated == 0
 
 
@@ -84,11 +84,11 @@ def test_failed_batch_stops_the_run_and_a_rerun_finishes_only_the_rest(
     cluster.write_text("raise word13", encoding="utf-8")
     out = tmp_path / "q.jsonl"
     with pytest.raises(Exception, match="injected failure"):
-        generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+        generate_queries(beir, out, executor="ray", executor_options={"actors": 2}, **KW)
     partial = generated_records(out) if out.is_file() else []
     assert partial == reference[: len(partial)]  # a prefix, in order
     assert not any(r["doc_id"] == reference[len(partial)]["doc_id"] for r in partial)
-    s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+    s = generate_queries(beir, out, executor="ray", executor_options={"actors": 2}, **KW)
     assert s.n_skipped_existing == len(partial) and s.n_generated == N_DOCS - len(partial)
     assert generated_records(out) == reference
 
@@ -99,12 +99,12 @@ def test_worker_killed_without_restarts_fails_and_a_rerun_finishes_only_the_rest
     cluster.write_text("exit word11", encoding="utf-8")
     out = tmp_path / "q.jsonl"
     with pytest.raises(Exception):  # noqa: B017 - Ray reports the dead actor with its own exception types
-        generate_queries(beir, out, engine="ray", engine_options={"actors": 2, "max_restarts": 0}, **KW)
+        generate_queries(beir, out, executor="ray", executor_options={"actors": 2, "max_restarts": 0}, **KW)
     assert not cluster.exists(), "the armed worker never ran"
     partial = generated_records(out) if out.is_file() else []
     assert partial == reference[: len(partial)] and len(partial) < N_DOCS
     assert not any(r["doc_id"] == "d11" for r in partial)
-    s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+    s = generate_queries(beir, out, executor="ray", executor_options={"actors": 2}, **KW)
     assert s.n_skipped_existing == len(partial) and s.n_generated == N_DOCS - len(partial)
     assert generated_records(out) == reference
 
@@ -131,7 +131,7 @@ def dying_write(self, record):
 
 io.JsonlAppender.write = dying_write
 generate_queries(beir, out, backend="fake", model="fake", n_docs=20, batch_size=2, progress=False,
-                 engine="ray", engine_options={"actors": 2, "address": address, "runtime_env": env})
+                 executor="ray", executor_options={"actors": 2, "address": address, "runtime_env": env})
 """
 
 
@@ -154,7 +154,7 @@ def test_killed_driver_loses_nothing_and_a_rerun_finishes_only_the_rest(
     assert proc.returncode == 9, proc.stderr[-2000:]
     raw = out.read_text(encoding="utf-8")
     assert not raw.endswith("\n")  # the driver died in the middle of a line
-    s = generate_queries(beir, out, engine="ray", engine_options={"actors": 2}, **KW)
+    s = generate_queries(beir, out, executor="ray", executor_options={"actors": 2}, **KW)
     assert s.n_skipped_existing == 6 and s.n_generated == N_DOCS - 6
     assert generated_records(out) == reference
 
@@ -165,10 +165,10 @@ def test_local_run_resumed_on_ray_and_bad_options(
     register_fake_backend()
     out = tmp_path / "q.jsonl"
     generate_queries(beir, out, **{**KW, "n_docs": 7})  # a smaller local run, then extended on Ray
-    generate_queries(beir, out, engine="ray", **KW)
+    generate_queries(beir, out, executor="ray", **KW)
     assert generated_records(out) == reference
-    with pytest.raises(ConfigError, match="engine_options.actor"):
-        generate_queries(beir, tmp_path / "x.jsonl", engine="ray", engine_options={"actor": 2}, **KW)
+    with pytest.raises(ConfigError, match="executor_options.actor"):
+        generate_queries(beir, tmp_path / "x.jsonl", executor="ray", executor_options={"actor": 2}, **KW)
 
 
 @pytest.mark.slow
@@ -184,7 +184,7 @@ def test_llamacpp_on_ray_writes_the_records_of_one_process(cluster: Path, beir: 
     options = {"n_ctx": 1024, "flash_attn": "off", "cache_prompt": False}
     local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     generate_queries(beir, local, backend_options={**options, "n_threads": 2}, **kw)
-    generate_queries(beir, remote, backend_options=options, engine="ray", engine_options={"actors": 2}, **kw)
+    generate_queries(beir, remote, backend_options=options, executor="ray", executor_options={"actors": 2}, **kw)
     def values(path: Path) -> list[dict[str, Any]]:  # what was generated, not how much came from the cache
         return [{k: v for k, v in r.items() if k != "cached_tokens"} for r in generated_records(path)]
 
@@ -200,7 +200,7 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, beir: Path
     register_fake_backend()
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(MissingExtraError, match=r"inpars-toolkit\[ray\]"):
-        generate_queries(beir, tmp_path / "q.jsonl", engine="ray", **KW)
+        generate_queries(beir, tmp_path / "q.jsonl", executor="ray", **KW)
 
 
 def test_an_actor_gives_torch_its_share_of_the_cores(beir: Path) -> None:

@@ -37,7 +37,8 @@ SPLITS = ("test",)  # label-free, as the README commands are: judgements for eva
 N_QUERIES = 4  # per split, with their judged documents
 N_DOCS = 12  # documents in the slice, judged ones included
 
-FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.S | re.M)
+SHELL_BLOCKS = {"", "bash", "sh", "console"}
 SPAN = re.compile(r"`([^`\n]+)`")
 PLACEHOLDER = re.compile(r"\.\.\.|\b[A-Z][A-Z_]{2,}\b")
 
@@ -58,8 +59,10 @@ def readme_commands(text: str) -> list[str]:
     """Commands shown in ``text``, in order: fenced code lines and single-span first table cells."""
     found: list[tuple[int, str]] = []
     for block in FENCE.finditer(text):
-        offset = block.start(1)
-        for line in block.group(1).splitlines(keepends=True):
+        if block.group(1).strip() not in SHELL_BLOCKS:
+            continue
+        offset = block.start(2)
+        for line in block.group(2).splitlines(keepends=True):
             cmd = re.sub(r"\s+#.*$", "", line.strip()).removeprefix("$ ").strip()
             if cmd and not cmd.startswith("#"):
                 found.append((offset, cmd))
@@ -73,6 +76,11 @@ def readme_commands(text: str) -> list[str]:
                 found.append((pos, m.group(1).strip()))
         pos += len(line)
     return [cmd for _, cmd in sorted(found)]
+
+
+def python_blocks(text: str) -> list[str]:
+    """The ```python blocks of ``text``."""
+    return [b.group(2) for b in FENCE.finditer(text) if b.group(1).strip() == "python"]
 
 
 def prose_spans(text: str) -> list[str]:
@@ -112,8 +120,30 @@ def test_readme_commands_are_known() -> None:
     assert INPARS_COMMANDS, "no inpars command found in the README"
     assert f"{N_DOCS}-document slice" in _readme(), "the README says how large the test's slice is"
     for cmd in COMMANDS:
-        assert cmd.split()[0] in {"inpars", "make"}, f"README command of an unknown kind: {cmd!r}"
+        assert cmd.split()[0] in {"inpars", "make", "pip"}, f"README command of an unknown kind: {cmd!r}"
         assert not re.search(r"[|;&<>]", cmd), f"README commands run without a shell: {cmd!r}"
+
+
+def test_readme_install_lines_are_the_projects() -> None:
+    """The README's `pip install` lines name this project's extras and the pins the Makefile installs (CI
+    runs the Makefile; tests/test_wheel.py installs the built wheel)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    makefile = MAKEFILE.read_text(encoding="utf-8")
+    pips = [shlex.split(c) for c in COMMANDS if c.split()[0] == "pip"]
+    assert pips, "the README has no install line"
+    for argv in pips:
+        assert argv[1] == "install", argv
+        for arg in argv[2:]:
+            if arg.startswith("."):  # '.[a,b]': this project with extras
+                extras = re.fullmatch(r"\.\[([\w,-]+)\]", arg)
+                assert extras, arg
+                for extra in extras.group(1).split(","):
+                    assert extra in project["optional-dependencies"], f"no extra {extra!r} in pyproject.toml"
+                    assert extra in makefile, f"the Makefile does not install the {extra!r} extra"
+            elif not arg.startswith("-"):
+                assert arg in makefile, f"the README installs {arg}, the Makefile does not"
 
 
 def test_prose_commands_are_patterns_or_run() -> None:
@@ -144,6 +174,8 @@ def test_readme_command_parses(cmd: str) -> None:
     try:
         args = build_parser().parse_args(shlex.split(cmd)[1:])
     except SystemExit as exc:
+        if exc.code == 0 and "--help" in cmd.split():
+            return
         pytest.fail(f"`{cmd}` does not parse (exit {exc.code}); see the argparse message above")
     assert getattr(args, "func", None), f"`{cmd}` names no subcommand"
 
@@ -175,7 +207,7 @@ def test_readme_configs_exist_and_load() -> None:
 def test_readme_table_is_generated() -> None:
     mod = _readme_table()
     text = _readme()
-    assert mod.replace_table(text, mod.table()) == text, (
+    assert mod.replace_table(text, mod.readme_table()) == text, (
         "README's measured table differs from benchmarks/results: run python benchmarks/readme_table.py --write"
     )
 
@@ -267,6 +299,9 @@ class Workspace:
                 shutil.copytree(ROOT / name, self.cwd / name, ignore=shutil.ignore_patterns("__pycache__"))
         self.data = root / "data"
         build_slice(self.data)
+        # 'my-docs': one's own collection, a corpus without queries or judgements
+        (self.cwd / "my-docs").mkdir()
+        shutil.copy(self.data / "scifact" / "corpus.jsonl", self.cwd / "my-docs" / "corpus.jsonl")
         self.env = dict(
             os.environ,
             INPARS_DATA_HOME=str(self.data),
@@ -322,3 +357,20 @@ def test_readme_command_runs(cmd: str, workspace: Workspace) -> None:
     if missing:
         workspace.failed = cmd
         pytest.fail(f"`{cmd}` exited 0 but wrote no {', '.join(missing)}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", python_blocks(_readme()), ids=lambda c: c.splitlines()[0][:30])
+def test_readme_python_runs(code: str, workspace: Workspace) -> None:
+    """The README's Python quickstart, after its commands (in the same folder: the run is there)."""
+    if workspace.failed:
+        pytest.skip(f"an earlier README command failed: {workspace.failed}")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=workspace.cwd, env=workspace.env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-6000:]}"
+    assert "fused with BM25" in proc.stdout
+
+
+def test_readme_python_quickstart_is_short() -> None:
+    blocks = python_blocks(_readme())
+    assert len(blocks) == 1 and len(blocks[0].strip().splitlines()) <= 10

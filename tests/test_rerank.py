@@ -381,6 +381,30 @@ def test_cli_rerank_and_interpolate(tiny_ce: str, tiny_beir: Path, tmp_path: Pat
     assert main([*args, "--interpolate", "--tune-run", str(train_run), "--tune-split", "test"]) == 2
 
 
+def test_cli_rerank_fuses_at_a_given_alpha_without_labels(
+    tiny_ce: str, tiny_beir: Path, tmp_path: Path, qrels_reads: list[tuple[str, bool]]
+) -> None:
+    from inpars.cli import main
+
+    first = {"q3": {"d5": 3.0, "d6": 2.0, "d1": 1.0}, "q4": {"d4": 2.0, "d3": 1.0, "d2": 0.5}}
+    test_run = tmp_path / "bm25.trec"
+    write_run(test_run, first)
+    out = tmp_path / "fused.trec"
+    args = ["rerank", "--dataset", str(tiny_beir), "--run", str(test_run), "--model", tiny_ce, "--out", str(out),
+            "--depth", "2", "--max-length", "32"]
+    assert main([*args, "--alpha", "0.3"]) == 0
+    only = read_run_dict(tmp_path / "fused.rerank-only.trec")
+    top = {q: {d: s for d, s in docs.items() if d in dict(ranked(first[q])[:2])} for q, docs in only.items()}
+    expected, written = fusion.fuse(first, top, 0.3, 2), read_run_dict(out)
+    assert {q: [d for d, _ in ranked(docs)] for q, docs in written.items()} == {
+        q: [d for d, _ in ranked(docs)] for q, docs in expected.items()}
+    assert all(written[q] == pytest.approx(expected[q], abs=1e-4) for q in expected)
+    assert not qrels_reads  # no judgement was read
+    # a weight list without a tuning run was silently ignored: now refused, pointing to --alpha
+    assert main([*args, "--alphas", "0.5"]) == 2
+    assert main([*args, "--alpha", "1.5"]) == 2
+
+
 @pytest.mark.slow
 def test_minilm_onnx_int8_agrees_with_torch_on_scifact(scifact_dir: Path, scifact_slice) -> None:  # type: ignore[no-untyped-def]
     """The packaged MiniLM (untrained head): onnx == torch; onnx-int8 keeps the scores' order closely."""

@@ -617,3 +617,24 @@ def test_average_start_keeps_a_newly_initialised_head_and_counts_tied_weights_on
     torch.testing.assert_close(after["classifier.weight"], moved["classifier.weight"])
     name = "bert.encoder.layer.0.attention.self.query.weight"
     torch.testing.assert_close(after[name], (moved[name] + before[name]) / 2)
+
+
+def test_cli_trains_a_checkpoint_as_the_type_it_is_unless_told(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sentence-transformers checkpoint trains as a bi-encoder (with a loss that type trains), not as a
+    cross-encoder with a random head; `--model-type` still decides where given. The summary is a line,
+    not JSON."""
+    from fakes import tiny_bi_encoder
+    from inpars.cli import main
+
+    start = tiny_bi_encoder(tmp_path_factory.mktemp("tiny_bi_train"))
+    p = _write_jsonl(tmp_path / "t.jsonl", [GOOD, {**GOOD, "query": "another query"}])
+    common = ["train", "--train", str(p), "--model", start, "--max-steps", "1", "--batch-size", "2",
+              "--max-length", "32"]
+    assert main([*common, "--out", str(tmp_path / "bi")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("trained bi-encoder (listwise)") and "{" not in out
+    assert json.loads((tmp_path / "bi" / "train_summary.json").read_text())["model_type"] == "bi-encoder"
+    assert main([*common, "--out", str(tmp_path / "ce"), "--model-type", "cross-encoder"]) == 0
+    assert capsys.readouterr().out.startswith("trained cross-encoder (bce)")

@@ -20,7 +20,7 @@ import importlib
 import logging
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it ([tool.setuptools.dynamic])
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -31,6 +31,8 @@ _API: dict[str, str] = {
     "load_config": "inpars.config",
     "load_config_dict": "inpars.config",
     "run_pipeline": "inpars.pipeline",
+    "recipe_config": "inpars.recipes",
+    "Ranker": "inpars.ranker",
     "build_report": "inpars.report",
     # data
     "load_dataset": "inpars.datasets",

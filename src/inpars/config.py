@@ -47,7 +47,9 @@ class DatasetConfig(Section):
     train_split: str | None = Field(
         None, description="opt-in: a labelled split whose judgements the run may read (promptagator examples, "
         "negatives that skip judged documents); unset: label-free")
-    eval_split: str = Field("test", description="the split evaluate scores (only evaluate reads its judgements)")
+    eval_split: str | None = Field(
+        None, description="the judged split evaluate scores (only evaluate reads its judgements); unset: 'test' "
+        "when the dataset has qrels/test.tsv, else no evaluation (a collection without judgements)")
     max_eval_queries: int | None = Field(None, ge=1, description="evaluate on the first N test queries")
 
 
@@ -96,12 +98,29 @@ class GenerateConfig(Section):
     batch_size: int | None = runtime_field(
         None, ge=1, description="prompts per backend call (backend default); never changes the queries"
     )
-    engine: Literal["local", "ray"] = runtime_field(
+    executor: Literal["local", "ray"] = runtime_field(
         "local", description="where generation runs: this process, or a Ray cluster (never changes the queries)"
     )
-    engine_options: dict[str, Any] = runtime_field(
+    executor_options: dict[str, Any] = runtime_field(
         {}, description="ray: address, actors, num_cpus, cpus_per_actor, gpus_per_actor, max_restarts, runtime_env"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """``engine``/``engine_options``, this section's names before 0.2, are read as ``executor``/
+        ``executor_options`` (one word for where work runs, as in ``rerank`` and the filter steps)."""
+        if isinstance(data, dict) and ("engine" in data or "engine_options" in data):
+            import logging
+
+            data = dict(data)
+            for old, new in (("engine", "executor"), ("engine_options", "executor_options")):
+                if old in data:
+                    if new in data:
+                        raise ValueError(f"'{old}' is the old name of '{new}': give one of them")
+                    logging.getLogger(__name__).warning("generate.%s is now generate.%s", old, new)
+                    data[new] = data.pop(old)
+        return data
 
     @model_validator(mode="after")
     def _check_selection(self) -> GenerateConfig:
@@ -264,6 +283,15 @@ class RerankConfig(Section):
                                "with whichever fuses better there")
     tune_queries: int = Field(100, ge=1, description="queries the fusion weight is tuned on (held-out documents "
                               "when label-free)")
+    alpha: float | None = added_field(
+        None, ge=0, le=1, description="a given fusion weight (reranker share), used as it is; unset: the weight "
+        "of 'alphas' that fuses best on the tuning set")
+    min_decision_queries: int = Field(
+        30, ge=1, description="fewest tuning queries a choice is made on: with fewer, the start model and weight "
+        "0.5 are kept (inpars.decision)")
+    decision_p: float = Field(
+        0.05, gt=0, le=1, description="the fine-tuned model replaces the start model only when it fuses better on "
+        "the tuning set with a paired t-test p-value below this")
     engine: EngineName = Field(
         "auto", description="auto: onnx (fp32, same scores as torch) on CPU when the [onnx] extra is installed"
     )

@@ -199,14 +199,18 @@ class BeirDataset(Dataset):
 
     def _docs_with_offsets(self) -> Iterator[tuple[int, Document]]:
         seen: set[str] = set()
+        empty: list[str] = []
         for line, offset, obj in read_jsonl_offsets(self.corpus_path):
             doc = beir_document(obj, self.corpus_path, line)
             if doc.doc_id in seen:
                 raise InputError(f"duplicate document id '{doc.doc_id}'", self.corpus_path, line, "_id")
             seen.add(doc.doc_id)
             if not doc.text.strip() and not doc.title.strip():
-                log.warning("%s:%d: document '%s' has empty title and text", self.corpus_path, line, doc.doc_id)
+                empty.append(f"{line} ('{doc.doc_id}')")
             yield offset, doc
+        if empty:  # said once per reading, not once per document: several BEIR collections hold many
+            log.info("%s: %d document(s) with empty title and text (line %s%s): indexed, never given a query",
+                     self.corpus_path, len(empty), empty[0], ", ..." if len(empty) > 1 else "")
 
     @cached_property
     def _docs(self) -> Mapping[str, Document]:

@@ -50,7 +50,8 @@ VERSIONS: dict[str, int] = {
     "filter": 1,
     "negatives": 2,  # 2: pseudo-dev drawn from all generated documents, always-on checks only; teacher scores
     "train": 1,
-    "rerank": 2,  # 2: label-free choice between the trained and the start checkpoint (select_start)
+    "rerank": 3,  # 2: label-free choice between the trained and the start checkpoint (select_start); 3: on evidence
+    # (inpars.decision: the start model unless the trained one is significantly better; ranker.json)
     "evaluate": 1,
     "report": 1,
     "bm25-index": 1,

@@ -105,6 +105,16 @@ def append_tail(reranked: RunDict, first_stage: RunDict, depth: int) -> RunDict:
     return out
 
 
+def fuse(first_stage: RunDict, top: RunDict, alpha: float | None, depth: int) -> RunDict:
+    """The run a ranker returns: the reranked top ``depth`` (fused with the first stage at ``alpha``, or the
+    reranker's order when ``alpha`` is None), then the first-stage tail (:func:`append_tail`).
+
+    >>> fuse({"q": {"a": 3.0, "b": 2.0, "c": 1.0}}, {"q": {"a": 0.0, "b": 1.0}}, 0.5, depth=2)
+    {'q': {'a': 0.5, 'b': 0.5, 'c': -0.5}}
+    """
+    return append_tail(top if alpha is None else interpolate(first_stage, top, alpha), first_stage, depth)
+
+
 def sample_ids(ids: Iterable[str], n: int, seed: int) -> list[str]:
     """``n`` of ``ids`` drawn with ``random.Random(seed)``, in their given order (all when there are
     ``n`` or fewer): the one way tuning queries are chosen, by ``inpars run`` and ``inpars rerank`` alike.
@@ -159,7 +169,7 @@ def tune_alpha(
     res = evaluate_runs(qrels, runs, measures=[measure], tests=[], query_ids=qids)
     table = {k: float(res.aggregate[k][name]) for k in runs}
     best = max(alphas, key=lambda a: (table[f"{a:g}"], a))
-    log.info(
+    log.debug(
         "interpolation weight on %d tuning queries (%s): alpha=%g (%.4f); alpha=1: %s",
         len(qids), name, best, table[f"{best:g}"], table.get("1"),
     )
@@ -256,7 +266,7 @@ def rerank_and_fuse(
         ds, tune, scorer, depth=depth, alphas=alphas, resume=resume, show_progress=show_progress,
         cache=cache / "tune.scores.jsonl" if cache is not None else None,
     )
-    fused.interpolated = append_tail(interpolate(first, top, fused.alpha), first, depth)
+    fused.interpolated = fuse(first, top, fused.alpha, depth)
     fused.tune_queries = [q for q in tuned if q in tune.qrels]
     return fused
 

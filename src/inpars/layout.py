@@ -29,6 +29,7 @@ OUTPUTS: dict[str, dict[str, str]] = {
         "reranked": "reranked.{eval_split}.trec",
         "interpolated": "interpolated.{eval_split}.trec",
         "fusion": "fusion.json",
+        "ranker": "ranker.json",
     },
     "evaluate": {"metrics": "metrics.json", "markdown": "metrics.md", "text": "metrics.txt"},
     "report": {"markdown": "report.md", "html": "report.html"},

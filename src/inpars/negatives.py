@@ -240,7 +240,8 @@ class _DenseScores:
     def add(self, pairs: Iterator[tuple[str, str]] | Sequence[tuple[str, str]]) -> None:
         todo = list(dict.fromkeys(p for p in pairs if p not in self.scores))
         if todo:
-            values = self.scorer.score([(q, self.docs[d].full_text) for q, d in todo], show_progress=len(todo) > 10000)
+            # no bar of its own: the mining's bar counts these queries
+            values = self.scorer.score([(q, self.docs[d].full_text) for q, d in todo], show_progress=False)
             self.scores.update(zip(todo, (float(v) for v in values), strict=True))
 
     def get(self, query: str, doc_id: str) -> float:
@@ -323,11 +324,11 @@ def mine_negatives(
         index = get_index(ds, index_dir, **resolve_bm25_params(index_dir, bm25))
     dense = _DenseScores(model, max_length, docs) if (method == "dense" or teacher != "none") and items else None
 
-    from tqdm.auto import tqdm
+    from inpars.quiet import bar
 
     examples: list[TrainingExample] = []
     n_fallback = n_short = n_excluded = 0
-    bar = tqdm(total=len(items), desc="negatives", unit="query", disable=len(items) < 1000)
+    shown = bar(total=len(items), desc="negatives", unit="query", show=None if len(items) >= 1000 else False)
     for batch in _batches(items, _SEARCH_BATCH):
         run = index.search({qid: rec.query for qid, rec in batch}, k=depth) if index is not None else {}
         if dense is not None:
@@ -366,8 +367,8 @@ def mine_negatives(
                             if teacher == "fused" and dense is not None else None),
                 )
             )
-        bar.update(len(batch))
-    bar.close()
+        shown.update(len(batch))
+    shown.close()
     if n_fallback:
         log.warning(
             "%d of %d queries had fewer than %d BM25 candidates in ranks %d-%d; topped up with random documents",

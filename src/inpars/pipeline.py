@@ -42,6 +42,8 @@ __all__ = ["STAGES", "PipelineResult", "reusable_stages", "run_pipeline", "stage
 class PipelineResult:
     run_dir: Path
     stages: dict[str, StageResult] = field(default_factory=dict)
+    #: stages that did not run, and why (evaluate on a collection without judgements)
+    skipped: dict[str, str] = field(default_factory=dict)
     table: str = ""
     seconds: float = 0.0
 
@@ -75,15 +77,41 @@ def validate(cfg: PipelineConfig) -> None:
     check_model(cfg.rerank.model, "rerank.model")
 
 
+def eval_split(cfg: PipelineConfig, ds: Dataset) -> str | None:
+    """The judged split a run evaluates: ``dataset.eval_split`` (which must exist), else ``test`` when the
+    dataset judges it, else None (a collection without judgements: nothing is evaluated)."""
+    split = cfg.dataset.eval_split
+    if split is not None:
+        if not ds.has_split(split):
+            raise ConfigError(f"dataset.eval_split: {ds.name} has no judgements for split '{split}' "
+                              f"(no qrels/{split}.tsv; splits: {', '.join(ds.splits()) or 'none'}); leave "
+                              "eval_split unset to run without evaluation")
+        return split
+    return "test" if ds.has_split("test") else None
+
+
+def _resolved(cfg: PipelineConfig) -> PipelineConfig:
+    """``cfg`` with what it leaves to the inputs filled in: ``train.model_type`` and ``train.loss`` from the
+    start checkpoint when the config does not set them (:func:`inpars.families.resolve_training`)."""
+    if cfg.rerank.model is not None or {"model_type", "loss"} <= cfg.train.model_fields_set:
+        return cfg
+    from inpars.families import resolve_training
+
+    cfg = cfg.model_copy(deep=True)
+    resolve_training(cfg.train)
+    return cfg
+
+
 def _context(cfg: PipelineConfig, ds: Dataset) -> Context:
-    eval_ids = ds.query_ids(cfg.dataset.eval_split)
+    split = eval_split(cfg, ds)
+    eval_ids = ds.query_ids(split) if split is not None else list(ds.queries())
     if cfg.dataset.max_eval_queries:
         eval_ids = eval_ids[: cfg.dataset.max_eval_queries]
     tune_ids: list[str] = []
     if cfg.rerank.interpolate and cfg.rerank.tune_split:
         ids = ds.query_ids(cfg.rerank.tune_split)
         tune_ids = sample_ids(ids, cfg.rerank.tune_queries, cfg.seed)
-    return Context(cfg, ds, Path(cfg.run_dir), eval_ids, tune_ids)
+    return Context(cfg, ds, Path(cfg.run_dir), eval_ids, tune_ids, eval_split=split)
 
 
 def run_pipeline(
@@ -92,15 +120,20 @@ def run_pipeline(
     from_stage: str | None = None,
     force: bool = False,
     until: str | None = None,
-    progress: Callable[[str, StageResult], None] | None = None,
+    progress: Callable[[str, StageResult | str], None] | None = None,
 ) -> PipelineResult:
-    """Run (or resume) the whole pipeline described by ``cfg``; returns per-stage results."""
+    """Run (or resume) the whole pipeline described by ``cfg``; returns per-stage results.
+
+    ``progress(stage, result)`` is called after each stage (``result`` a string: the stage does not run
+    here, and why; also in ``PipelineResult.skipped``). A collection without judgements runs every stage but
+    ``evaluate``; its product is the ranker in ``06-rerank/ranker.json`` (:class:`inpars.ranker.Ranker`)."""
     _check_stage(from_stage, "--from")
     _check_stage(until, "--until")
     if from_stage and until and STAGES.index(from_stage) > STAGES.index(until):
         raise ConfigError(f"--from {from_stage} comes after --until {until}: nothing would run")
     t0 = time.perf_counter()
     validate(cfg)
+    cfg = _resolved(cfg)
     if cfg.threads:
         import torch
 
@@ -114,13 +147,19 @@ def run_pipeline(
     # The run's config is written only once the dataset is known to load: a failed start leaves an
     # existing run folder as it was.
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(ctx.run_dir / "config.json",
-               mask_obj({**cfg.model_dump(mode="json"), "label_splits": ctx.label_splits}))
+    recorded = cfg.model_dump(mode="json")
+    recorded["dataset"]["eval_split"] = ctx.eval_split  # as resolved: 'test' where judged, else None
+    write_json(ctx.run_dir / "config.json", mask_obj({**recorded, "label_splits": ctx.label_splits}))
     ds_hash = dataset_fingerprint(ds, splits=ctx.label_splits)
     redo = set(STAGES[STAGES.index(from_stage):]) if from_stage else set()
     result = PipelineResult(ctx.run_dir)
     for stage in TABLE:
         if not stage.enabled(ctx):
+            note = stage.skipped(ctx)
+            if note:
+                result.skipped[stage.name] = note
+                if progress:
+                    progress(stage.name, note)
             continue
         res = run_stage(
             **_stage_call(stage, ctx, ds_hash),
@@ -161,6 +200,7 @@ def reusable_stages(cfg: PipelineConfig, source: str | Path, ds: Dataset | None 
     when not given.
     """
     ds = ds if ds is not None else load_dataset(cfg.dataset.name)
+    cfg = _resolved(cfg)
     ctx = _context(cfg.model_copy(update={"run_dir": str(source)}), ds)
     ds_hash = dataset_fingerprint(ds, splits=ctx.label_splits)
     out: list[str] = []

@@ -26,11 +26,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sized
 from pathlib import Path
 from typing import Any
 
 from inpars.errors import ConfigError
+from inpars.quiet import bar, jvm_options, quiet_java_logging
 from inpars.records import Document
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ def java() -> dict[str, Any]:
         jar = str(fatjar())
         if not jnius_config.vm_running:
             jnius_config.add_classpath(jar)
+            given = jnius_config.get_options()
+            jnius_config.add_options(*[o for o in jvm_options() if o not in given])
         from jnius import autoclass
 
         try:
@@ -99,6 +102,7 @@ def java() -> dict[str, Any]:
         try:  # Anserini logs every indexing step at INFO on stdout
             level = autoclass("org.apache.logging.log4j.Level")
             autoclass("org.apache.logging.log4j.core.config.Configurator").setRootLevel(level.WARN)
+            quiet_java_logging(autoclass)  # Lucene's warnings about the Java version (java.util.logging)
         except Exception:  # pragma: no cover - logging is cosmetic
             pass
         _JAVA.update(classes)
@@ -199,17 +203,21 @@ class PyseriniIndex:
         indexer = j["SimpleIndexer"](args)
         n = 0
         batch: list[Any] = []
+        shown = bar(total=len(docs) if isinstance(docs, Sized) else None, desc="Lucene index", unit="doc", show=None)
         try:
             for d in docs:
                 batch.append(j["JsonDocument"].fromFields(d.doc_id, d.full_text))
                 if len(batch) >= _BATCH_DOCS:
                     indexer.addJsonDocuments(batch)
                     n += len(batch)
+                    shown.update(len(batch))
                     batch = []
             if batch:
                 indexer.addJsonDocuments(batch)
                 n += len(batch)
+                shown.update(len(batch))
         finally:
+            shown.close()
             indexer.close()
         if n == 0:
             raise ValueError("cannot build a BM25 index over an empty corpus")
@@ -217,21 +225,20 @@ class PyseriniIndex:
         return n
 
     def search(
-        self, queries: Mapping[str, str], k: int = 1000, *, show_progress: bool = False
+        self, queries: Mapping[str, str], k: int = 1000, *, show_progress: bool | None = False
     ) -> dict[str, dict[str, float]]:
         """Top ``k`` (capped at the corpus size) documents of each query: ``{query_id: {doc_id: score}}``.
 
         Lucene returns only documents that match a query term; a query with no indexable term gets ``{}``.
         """
-        from tqdm.auto import tqdm
-
         k = min(int(k), len(self))
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         qids = list(queries)
         out: dict[str, dict[str, float]] = {}
-        batches = range(0, len(qids), _BATCH_QUERIES)
-        for start in tqdm(batches, desc="BM25 (Lucene)", unit="batch", disable=not show_progress or len(batches) < 2):
+        shown = bar(total=len(qids), desc="BM25 (Lucene)", unit="query",
+                    show=show_progress if len(qids) > _BATCH_QUERIES else False)
+        for start in range(0, len(qids), _BATCH_QUERIES):
             batch = qids[start : start + _BATCH_QUERIES]
             texts, ids = java()["ArrayList"](), java()["ArrayList"]()
             for q in batch:
@@ -240,6 +247,8 @@ class PyseriniIndex:
             results = self._searcher.batch_search(texts, ids, k, self.threads)
             for entry in results.entrySet().toArray():
                 out[entry.getKey()] = {h.docid: float(h.score) for h in entry.getValue()}
+            shown.update(len(batch))
+        shown.close()
         n_empty = sum(1 for q in qids if not out.get(q))
         if n_empty:
             log.info("%d queries matched no document", n_empty)

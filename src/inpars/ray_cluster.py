@@ -1,6 +1,6 @@
 """What the Ray engines share: their options, the check of those options, and joining or starting a cluster.
 
-Used by generation (``generate.engine: ray``, :mod:`inpars.generation.ray_engine`) and by scoring
+Used by generation (``generate.executor: ray``, :mod:`inpars.generation.ray_engine`) and by scoring
 (``rerank.executor: ray`` and the ``executor`` of the ``reranker`` and ``consistency`` filter steps,
 :mod:`inpars.rerank.ray_scoring`). Ray is imported only when a cluster is used.
 
@@ -19,9 +19,11 @@ Options (all runtime only: they never change a result):
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from inpars.errors import ConfigError, require
+from inpars.quiet import VERBOSE, verbosity
 from inpars.safety import usable_cores
 
 ENGINES = ("local", "ray")
@@ -31,8 +33,8 @@ OPTIONS = frozenset(
 
 
 def check_options(
-    engine: str, options: dict[str, Any] | None, *, engine_key: str = "generate.engine",
-    options_key: str = "generate.engine_options",
+    engine: str, options: dict[str, Any] | None, *, engine_key: str = "generate.executor",
+    options_key: str = "generate.executor_options",
 ) -> dict[str, Any]:
     """Validated options (an unknown engine, unknown keys and bad values are a
     :class:`~inpars.errors.ConfigError` naming ``engine_key`` or ``options_key.KEY``).
@@ -85,6 +87,8 @@ def connect(ray: Any, options: dict[str, Any], what: str, error: type[Exception]
     if ray.is_initialized():
         return False
     init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+    if verbosity() < VERBOSE:  # Ray's start-up lines ("Started a local Ray instance") are INFO
+        init["logging_level"] = logging.WARNING
     if options.get("runtime_env"):
         init["runtime_env"] = options["runtime_env"]
     if options.get("address"):

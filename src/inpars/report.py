@@ -67,6 +67,9 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
     fusion = _output(folders, "rerank", "fusion")
     if fusion.is_file():
         info["fusion"] = _load_json(fusion)
+    ranker = _output(folders, "rerank", "ranker")
+    if ranker.is_file():
+        info["ranker"] = _load_json(ranker)
     return info
 
 
@@ -136,24 +139,32 @@ def plot_by_stage(metrics: dict[str, Any], measures: list[str], out: Path) -> Pa
 def _markdown(info: dict[str, Any], images: list[Path]) -> str:
     lines = [f"# inpars report: {info['run_dir']}", ""]
     cfg = info.get("config") or {}
+    lines += _verdict(info)
     if cfg:
         g = cfg.get("generate", {})
         lines += [
-            f"Dataset `{cfg.get('dataset', {}).get('name')}`, evaluated on split "
-            f"`{cfg.get('dataset', {}).get('eval_split')}`; generator `{g.get('backend')}:{g.get('model')}` "
-            f"with prompt `{g.get('prompt')}` on {g.get('n_docs')} documents; reranker "
+            "## Run", "",
+            f"Dataset `{cfg.get('dataset', {}).get('name')}`, "
+            + (f"evaluated on split `{cfg['dataset']['eval_split']}`" if cfg.get("dataset", {}).get("eval_split")
+               else "no judged split (not evaluated)")
+            + f"; generator `{g.get('backend')}:{g.get('model')}` "
+            f"with prompt `{g.get('prompt')}` on {_generated_docs(info, g.get('n_docs'))} documents; reranker "
             f"`{cfg.get('train', {}).get('model')}` ({cfg.get('train', {}).get('model_type')}); seed {cfg.get('seed')}.",
             "",
         ]
     if info.get("metrics_md"):
         lines += ["## Effectiveness", "", info["metrics_md"].strip(), ""]
-    lines += _supervision(cfg)
     lines += _fusion(info.get("fusion"))
     for img in images:
         lines += [f"![{img.stem}]({img.name})", ""]
     fr = info.get("filter_report")
     if fr:
-        lines += ["## Filtering", "", "```json", json.dumps(fr, indent=2)[:4000], "```", ""]
+        lines += ["## Filtering", "", f"Kept {fr.get('n_kept')} of {fr.get('n_input')} generated queries.", "",
+                  "| step | in | out | removed, by reason |", "|---|---|---|---|"]
+        for step in fr.get("steps", []):
+            why = ", ".join(f"{r} {n}" for r, n in sorted(step.get("removed", {}).items(), key=lambda kv: -kv[1]))
+            lines.append(f"| {step.get('name')} | {step.get('n_in')} | {step.get('n_out')} | {why or '-'} |")
+        lines.append("")
     if info.get("samples"):
         lines += ["## Sample generated queries", "", "| doc_id | query | mean log-prob |", "|---|---|---|"]
         for s in info["samples"]:
@@ -172,12 +183,74 @@ def _markdown(info: dict[str, Any], images: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def _supervision(cfg: dict[str, Any]) -> list[str]:
+def _verdict(info: dict[str, Any]) -> list[str]:
+    """The report's first section: what was decided without labels, on what evidence, and what to use."""
+    cfg = info.get("config") or {}
+    fusion = info.get("fusion") or {}
+    ranker = info.get("ranker") or {}
+    if not (cfg and ranker):
+        return []
     splits = cfg.get("label_splits") or []
-    if not splits:
-        return ["Label-free: no stage but evaluation read any relevance judgements.", ""]
-    return [f"**Supervised**: the run read the judgements of split(s) {', '.join(f'`{s}`' for s in splits)} "
-            "outside evaluation (named in its config).", ""]
+    lines = ["## Verdict", ""]
+    lines.append("- Label-free: no stage but evaluation read a relevance judgement." if not splits else
+                 f"- Supervised: the run read the judgements of {', '.join(f'`{s}`' for s in splits)} outside "
+                 "evaluation.")
+    where = fusion.get("tuned_on", "pseudo-dev")
+    model = f"`{ranker.get('model')}` ({ranker.get('model_type')})"
+    if fusion.get("reason"):
+        lines.append(f"- Model: {model}; {fusion['reason']}.")
+    else:
+        lines.append(f"- Model: {model}.")
+    alpha = ranker.get("alpha")
+    if alpha is None:
+        lines.append(f"- Ranking: BM25's top {ranker.get('depth')} reranked by the model (no fusion).")
+    else:
+        how = {"given": "given in the config", "fallback": "the default, without a choice"}.get(
+            fusion.get("alpha_source", "tuned"), f"the best on `{where}`")
+        lines.append(f"- Ranking: BM25's top {ranker.get('depth')} reranked and fused with BM25 at weight "
+                     f"{alpha:g} ({how}).")
+    ev = fusion.get("evidence") or {}
+    if ev.get("gain") is not None:
+        ci = ev.get("ci95")
+        interval = f", 95% interval {ci[0]:+.4f} to {ci[1]:+.4f}" if ci else ""
+        kind = "synthetic queries, each judged by its source document" if not fusion.get("supervised") else "queries"
+        lines.append(f"- On `{where}` ({ev['queries']} {kind}): {fusion.get('measure', 'nDCG@10')} "
+                     f"{ev['mean']:.4f} against BM25 {ev['baseline']:.4f}, {ev['gain']:+.4f}{interval}, "
+                     f"p = {ev['p']:.3g}.")
+    lines += _judged_gain(info)
+    lines.append(f"- Use it: `inpars search {info['run_dir']} --queries QUERIES.tsv --out run.trec` "
+                 "(or `inpars.Ranker.load(...)` in Python).")
+    lines.append("")
+    return lines
+
+
+def _judged_gain(info: dict[str, Any]) -> list[str]:
+    cfg = info.get("config") or {}
+    metrics = info.get("metrics")
+    split = cfg.get("dataset", {}).get("eval_split")
+    if not metrics:
+        return ["- Judgements: none for this collection, so no effectiveness figure on real queries."
+                if not split else "- Judgements: not evaluated yet."]
+    agg, pv = metrics.get("aggregate", {}), metrics.get("pvalues", {})
+    run = "interpolated" if "interpolated" in agg else "reranked"
+    if "bm25" not in agg or run not in agg:
+        return []
+    measure = next(iter(agg[run]))
+    value, base = agg[run][measure], agg["bm25"][measure]
+    tests = pv.get(run, {}).get(measure, {})
+    p = f", {', '.join(f'{t} p = {v:.3g}' for t, v in tests.items())}" if tests else ""
+    n = len(metrics.get("query_ids", [])) or "its"
+    return [f"- On the judged split `{split}` ({n} queries): {measure} {value:.4f} against BM25 {base:.4f}, "
+            f"{value - base:+.4f}{p}."]
+
+
+def _generated_docs(info: dict[str, Any], asked: Any) -> Any:
+    """The documents queries were written for: the generate stage's count (a collection smaller than
+    ``n_docs`` gives all of its documents), else the configured ``n_docs``."""
+    for t in info.get("timings", []):
+        if t["stage"] == "generate" and isinstance(t.get("summary"), dict) and "n_docs" in t["summary"]:
+            return t["summary"]["n_docs"]
+    return asked
 
 
 def _fusion(fusion: dict[str, Any] | None) -> list[str]:
@@ -201,9 +274,8 @@ def _fusion(fusion: dict[str, Any] | None) -> list[str]:
     if seen:
         chosen = fusion.get("selected_model")
         figures = ", ".join(f"{name} {value:.4f}" for name, value in seen.items())
-        lines += [f"Model selection on `{where}` (best fusion): trained vs start checkpoint: {figures}; "
-                  f"reranking with the **{chosen}** model."
-                  + (" Training on the synthetic queries did not pay here." if chosen == "start" else ""), ""]
+        lines += [f"Model selection on `{where}` (fused, each at its weight): trained vs start checkpoint: "
+                  f"{figures}; reranking with the **{chosen}** model: {fusion.get('reason', '')}.", ""]
     return lines
 
 

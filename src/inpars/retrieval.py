@@ -224,7 +224,7 @@ class BM25Index:
         )
 
     def search(
-        self, queries: Mapping[str, str], k: int = 1000, *, show_progress: bool = False
+        self, queries: Mapping[str, str], k: int = 1000, *, show_progress: bool | None = False
     ) -> dict[str, dict[str, float]]:
         """Top ``k`` (capped at the corpus size) documents of each query: ``{query_id: {doc_id: score}}``.
 
@@ -238,7 +238,7 @@ class BM25Index:
         >>> run["q2"]
         {}
         """
-        from tqdm.auto import tqdm
+        from inpars.quiet import bar
 
         k = min(int(k), len(self.doc_ids))
         if k < 1:
@@ -246,8 +246,8 @@ class BM25Index:
         qids = list(queries)
         out: dict[str, dict[str, float]] = {}
         n_empty = 0
-        batches = range(0, len(qids), _QUERY_BATCH)
-        for start in tqdm(batches, desc="BM25", unit="batch", disable=not show_progress or len(batches) < 2):
+        shown = bar(total=len(qids), desc="BM25", unit="query", show=show_progress if len(qids) > _QUERY_BATCH else False)
+        for start in range(0, len(qids), _QUERY_BATCH):
             batch = qids[start : start + _QUERY_BATCH]
             tokens = self.tokenize([queries[q] for q in batch])
             docs, scores = self.retriever.retrieve(tokens, k=k, show_progress=False)
@@ -259,6 +259,8 @@ class BM25Index:
                 out[qid] = {
                     self.doc_ids[int(d)]: float(s) for d, s in zip(row_docs, row_scores, strict=True) if s > 0
                 }
+            shown.update(len(batch))
+        shown.close()
         if n_empty:
             log.warning("%d queries have no indexable term (empty or only stopwords): no documents", n_empty)
         return out
@@ -295,7 +297,11 @@ def _bm25s_check(params: dict[str, Any]) -> None:
 
 
 def _bm25s_build(path: Path, docs: Iterable[Document], params: dict[str, Any], sha: str | None) -> BM25Index:
-    index = BM25Index.build(docs, params["k1"], params["b"], params["stopwords"], params["stemmer"], corpus_sha256=sha)
+    from inpars.quiet import show_progress
+
+    # bm25s' bars, one after the other (splitting, stemming, counting, scoring), on a terminal
+    index = BM25Index.build(docs, params["k1"], params["b"], params["stopwords"], params["stemmer"], corpus_sha256=sha,
+                            show_progress=show_progress(None))
     index.save(path)
     return index
 
@@ -481,7 +487,7 @@ def retrieve(
     index = get_index(ds, index_dir, k1=k1, b=b, stopwords=stopwords, stemmer=stemmer, backend=backend)
     texts = dict(queries) if queries is not None else ds.queries(split)
     start = time.perf_counter()
-    run = index.search(texts, k, show_progress=True)
+    run = index.search(texts, k, show_progress=None)  # a bar on a terminal
     log.info(
         "retrieved up to %d documents for %d queries in %.1fs",
         min(k, len(index)),

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Name of the held-out synthetic queries that stand in for a labelled tuning split.
 PSEUDO_DEV = "pseudo-dev"
+#: Name of a collection's own queries when no split judges them (file names of the ranked runs).
+UNJUDGED = "queries"
 
 
 def label_splits(cfg: PipelineConfig) -> list[str]:
@@ -50,11 +52,26 @@ class Context:
     run_dir: Path
     eval_ids: list[str]
     tune_ids: list[str]
+    #: the judged split evaluated (``dataset.eval_split``, or ``test`` where judged); None: no evaluation,
+    #: and ``eval_ids`` are the collection's own queries (``queries.jsonl``), ranked but never scored
+    eval_split: str | None = "test"
     results: dict[str, StageResult] = field(default_factory=dict)
 
     @property
-    def eval_split(self) -> str:
-        return self.cfg.dataset.eval_split
+    def judged(self) -> bool:
+        """Whether the ranked queries have judgements, so that the evaluate stage runs."""
+        return self.eval_split is not None
+
+    @property
+    def query_set(self) -> str:
+        """The name the ranked queries' files carry: the judged split, or ``queries`` (the collection's own
+        queries, without judgements)."""
+        return self.eval_split or UNJUDGED
+
+    def eval_queries(self) -> dict[str, str]:
+        """The texts of the ranked queries (ids only are read from a split's judgements)."""
+        texts = self.ds.queries(self.eval_split) if self.eval_split else self.ds.queries()
+        return {q: texts[q] for q in self.eval_ids if q in texts}
 
     @property
     def tune_split(self) -> str:
@@ -88,7 +105,7 @@ class Context:
 
     def out(self, stage: str, key: str) -> Path:
         """The path of a declared output of ``stage`` in this run."""
-        return output_path(self.run_dir, stage, key, eval_split=self.eval_split, tune_split=self.tune_split,
+        return output_path(self.run_dir, stage, key, eval_split=self.query_set, tune_split=self.tune_split,
                            depth=self.cfg.rerank.depth)
 
     def model(self) -> tuple[str, str | None]:
@@ -109,6 +126,8 @@ class Stage:
     identity: Callable[[Context], Mapping[str, Any]] = lambda ctx: {}
     extra_inputs: Callable[[Context], Mapping[str, Path]] = lambda ctx: {}
     enabled: Callable[[Context], bool] = lambda ctx: True
+    #: why a disabled stage does not run, said once to the user (None: nothing worth saying)
+    skipped: Callable[[Context], str | None] = lambda ctx: None
     #: settings of the section whose increase extends the finished outputs (see run_stage's ``grow``),
     #: when ``growable(ctx)`` says the current config allows it (by default it does; it also gates ``reuses``)
     grows: tuple[str, ...] = ()
@@ -157,18 +176,23 @@ class Stage:
 
 
 def _retrieve(ctx: Context, folder: Path) -> dict[str, Any]:
-    from inpars.retrieval import retrieve
+    """BM25 runs of the ranked queries and of a labelled tuning split; the index is built in any case (the
+    run's ranker searches it)."""
+    from inpars.retrieval import get_index, retrieve
 
     out: dict[str, Any] = {}
-    for split, ids, key in ((ctx.eval_split, ctx.eval_ids, "eval_run"), (ctx.tune_split, ctx.tune_ids, "tune_run")):
-        if not ids:
+    t = time.perf_counter()
+    index = get_index(ctx.ds, ctx.index_dir, **ctx.cfg.retrieve.index_params())
+    out["index"] = {"documents": len(index), "seconds": round(time.perf_counter() - t, 2)}
+    tune = ctx.ds.queries(ctx.tune_split) if ctx.tune_ids else {}
+    for name, queries, key in ((ctx.query_set, ctx.eval_queries(), "eval_run"),
+                               (ctx.tune_split, {q: tune[q] for q in ctx.tune_ids if q in tune}, "tune_run")):
+        if not queries:
             continue
-        texts = ctx.ds.queries(split)
-        queries = {q: texts[q] for q in ids if q in texts}
         t = time.perf_counter()
-        retrieve(ctx.ds, split=split, queries=queries, index_dir=ctx.index_dir, out=ctx.out("retrieve", key),
+        retrieve(ctx.ds, queries=queries, index_dir=ctx.index_dir, out=ctx.out("retrieve", key),
                  **ctx.cfg.retrieve.model_dump())
-        out[split] = {"queries": len(queries), "seconds": round(time.perf_counter() - t, 2)}
+        out[name] = {"queries": len(queries), "seconds": round(time.perf_counter() - t, 2)}
     return out
 
 
@@ -263,51 +287,113 @@ def _train(ctx: Context, folder: Path) -> dict[str, Any]:
 
 
 def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
+    """Decide on the tuning set which model reranks and at what fusion weight (:func:`inpars.decision.decide`),
+    rerank the ranked queries with that, and write ``fusion.json`` (the decision and its evidence) and
+    ``ranker.json`` (what ``inpars search`` applies to new queries)."""
     from inpars.datasets import read_run_dict, write_run
-    from inpars.fusion import TuneSet, rerank_and_fuse, tuning_qrels
+    from inpars.fusion import fuse
     from inpars.io import write_json
-    from inpars.rerank import load_scorer
     from inpars.rerank.base import release
+    from inpars.rerank.run import rerank_run
 
     rc = ctx.cfg.rerank
-    model, model_type = ctx.model()
+    loaders = _model_loaders(ctx)
+    tune = _tune_set(ctx, folder)
+    out: dict[str, Any] = {}
+    chosen, alpha = "trained", rc.alpha
+    scorer = None
+    if tune is not None:
+        from inpars.decision import decide
+
+        decision, fits = decide(ctx.ds, tune, loaders, depth=rc.depth, alphas=rc.alphas, alpha=rc.alpha,
+                                min_queries=rc.min_decision_queries, max_p=rc.decision_p, seed=ctx.cfg.seed,
+                                where=ctx.tune_split)
+        chosen, alpha, scorer = decision.model, decision.alpha, fits[decision.model].scorer
+        for name, fit in fits.items():
+            if name != chosen:
+                release(fit.scorer)
+        record = {"alpha": alpha, "alpha_source": decision.alpha_source, "table": decision.table,
+                  "measure": "nDCG@10", "tuned_on": ctx.tune_split, "queries": decision.evidence["queries"],
+                  "supervised": not ctx.pseudo_dev, "model": chosen, "reason": decision.reason,
+                  "evidence": decision.evidence}
+        if len(fits) > 1:
+            record.update(selected_model=chosen, selection_pseudo_dev=decision.candidates,
+                          comparison=decision.comparison)
+        write_json(ctx.out("rerank", "fusion"), record)
+        out.update(alpha=alpha, alpha_table=decision.table, model=chosen, decision=decision.reason)
+    queries = ctx.eval_queries()
+    if queries:
+        scorer = scorer or loaders[chosen]()
+        try:
+            first = read_run_dict(_first_stage(ctx))
+            t0 = time.perf_counter()
+            top = rerank_run(ctx.ds, first, None, queries=queries, scorer=scorer, depth=rc.depth,
+                             cache=folder / "eval.scores.jsonl")
+            seconds = time.perf_counter() - t0
+        finally:
+            release(scorer)
+        pairs = sum(len(v) for v in top.values())
+        write_run(ctx.out("rerank", "top"), top, tag="inpars-rerank")
+        write_run(ctx.out("rerank", "reranked"), fuse(first, top, None, rc.depth), tag="inpars-rerank")
+        if alpha is not None:
+            write_run(ctx.out("rerank", "interpolated"), fuse(first, top, alpha, rc.depth),
+                      tag=f"inpars-interp-{alpha:g}")
+        out.update(pairs=pairs, rerank_seconds=round(seconds, 2), pairs_per_second=round(pairs / max(seconds, 1e-9), 2))
+    elif scorer is not None:
+        release(scorer)
+    write_json(ctx.out("rerank", "ranker"), _ranker_spec(ctx, chosen, alpha))
+    return out
+
+
+def _model_loaders(ctx: Context) -> dict[str, Any]:
+    """The candidate rerankers, by name: ``trained`` (the run's model, or ``rerank.model``) and, in a
+    label-free training run whose start checkpoint reranks as the trained model does, ``start``."""
+    from inpars.rerank import load_scorer
+
+    rc = ctx.cfg.rerank
     kw: dict[str, Any] = dict(batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
                               threads=ctx.cfg.threads, executor=rc.executor, executor_options=rc.executor_options)
-    first = read_run_dict(_first_stage(ctx))
-    texts = ctx.ds.queries(ctx.eval_split)
-    tune = None
-    if ctx.pseudo_dev:
-        tune = pseudo_dev_set(ctx, folder)
-    elif rc.interpolate:
-        tune_first = read_run_dict(ctx.out("retrieve", "tune_run"))
-        tune_texts = ctx.ds.queries(ctx.tune_split)
-        tune = TuneSet(first=tune_first, queries={q: tune_texts[q] for q in tune_first},
-                       qrels=tuning_qrels(ctx.ds, ctx.tune_split))
-    selection: dict[str, Any] = {}
+    model, model_type = ctx.model()
+    loaders: dict[str, Any] = {"trained": lambda: load_scorer(model, model_type, **kw)}
     start = _comparable_start(ctx) if ctx.pseudo_dev else None
     if start is not None:
-        scorer, selection = _select_checkpoint(ctx, tune, {
-            "trained": lambda: load_scorer(model, model_type, **kw),
-            "start": lambda: load_scorer(start, model_type, **kw),
-        })
-    else:
-        scorer = load_scorer(model, model_type, **kw)
-    try:
-        fused = rerank_and_fuse(ctx.ds, first, {q: texts[q] for q in first if q in texts}, scorer=scorer,
-                                depth=rc.depth, tune=tune, alphas=rc.alphas, cache_dir=folder)
-    finally:
-        release(scorer)
-    write_run(ctx.out("rerank", "top"), fused.top, tag="inpars-rerank")
-    write_run(ctx.out("rerank", "reranked"), fused.reranked, tag="inpars-rerank")
-    out: dict[str, Any] = {"pairs": fused.pairs, "rerank_seconds": round(fused.seconds, 2),
-                           "pairs_per_second": round(fused.pairs / max(fused.seconds, 1e-9), 2), **selection}
-    if fused.interpolated is not None:
-        write_run(ctx.out("rerank", "interpolated"), fused.interpolated, tag=f"inpars-interp-{fused.alpha}")
-        out.update(alpha=fused.alpha, alpha_table=fused.alpha_table)
-        write_json(ctx.out("rerank", "fusion"), {
-            "alpha": fused.alpha, "table": fused.alpha_table, "measure": "nDCG@10", "tuned_on": ctx.tune_split,
-            "queries": len(tune.first) if tune else 0, "supervised": not ctx.pseudo_dev, **selection})
-    return out
+        loaders["start"] = lambda: load_scorer(start, model_type, **kw)
+    return loaders
+
+
+def _tune_set(ctx: Context, folder: Path) -> Any:
+    """The set the decision is made on: the pseudo-dev set (label-free), a labelled split's queries
+    (``rerank.tune_split``), or None without fusion."""
+    from inpars.datasets import read_run_dict
+    from inpars.fusion import TuneSet, tuning_qrels
+
+    if ctx.pseudo_dev:
+        return pseudo_dev_set(ctx, folder)
+    if not ctx.cfg.rerank.interpolate:
+        return None
+    tune_first = read_run_dict(ctx.out("retrieve", "tune_run"))
+    tune_texts = ctx.ds.queries(ctx.tune_split)
+    return TuneSet(first=tune_first, queries={q: tune_texts[q] for q in tune_first},
+                   qrels=tuning_qrels(ctx.ds, ctx.tune_split))
+
+
+def _ranker_spec(ctx: Context, chosen: str, alpha: float | None) -> dict[str, Any]:
+    """``ranker.json``: the first stage, the chosen model and the fusion weight, with paths relative to the
+    run folder where they lie inside it (the folder can be moved)."""
+    rc = ctx.cfg.rerank
+    model, model_type = ctx.model()
+    if chosen == "start":
+        model = ctx.cfg.train.model
+    elif Path(model).exists():
+        path = Path(model).resolve()
+        root = ctx.run_dir.resolve()
+        model = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    return {
+        "format": 1, "dataset": ctx.cfg.dataset.name,
+        "first_stage": {"index": ctx.index_dir.name, **ctx.cfg.retrieve.model_dump()},
+        "model": model, "model_choice": chosen, "model_type": model_type, "max_length": rc.max_length,
+        "engine": rc.engine, "depth": rc.depth, "alpha": alpha,
+    }
 
 
 def _comparable_start(ctx: Context) -> str | None:
@@ -324,31 +410,6 @@ def _comparable_start(ctx: Context) -> str | None:
     except (OSError, ValueError):  # a start the transformers config reader cannot read: no comparison
         return None
     return start if same else None
-
-
-def _select_checkpoint(ctx: Context, tune: Any, loaders: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The scorer whose fusion is best on the pseudo-dev set (ties: the trained one), and what was seen.
-
-    ``loaders`` maps a name to a function that loads its scorer. The candidates are scored one after the
-    other; a scorer that holds resources (a :class:`~inpars.rerank.ray_scoring.RayScorer`'s actors: it has
-    ``close``) is closed before the next one loads and the chosen one is loaded again, so two of them never
-    hold a cluster's CPUs at once."""
-    from inpars.fusion import fit_on
-    from inpars.rerank.base import release
-
-    rc = ctx.cfg.rerank
-    fits: dict[str, float] = {}
-    kept: dict[str, Any] = {}
-    for name, load in loaders.items():
-        scorer = load()
-        alpha, table, _ = fit_on(ctx.ds, tune, scorer, depth=rc.depth, alphas=rc.alphas, show_progress=False)
-        fits[name] = table[f"{alpha:g}"]
-        if not release(scorer):
-            kept[name] = scorer
-    chosen = max(fits, key=lambda name: (fits[name], name == "trained"))
-    log.info("pseudo-dev model selection: %s", ", ".join(f"{n} {v:.4f}" for n, v in fits.items()))
-    scorer = kept[chosen] if chosen in kept else loaders[chosen]()
-    return scorer, {"selected_model": chosen, "selection_pseudo_dev": {n: round(v, 6) for n, v in fits.items()}}
 
 
 def _first_stage(ctx: Context) -> Path:
@@ -369,6 +430,7 @@ def _evaluate(ctx: Context, folder: Path) -> dict[str, Any]:
     from inpars.evaluation import evaluate_dataset
     from inpars.io import atomic_write, write_json
 
+    assert ctx.eval_split is not None  # enabled only when judged
     res = evaluate_dataset(ctx.ds, ctx.eval_split, {k: read_run_dict(v) for k, v in _evaluated_runs(ctx).items()},
                            query_ids=ctx.eval_ids, seed=ctx.cfg.seed, **ctx.cfg.evaluate.model_dump())
     write_json(ctx.out("evaluate", "metrics"), res.to_json())
@@ -385,7 +447,9 @@ def _model_input(ctx: Context) -> dict[str, Path]:
 
 
 def _rerank_inputs(ctx: Context) -> dict[str, Path]:
-    paths = {"first_stage": _first_stage(ctx), **_model_input(ctx)}
+    paths = {**_model_input(ctx)}
+    if ctx.eval_ids:
+        paths["first_stage"] = _first_stage(ctx)
     if ctx.pseudo_dev:
         paths["pseudo_dev"] = ctx.out("negatives", "pseudo_dev")
     elif ctx.cfg.rerank.interpolate:
@@ -425,6 +489,8 @@ TABLE: tuple[Stage, ...] = (
     Stage("rerank", "rerank", _rerank, extra_inputs=_rerank_inputs,
           identity=lambda ctx: {"model_type": ctx.model()[1], "eval": ctx.eval_ids, "seed": ctx.cfg.seed,
                                 "retrieve": identity(ctx.cfg.retrieve), "tune": ctx.tune_split}),
-    Stage("evaluate", "evaluate", _evaluate, extra_inputs=_evaluated_runs,
+    Stage("evaluate", "evaluate", _evaluate, extra_inputs=_evaluated_runs, enabled=lambda ctx: ctx.judged,
+          skipped=lambda ctx: "the collection has no judged split (no qrels/test.tsv and no dataset.eval_split): "
+          "nothing to score; the run's ranker is in 06-rerank/ranker.json",
           identity=lambda ctx: {"split": ctx.eval_split, "eval": ctx.eval_ids, "seed": ctx.cfg.seed}),
 )

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"inpars {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=False,
+                        help="warnings, errors and the result only: no progress bars, no stage lines")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -42,17 +44,40 @@ def build_parser() -> argparse.ArgumentParser:
         if not any("--verbose" in a.option_strings for a in subparser._actions):
             subparser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                                    help="more logging; -vv also prints the traceback of an error")
+        if not any("--quiet" in a.option_strings for a in subparser._actions):
+            subparser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                                   help="warnings, errors and the result only")
     return parser
 
 
-def setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    # Stage progress is logged at INFO by inpars itself; keep it visible by default.
-    logging.getLogger("inpars").setLevel(min(level, logging.INFO))
+def setup_logging(verbosity: int, quiet: bool = False) -> None:
+    """Logging for a command: ``quiet`` (``-q``) warnings and errors only; by default inpars' own INFO
+    lines and one progress bar per long stage, the libraries silenced (:mod:`inpars.quiet`); ``-v`` INFO
+    from everything; ``-vv`` DEBUG."""
+    from inpars import quiet as q
+
+    level = q.QUIET if quiet else min(verbosity, q.DEBUG)
+    q.set_verbosity(level)  # the progress bars' switch, inherited by worker processes
+    root_level = logging.DEBUG if level >= q.DEBUG else logging.INFO if level >= q.VERBOSE else logging.WARNING
+    root = logging.getLogger()
+    if not root.handlers:
+        ours = q.TqdmHandler()
+        ours.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        root.addHandler(ours)
+    # Logging configured by the caller (main() called in-process, e.g. under pytest) is left as it is.
+    if any(isinstance(h, q.TqdmHandler) for h in root.handlers):
+        root.setLevel(root_level)
+        q.silence_libraries(level)
+    # Stage progress is logged at INFO by inpars itself; visible unless quiet.
+    logging.getLogger("inpars").setLevel(logging.WARNING if level <= q.QUIET else min(root_level, logging.INFO))
     from inpars.safety import SecretFilter
 
-    for handler in logging.getLogger().handlers:
+    for handler in root.handlers:
+        if isinstance(handler, q.TqdmHandler):  # ours (a handler configured by a caller is left as it is)
+            for f in [f for f in handler.filters if isinstance(f, q.LevelFilter)]:
+                handler.removeFilter(f)
+            # on the handler: a library that sets its own logger's level (bm25s sets DEBUG) passes no more
+            handler.addFilter(q.LevelFilter(level))
         if not any(isinstance(f, SecretFilter) for f in handler.filters):
             handler.addFilter(SecretFilter())
 
@@ -60,7 +85,9 @@ def setup_logging(verbosity: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
+    if args.quiet and args.verbose:
+        parser.error("-q and -v cannot be combined")
+    setup_logging(args.verbose, args.quiet)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

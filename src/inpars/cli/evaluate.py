@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.qrels:
         result = evaluate_runs(args.qrels, runs, **kwargs)
     elif cfg.dataset.name:
-        result = evaluate_dataset(cfg.dataset.name, args.split or cfg.dataset.eval_split, runs, **kwargs)
+        result = evaluate_dataset(cfg.dataset.name, args.split or cfg.dataset.eval_split or "test", runs, **kwargs)
     else:
         raise ConfigError("no judgements: give --dataset (or a --config with dataset.name) or --qrels")
     result.save(json_path=args.json, markdown_path=args.markdown)

@@ -27,6 +27,8 @@ def add_parser(subparsers: Any) -> None:
                    help="generated or filtered queries ('inpars generate' / 'inpars filter' output; hf only)")
     p.add_argument("--train", default=None, metavar="FILE",
                    help="training examples: 'inpars negatives' JSONL or the original's triples/pairs TSV")
+    p.add_argument("--run", default=None, metavar="RUN_DIR",
+                   help="take both from a run folder of 'inpars run' (its filtered queries and training examples)")
     p.add_argument("--out", "-o", required=True, help="folder (hf, must not exist) or TSV file to write")
     p.add_argument("--name", default=None, help="dataset name in the card (default: the folder name)")
     p.add_argument("--license", default=None,
@@ -37,6 +39,23 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from inpars.export import export_hf, export_original
 
+    if args.run:
+        from pathlib import Path
+
+        from inpars.layout import output_path
+
+        if args.generated or args.train:
+            raise ConfigError("--run takes the queries and examples of a run: drop --generated and --train")
+        if not (Path(args.run) / "config.json").is_file():
+            raise ConfigError(f"--run {args.run}: not a run folder of 'inpars run' (no config.json)")
+        found = {"generated": output_path(args.run, "filter", "filtered"), "train": output_path(args.run, "negatives", "train")}
+        for key, path in found.items():
+            if path.is_file():
+                setattr(args, key, str(path))
+        if not (args.generated or args.train):
+            raise ConfigError(f"--run {args.run}: the run has not written its queries yet")
+        if args.format != "hf":
+            args.generated = None
     if args.format == "hf":
         if not args.generated and not args.train:
             raise ConfigError("nothing to export: give --generated and/or --train")

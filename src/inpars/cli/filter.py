@@ -58,7 +58,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--seed", type=int, default=None, help=f"seed (default: the config's, {PipelineConfig.model_fields['seed'].default})"
     )
-    p.add_argument("--index-dir", default=None, help="BM25 index folder (as for 'inpars retrieve')")
+    p.add_argument("--index-dir", default=None, help="the folder of the BM25 index, as 'inpars retrieve --index-dir' (default: one under the cache)")
     p.set_defaults(func=run)
 
 

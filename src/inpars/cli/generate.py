@@ -73,7 +73,7 @@ def add_parser(subparsers: Any) -> None:
     add_option_arg(p, "--backend-option", "backend option (repeatable), e.g. --backend-option n_threads=2")
     add_option_arg(p, "--selection-option", "document selection option (repeatable), e.g. --doc-selection "
                    "clusters --selection-option clusters=50")
-    add_option_arg(p, "--engine-option", "engine option (repeatable), e.g. --engine ray --engine-option actors=2 "
+    add_option_arg(p, "--executor-option", "executor option (repeatable), e.g. --executor ray --executor-option actors=2 "
                    "(see inpars.generation.ray_engine)")
     p.add_argument(
         "--seed", type=int, default=None, help="seed of the document sample and of each query's sampling (default 1)"
@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.generate.backend_options = {**cfg.generate.backend_options, **dict(args.backend_option)}
     if args.selection_option:
         cfg.generate.selection_options = {**cfg.generate.selection_options, **dict(args.selection_option)}
-    if args.engine_option:
-        cfg.generate.engine_options = {**cfg.generate.engine_options, **dict(args.engine_option)}
+    if args.executor_option:
+        cfg.generate.executor_options = {**cfg.generate.executor_options, **dict(args.executor_option)}
     if not cfg.dataset.name:
         raise ConfigError("no dataset: give --dataset or a --config with dataset.name")
     from inpars.safety import check_backend, check_output

@@ -48,8 +48,10 @@ def add_parser(subparsers: Any) -> None:
         "model_type": f"default: read from the checkpoint. {family_help()}",
         "first_stage": "first-stage TREC run to rerank",
         "engine": engine_help(),
-        "interpolate": "interpolate with the first-stage score, weight tuned on --tune-split (needs --tune-run; "
-        "giving --tune-run alone interpolates when the config's rerank.interpolate is on)",
+        "interpolate": "interpolate with the first-stage score, at --alpha, or at the weight tuned on --tune-split "
+        "(with --tune-run; giving --tune-run alone interpolates when the config's rerank.interpolate is on)",
+        "alpha": "fuse with the first stage at this weight (reranker share, 0..1): no tuning, no labels; OUT holds "
+        "the fused run, the reranker-only run goes beside it",
         "tune_split": "labelled split to tune the weight on (required with --tune-run; not the reranked split)",
         "tune_queries": "tuning queries sampled from --tune-run",
     })
@@ -93,8 +95,13 @@ def run(args: argparse.Namespace) -> int:
     split = args.split or cfg.dataset.eval_split
     # tuning reads a labelled split's judgements: only when both the run and the split are named (opt-in)
     tune_split = rc.tune_split
-    if fields.get("interpolate") and not args.tune_run:
-        raise ConfigError("--interpolate needs --tune-run: a first-stage run of the --tune-split queries")
+    if rc.alpha is not None and args.tune_run:
+        raise ConfigError("--alpha fuses at a given weight; --tune-run tunes one: give one of them")
+    if fields.get("interpolate") and not args.tune_run and rc.alpha is None:
+        raise ConfigError("--interpolate needs a weight: --alpha W (no labels), or --tune-run with --tune-split "
+                          "to tune it on a labelled split")
+    if fields.get("alphas") and not args.tune_run:
+        raise ConfigError("--alphas are the weights tried on --tune-run; to fuse at one given weight use --alpha")
     if args.tune_run and not tune_split:
         raise ConfigError("--tune-run needs --tune-split: name the labelled split whose judgements tune the weight")
     # here the weight is tuned on a labelled split's run: without --tune-run (a config's default
@@ -131,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     fused = rerank_and_fuse(ds, first, queries, scorer=scorer, depth=rc.depth, tune=tune, alphas=rc.alphas,
                             resume=not args.no_resume, cache_dir=Path(f"{out}.scores"))
+    if rc.alpha is not None:  # a given weight: fused without any tuning or label
+        from inpars.fusion import fuse
+
+        fused.alpha, fused.interpolated = rc.alpha, fuse(first, fused.top, rc.alpha, rc.depth)
     lines = sum(len(v) for v in fused.reranked.values())
     how = f"{scorer.model_type}, {scorer.engine}"
     if fused.interpolated is None:
@@ -143,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
     write_run(only, fused.reranked, tag=args.tag)
     write_run(out, fused.interpolated, tag=f"{args.tag}-interp")
     alpha = float(fused.alpha) if fused.alpha is not None else 1.0
+    if tune is None:
+        print(f"{out}: {len(fused.interpolated)} queries, reranker fused with the first stage at the given "
+              f"alpha={alpha:g}; reranker only: {only} ({how})")
+        return 0
     write_json(
         f"{out}.interpolation.json",
         {"alpha": alpha, "measure": "nDCG@10", "tune_split": tune_split, "tune_queries": len(fused.tune_queries),

@@ -16,8 +16,8 @@ def add_parser(subparsers: Any) -> None:
         help="BM25 run (TREC format) of a dataset split",
         description=(
             "Retrieve with BM25 (Lucene variant, bm25s) for every query of a split and write a TREC run. "
-            "The index is built once per corpus and parameters, then reused from --index-dir "
-            "(default: $INPARS_CACHE/indexes, else ~/.cache/inpars/indexes)."
+            "The index is built once per corpus and parameters, then reused from --index-dir (default: one "
+            "folder per corpus and parameters under $INPARS_CACHE/indexes/, else ~/.cache/inpars/indexes/)."
         ),
     )
     add_config_arg(p)
@@ -28,7 +28,9 @@ def add_parser(subparsers: Any) -> None:
                    help="retrieve for the queries of this file instead (TSV 'id<TAB>text' or JSONL {_id, text})")
     p.add_argument("--out", "-o", required=True, help="TREC run to write")
     add_section_flags(p, RetrieveConfig, helps={"k": "documents per query (capped at the corpus size)"})
-    p.add_argument("--index-dir", default=None, help="where the index is kept (reused when it matches)")
+    p.add_argument("--index-dir", default=None, help="the folder of this one index, new or holding an index "
+                   "(reused when its corpus and parameters match, else rebuilt there); default: a folder per corpus "
+                   "and parameters under the cache")
     p.add_argument("--tag", default="bm25", help="run tag, last column of the TREC run (default bm25)")
     p.set_defaults(func=run)
 
@@ -53,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(cfg.dataset.name)
     chosen: dict[str, Any] = {}
     if args.queries or not ds.splits():  # a queries file, or a collection without judgements
-        chosen["queries"], where = select_queries(ds, args.split, args.queries, default_split=cfg.dataset.eval_split)
+        chosen["queries"], where = select_queries(ds, args.split, args.queries, default_split=cfg.dataset.eval_split or "test")
     else:
-        chosen["split"] = args.split or cfg.dataset.eval_split
+        chosen["split"] = args.split or cfg.dataset.eval_split or "test"
         where = f"{chosen['split']} queries of {cfg.dataset.name}"
     run_dict = retrieve(ds, index_dir=args.index_dir, out=args.out, tag=args.tag, seed=cfg.seed, **chosen, **params)
     n_docs = sum(len(v) for v in run_dict.values())

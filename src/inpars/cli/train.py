@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from inpars.cli._common import add_config_arg, add_section_flags, resolve_config, section_values
@@ -28,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--train", required=True, help="training examples (JSONL: query, pos_doc_id, positive, negatives...)")
     p.add_argument("--out", "-o", required=True, help="output folder")
     add_section_flags(p, TrainConfig, helps={
-        "model_type": f"model family. {family_help()}",
+        "model_type": f"model family (default: the checkpoint's own; a bare encoder: cross-encoder). {family_help()}",
         "batch_size": "pairs (bce) or groups (listwise) per device step",
     })
     p.add_argument("--seed", type=int, default=None, help="seed (default: the config's, 1)")
@@ -52,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     check_threads(args.threads)
     check_model(cfg.train.model, "--model")
     check_output_dir(args.out, [args.train, getattr(args, "config", None)])
+    from inpars.families import resolve_training
+
+    resolve_training(cfg.train)  # model type unset: the checkpoint's own; loss unset: one that type trains
     from inpars.training.common import end_distributed
 
     summary = train_reranker(
@@ -64,5 +66,5 @@ def run(args: argparse.Namespace) -> int:
         f"{resumed}: final loss {summary.final_loss:.4f}, {summary.seconds:.1f} s, "
         f"{summary.examples_per_second:.2f} instances/s -> {summary.model_path}"
     )
-    print(json.dumps(summary.to_json()))
+    print(f"summary: {args.out}/train_summary.json")
     return 0

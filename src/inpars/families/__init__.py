@@ -31,9 +31,10 @@ from inpars.families.base import (
     family_help,
     get_family,
     register,
+    resolve_training,
 )
 
 # Importing a family module registers it.
 from inpars.families import bi_encoder, cross_encoder, monot5, query_likelihood  # noqa: E402,F401  isort: skip
 
-__all__ = ["DEFAULT_FAMILY", "FAMILIES", "Family", "detect_model_type", "family_help", "get_family", "register"]
+__all__ = ["DEFAULT_FAMILY", "FAMILIES", "Family", "detect_model_type", "family_help", "get_family", "register", "resolve_training"]

@@ -108,6 +108,23 @@ def detect_model_type(model: str) -> str:
     return found[0] if found else DEFAULT_FAMILY
 
 
+def resolve_training(train: Any) -> None:
+    """Fill in what a :class:`~inpars.config.TrainConfig` leaves to its checkpoint, in place: ``model_type``
+    unset is the start checkpoint's own family (:func:`detect_model_type`: a sentence-transformers model
+    trains as the bi-encoder it is; :data:`DEFAULT_FAMILY` where the checkpoint cannot be read here), and
+    ``loss`` unset is that family's first loss where the default does not fit it."""
+    if "model_type" not in train.model_fields_set:
+        import contextlib
+
+        from inpars.models import resolve_model
+
+        with contextlib.suppress(OSError, ValueError, ConfigError):  # unreadable here: the default type
+            train.model_type = detect_model_type(resolve_model(train.model))
+    losses = FAMILIES.get(train.model_type).losses if train.model_type in FAMILIES else ()
+    if "loss" not in train.model_fields_set and losses and train.loss not in losses:
+        train.loss = losses[0]
+
+
 def family_help() -> str:
     """One line per family, for help texts."""
     return "; ".join(f"{name}: {FAMILIES.get(name).description}" for name in FAMILIES.names())

@@ -44,7 +44,9 @@ class BiEncoderScorer(TorchScorer):
         todo = sorted({t for t in texts if t not in self._cache}, key=lambda t: (-len(t), t))
         if not todo:
             return
-        shown = bool(show_progress) if show_progress is not None else None
+        from inpars.quiet import show_progress as shown_here
+
+        shown = shown_here(show_progress)  # sentence-transformers' own rule would follow its logger's level
         vectors = self._model.encode(
             todo, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
             show_progress_bar=shown,

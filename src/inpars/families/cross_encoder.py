@@ -126,7 +126,7 @@ class CrossEncoderScorer(TorchScorer):
         order = sorted(range(len(pairs)), key=lambda i: (-len(encoded[i]["input_ids"]), i))
         scores = [0.0] * len(pairs)
         starts = range(0, len(order), self.batch_size)
-        for start in progress(starts, len(starts), show_progress, "rerank"):
+        for start in progress(starts, len(starts), show_progress, "rerank", unit="batch"):
             idx = order[start : start + self.batch_size]
             values = self._forward([encoded[i] for i in idx])
             for i, v in zip(idx, values, strict=True):

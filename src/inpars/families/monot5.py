@@ -91,7 +91,7 @@ class MonoT5Scorer(TorchScorer):
         chunk = self.batch_size * 16
         out: list[float] = []
         starts = range(0, len(pairs), chunk)
-        for s in progress(starts, len(starts), show_progress, "rerank"):
+        for s in progress(starts, len(starts), show_progress, "rerank", unit="batch"):
             out.extend(
                 monot5_scores(self._model, self.tokenizer, pairs[s : s + chunk], self.batch_size, self.max_length,
                               token_ids=self.token_ids)

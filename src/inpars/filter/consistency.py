@@ -69,7 +69,7 @@ class ConsistencyFilter(Filter):
         return ("consistency_rank",)
 
     def apply(self, cands: list[Candidate], ctx: FilterContext) -> tuple[list[Candidate], list[Removal]]:
-        from tqdm.auto import tqdm
+        from inpars.quiet import bar
 
         kept: list[Candidate] = []
         removed: list[Removal] = []
@@ -80,7 +80,7 @@ class ConsistencyFilter(Filter):
         scorer = ctx.scorer(self.step.model, **kw) if self.step.model else None
         chunk = self._chunk if scorer is None else 32
         starts = range(0, len(cands), chunk)
-        for start in tqdm(starts, desc="consistency", unit="chunk", disable=len(starts) < 2):
+        for start in bar(starts, desc="consistency", unit="chunk", show=None if len(starts) >= 2 else False):
             part = cands[start : start + chunk]
             run = index.search({str(c.index): c.record.query for c in part}, k=self.depth)
             hits_per = [run.get(str(c.index), {}) for c in part]

@@ -1,4 +1,4 @@
-"""Generation on a Ray cluster (``generate.engine: ray``).
+"""Generation on a Ray cluster (``generate.executor: ray``).
 
 The work units of :func:`inpars.generate.generate_queries` (documents still missing from the output file)
 are cut into batches of ``batch_size`` prompts, exactly the batches a single-process run sends, and
@@ -22,7 +22,7 @@ Failures: an actor that dies (killed, out of memory) is restarted and its batch 
 ``max_restarts``); an exception raised by the backend stops the run with the records before the
 failed batch written, and rerunning finishes the rest.
 
-``engine_options`` (runtime only: they never change the queries, so a run resumes under any engine) are
+``executor_options`` (runtime only: they never change the queries, so a run resumes under any engine) are
 those of :mod:`inpars.ray_cluster` (``address``, ``actors``, ``num_cpus``, ``cpus_per_actor``,
 ``gpus_per_actor``, ``max_restarts``, ``runtime_env``); ``max_restarts`` is passed as Ray remote
 arguments, which newer Ray versions deprecate.
@@ -65,7 +65,7 @@ def check_engine_options(engine: str, options: dict[str, Any] | None) -> dict[st
     >>> check_engine_options("ray", {"actors": 2})["actors"]
     2
     """
-    return check_options(engine, options, engine_key="generate.engine", options_key="generate.engine_options")
+    return check_options(engine, options, engine_key="generate.executor", options_key="generate.executor_options")
 
 
 def make_runner(
@@ -83,7 +83,7 @@ def make_runner(
 
 def _import_ray() -> Any:
     """``ray`` with Ray Data, or a :class:`~inpars.errors.MissingExtraError` naming the ``[ray]`` extra."""
-    return import_ray("generate.engine 'ray'")
+    return import_ray("generate.executor 'ray'")
 
 
 def _takes_option(backend: str, key: str) -> bool:
@@ -174,7 +174,7 @@ def run_on_ray(
 
     ray = _import_ray()
     check_backend(backend, None, backend_options)
-    started_here = connect(ray, options, "generate.engine", GenerationError)
+    started_here = connect(ray, options, "generate.executor", GenerationError)
     try:
         bs = batch_size or int(getattr(backend_class(backend), "default_batch_size", 0) or DEFAULT_BATCH_SIZE)
         batches = [todo[i : i + bs] for i in range(0, len(todo), bs)]
@@ -223,12 +223,14 @@ def _write_in_order(
     progress: bool | None, tqdm: Any,
 ) -> tuple[int, int, float]:
     """Stream the actors' results and append each batch once all batches before it are written."""
+    from inpars.quiet import show_progress
+
     t0 = time.perf_counter()
     pending: dict[int, tuple[str, int, int]] = {}
     next_pos = n_queries = n_tokens = 0
     bar = tqdm(
         total=total, initial=total - sum(len(m) for _, m in todo), unit="q", desc="generating queries (ray)",
-        disable=None if progress is None else not progress, dynamic_ncols=True,
+        disable=not show_progress(progress), dynamic_ncols=True,
     )
     with JsonlAppender(out) as writer, bar:
         for batch in results.iter_batches(batch_size=None, batch_format="numpy"):

@@ -180,8 +180,10 @@ def selection_path(out: Path) -> Path:
 
 
 def eligible_ids(dataset: Dataset, min_doc_chars: int = 0) -> list[str]:
-    """The sorted ids of the documents whose ``full_text`` has at least ``min_doc_chars`` characters."""
-    return sorted(doc_id for doc_id, doc in dataset.docs().items() if len(doc.full_text) >= min_doc_chars)
+    """The sorted ids of the documents whose ``full_text`` has at least ``min_doc_chars`` characters and is not
+    blank: a query is never written for an empty document (it would become an empty positive)."""
+    return sorted(doc_id for doc_id, doc in dataset.docs().items()
+                  if len(doc.full_text) >= min_doc_chars and doc.full_text.strip())
 
 
 def select_documents(
@@ -210,7 +212,7 @@ def select_documents(
     if eligible is None:
         eligible = eligible_ids(dataset, min_doc_chars)
     if n_docs > len(eligible):
-        log.warning("n_docs=%d is more than the %d eligible documents; using all of them", n_docs, len(eligible))
+        log.info("n_docs=%d is more than the %d eligible documents: using all of them", n_docs, len(eligible))
     cache = selection_path(out) if (out is not None and params_hash is not None and method != "random") else None
     ids: list[str] | None = None
     if cache is not None and cache.is_file():

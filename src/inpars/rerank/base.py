@@ -7,7 +7,6 @@ Nothing here imports torch at module level: a family module that defines a score
 from __future__ import annotations
 
 import json
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,15 +19,14 @@ Pair = tuple[str, str]
 RunDict = Run
 
 
-def progress(iterable: Iterable[Any], total: int, show: bool | None, desc: str) -> Iterable[Any]:
-    """``iterable`` wrapped in a tqdm bar when ``show`` (None: when stderr is a terminal)."""
-    if show is None:
-        show = sys.stderr.isatty()
-    if not show:
-        return iterable
-    from tqdm.auto import tqdm
+def progress(iterable: Iterable[Any], total: int, show: bool | None, desc: str, unit: str = "it") -> Iterable[Any]:
+    """``iterable`` wrapped in a tqdm bar when ``show`` (None: when stderr is a terminal; never with ``-q``:
+    :func:`inpars.quiet.show_progress`)."""
+    from inpars.quiet import bar, show_progress
 
-    return tqdm(iterable, total=total, desc=desc, leave=False)
+    if not show_progress(show):
+        return iterable
+    return bar(iterable, total=total, desc=desc, unit=unit, show=True)  # type: ignore[no-any-return]
 
 
 #: families whose ``max_length`` is the length of a (query, document) input, read from the model by default

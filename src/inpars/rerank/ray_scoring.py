@@ -126,7 +126,7 @@ class RayScorer(Scorer):
         pool = ActorPool(self._actors)
         results = pool.map(lambda actor, shard: actor.score.remote(list(shard)), shards)
         scores: list[float] = []
-        for values in progress(results, len(shards), show_progress, "rerank (ray)"):
+        for values in progress(results, len(shards), show_progress, "rerank (ray)", unit="shard"):
             scores.extend(float(v) for v in values)
         return scores
 

@@ -13,7 +13,8 @@ from inpars.datasets import Dataset, load_dataset, ranked, read_run_dict, write_
 from inpars.errors import ConfigError, InputError
 from inpars.fingerprint import dataset_fingerprint, fingerprint, model_fingerprint, versioned
 from inpars.io import JsonlAppender, read_jsonl, repair_jsonl
-from inpars.rerank.base import RunDict, Scorer, progress, release
+from inpars.quiet import bar
+from inpars.rerank.base import RunDict, Scorer, release
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,8 @@ def rerank_run(
         # A chunk of queries per scorer call: length sorting pays off across queries; the cache is
         # written after each chunk.
         per_call = max(1, 2048 // depth)
-        chunks = range(0, len(todo), per_call)
-        for c in progress(chunks, len(chunks), show_progress, f"rerank {len(todo)} queries"):
+        shown = bar(total=len(todo), desc="rerank", unit="query", show=show_progress)
+        for c in range(0, len(todo), per_call):
             chunk = todo[c : c + per_call]
             pairs, owners = [], []
             for q in chunk:
@@ -152,6 +153,8 @@ def rerank_run(
                 done[q] = fresh[q]
                 if appender is not None:
                     appender.write({"qid": q, "text": wanted[q], "scores": fresh[q]})
+            shown.update(len(chunk))
+        shown.close()
     finally:
         if appender is not None:
             appender.close()

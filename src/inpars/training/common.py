@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -291,7 +290,23 @@ def make_trainer(loss_fn: LossFn, **kwargs: Any) -> Any:
     The loss is a per-micro-batch mean; the Trainer divides it by the gradient-accumulation steps.
     """
     from transformers import Trainer
-    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class StepBar(ProgressCallback):  # type: ignore[misc]
+        """transformers' bar (steps, rate, ETA) with the latest loss beside it, instead of a printed line
+        per logged step."""
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            from inpars.quiet import bar
+
+            if state.is_world_process_zero:
+                self.training_bar = bar(total=state.max_steps, desc="train", unit="step", show=True)
+            self.current_step = 0
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
+            if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
 
     class RerankerTrainer(Trainer):
         _t0: float | None = None
@@ -317,6 +332,8 @@ def make_trainer(loss_fn: LossFn, **kwargs: Any) -> Any:
     trainer.model_accepts_loss_kwargs = False
     # PrinterCallback print()s every log dict when tqdm is off; progress goes to our logger instead.
     trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:  # the bar is on: without a line per step
+        trainer.add_callback(StepBar())
     return trainer
 
 
@@ -338,13 +355,17 @@ def make_callbacks(log_every: int = 10) -> list[Any]:
                         f.write(f"{state.global_step}\n")
                     log.info("checkpoint saved: %s", folder)
 
+    # with a progress bar on the screen (it shows the step and the loss) the lines are for -vv only
+    level = logging.DEBUG if show_progress_bar() else logging.INFO
+
     class LogProgress(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
             if not state.is_world_process_zero or not logs or "loss" not in logs:
                 return
             step = state.global_step
             if step % log_every == 0 or step == state.max_steps or step == 1:
-                log.info("step %d/%d loss %.4f lr %.3g", step, state.max_steps, logs["loss"], logs.get("learning_rate", 0.0))
+                log.log(level, "step %d/%d loss %.4f lr %.3g", step, state.max_steps, logs["loss"],
+                        logs.get("learning_rate", 0.0))
 
     return [CheckpointMarker(), LogProgress()]
 
@@ -374,7 +395,10 @@ def end_distributed() -> None:
 
 
 def show_progress_bar() -> bool:
-    return sys.stderr.isatty()
+    """Whether training draws transformers' step bar (:func:`inpars.quiet.show_progress`)."""
+    from inpars.quiet import show_progress
+
+    return show_progress(None)
 
 
 # ---------------------------------------------------------------------------------------------------
