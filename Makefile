@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks docs
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

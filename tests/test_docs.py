@@ -237,23 +237,12 @@ def test_make_targets_defined() -> None:
 @pytest.mark.parametrize("cmd", [c for c in INPARS_COMMANDS if not is_help(c)])
 def test_doc_command_parses(cmd: str) -> None:
     """Every flag of every docs command exists (fast: argparse only)."""
-    from inpars.cli import build_parser
-
-    try:
-        args = build_parser().parse_args(shlex.split(cmd)[1:])
-    except SystemExit as exc:
-        pytest.fail(f"`{cmd}` does not parse (exit {exc.code}); see the argparse message above")
-    assert getattr(args, "func", None), f"`{cmd}` names no subcommand"
+    readme.check_parses(cmd)
 
 
 @pytest.mark.parametrize("cmd", HELP_COMMANDS)
 def test_doc_help_runs(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from inpars.cli import build_parser
-
-    with pytest.raises(SystemExit) as exc:
-        build_parser().parse_args(shlex.split(cmd)[1:])
-    assert exc.value.code == 0, f"`{cmd}` exited {exc.value.code}"
-    assert "usage: inpars" in capsys.readouterr().out
+    readme.check_help(cmd, capsys)
 
 
 def test_prose_commands_are_patterns_or_run() -> None:

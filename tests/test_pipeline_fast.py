@@ -304,3 +304,27 @@ def test_own_collection_without_judgements_runs_end_to_end_and_its_ranker_search
     # a folder that is no run, or a run without its rerank stage: one clear line, exit 2
     assert main(["search", str(tmp_path), "--query", "x"]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_quick_recipe_trains_nothing_and_tunes_the_given_model_on_every_generated_document(
+    tmp_path: Path, scifact_dir: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register_fake_backend()
+    coll = _own_collection(tmp_path / "mine", scifact_dir, n=20)
+    model = tiny_bi_encoder(tmp_path_factory.mktemp("tiny_bi_quick"))
+    run_dir = tmp_path / "run"
+    tiny = {"generate.backend": "fake", "generate.model": "none", "generate.max_doc_tokens": 40,
+            "rerank.model": model, "rerank.max_length": 48, "rerank.engine": "torch", "rerank.depth": 10,
+            "rerank.min_decision_queries": 5}
+    sets = [x for k, v in tiny.items() for x in ("--set", f"{k}={v}")]
+    assert main(["-q", "run", "--dataset", str(coll), "--recipe", "quick", "--run-dir", str(run_dir), *sets]) == 0
+    assert not stage_dir(run_dir, "train").exists()
+    summary = json.loads((stage_dir(run_dir, "negatives") / "manifest.json").read_text())["summary"]
+    generated = {json.loads(x)["doc_id"] for x in output_path(run_dir, "generate", "queries").read_text().splitlines()}
+    assert summary["examples"] == 0 and summary["pseudo_dev_docs"] == len(generated) == 22  # 20 + dup + one word
+    fusion = json.loads(output_path(run_dir, "rerank", "fusion").read_text())
+    assert fusion["model"] == "given" and fusion["alpha_source"] == "tuned" and "the model the config gives" in fusion["reason"]
+    ranker = json.loads(output_path(run_dir, "rerank", "ranker").read_text())
+    assert ranker["model"] == str(Path(model).resolve()) and ranker["alpha"] == fusion["alpha"]
+    out = capsys.readouterr().out
+    assert "[generate]" not in out and "ranker:" in out  # -q: no stage lines, the products still named

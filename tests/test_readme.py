@@ -166,9 +166,8 @@ def test_make_targets_listed_and_defined() -> None:
         assert re.search(rf"^\.PHONY:.*\b{re.escape(target)}\b", makefile, re.M), f"{target} not .PHONY"
 
 
-@pytest.mark.parametrize("cmd", INPARS_COMMANDS, ids=IDS)
-def test_readme_command_parses(cmd: str) -> None:
-    """Every flag of every README command exists (fast: argparse only, nothing runs)."""
+def check_parses(cmd: str) -> None:
+    """Every flag of ``cmd`` exists (argparse only, nothing runs); ``--help`` exits 0."""
     from inpars.cli import build_parser
 
     try:
@@ -180,14 +179,24 @@ def test_readme_command_parses(cmd: str) -> None:
     assert getattr(args, "func", None), f"`{cmd}` names no subcommand"
 
 
-@pytest.mark.parametrize("cmd", HELP_COMMANDS)
-def test_readme_help_runs(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
+def check_help(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``cmd`` (``inpars X --help``) prints the usage and exits 0."""
     from inpars.cli import build_parser
 
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(shlex.split(cmd)[1:])
     assert exc.value.code == 0, f"`{cmd}` exited {exc.value.code}"
     assert "usage: inpars" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("cmd", INPARS_COMMANDS, ids=IDS)
+def test_readme_command_parses(cmd: str) -> None:
+    check_parses(cmd)
+
+
+@pytest.mark.parametrize("cmd", HELP_COMMANDS)
+def test_readme_help_runs(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
+    check_help(cmd, capsys)
 
 
 def test_readme_configs_exist_and_load() -> None:

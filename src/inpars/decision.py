@@ -111,7 +111,8 @@ def decide(
     seed: int = 0,
     where: str = "pseudo-dev",
 ) -> tuple[Decision, dict[str, Fit]]:
-    """Fit each candidate of ``loaders`` (``trained`` first, optionally ``start``) on ``tune`` and decide.
+    """Fit each candidate of ``loaders`` on ``tune`` and decide: ``trained`` and ``start`` (the fine-tuned
+    model and its start checkpoint), or one candidate of any name (a model the config gives).
 
     Each scorer is loaded, fitted and released in turn (a Ray scorer's actors never overlap). Returns the
     decision and the fits; a fit's ``scorer`` is None where it was released (load the chosen one again)."""
@@ -127,7 +128,7 @@ def decide(
         fits[name] = Fit(best, table, reranked, kept)
     some = next(iter(fits.values()))
     n = len([q for q in some.reranked if q in tune.qrels])
-    fallback = "start" if "start" in fits else "trained"
+    fallback = "start" if "start" in fits else next(iter(fits))
     if n < min_queries:
         chosen, weight = fallback, FALLBACK_ALPHA if alpha is None else alpha
         reason = (f"`{where}` holds {n} queries, fewer than the {min_queries} a choice needs: the "
@@ -152,11 +153,13 @@ def decide(
 
 def _compare(tune: TuneSet, fits: dict[str, Fit], *, alpha: float | None, max_p: float, seed: int,
              where: str) -> Decision:
+    if "start" not in fits:  # one candidate: the trained model, or a model the config gives
+        name, only = next(iter(fits.items()))
+        weight = only.alpha if alpha is None else alpha
+        what = "the fine-tuned model" if name == "trained" else "the model the config gives"
+        return Decision(name, weight, f"{what}, fused at weight {weight:g} "
+                        f"({'the best on' if alpha is None else 'given; measured on'} `{where}`)")
     trained = fits["trained"]
-    if "start" not in fits:
-        weight = trained.alpha if alpha is None else alpha
-        return Decision("trained", weight, f"the trained model, fused at weight {weight:g} "
-                        f"({'best on' if alpha is None else 'given; measured on'} `{where}`)")
     start = fits["start"]
     w_trained = trained.alpha if alpha is None else alpha
     w_start = start.alpha if alpha is None else alpha

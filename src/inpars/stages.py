@@ -222,9 +222,11 @@ def _negatives(ctx: Context, folder: Path) -> dict[str, Any]:
     if ctx.pseudo_dev:
         # The held-out documents are drawn from everything generated, and their queries pass the always-on
         # checks only (not the filter steps): the pseudo-dev set is the same whatever the filter, so the
-        # settings it compares are compared on the same queries.
+        # settings it compares are compared on the same queries. A run that trains nothing (a given
+        # rerank.model: the quick recipe) holds out every document it wrote queries for.
         generated = load_records(ctx.out("generate", "queries"), ctx.ds)
-        held_docs = holdout_docs({r.doc_id for r in generated}, ctx.cfg.rerank.tune_queries, ctx.cfg.seed)
+        held_docs = holdout_docs({r.doc_id for r in generated}, ctx.cfg.rerank.tune_queries, ctx.cfg.seed,
+                                 share=0.25 if ctx.training else 1.0)
         fc = ctx.cfg.filter
         n_held = filter_queries([r for r in generated if r.doc_id in held_docs], ctx.out("negatives", "pseudo_dev"),
                                 dataset=ctx.ds, steps=[], seed=ctx.cfg.seed, min_words=fc.min_words,
@@ -232,6 +234,9 @@ def _negatives(ctx: Context, folder: Path) -> dict[str, Any]:
                                 bm25=ctx.cfg.retrieve.index_params()).n_kept
     else:
         write_jsonl(ctx.out("negatives", "pseudo_dev"), [])
+    if not ctx.training:
+        write_jsonl(ctx.out("negatives", "train"), [])
+        return {"examples": 0, "pseudo_dev_docs": len(held_docs), "pseudo_dev_queries": n_held}
     train = [r for r in records if r.doc_id not in held_docs]
     summary = as_dict(mine_negatives(train, ctx.out("negatives", "train"), dataset=ctx.ds, seed=ctx.cfg.seed,
                                      index_dir=ctx.index_dir, bm25=ctx.cfg.retrieve.index_params(),
@@ -239,9 +244,10 @@ def _negatives(ctx: Context, folder: Path) -> dict[str, Any]:
     return {**summary, "pseudo_dev_docs": len(held_docs), "pseudo_dev_queries": n_held}
 
 
-def holdout_docs(doc_ids: set[str], n_docs: int, seed: int) -> set[str]:
+def holdout_docs(doc_ids: set[str], n_docs: int, seed: int, share: float = 0.25) -> set[str]:
     """``n_docs`` of ``doc_ids`` (a seeded choice per document id, independent of their order), but never
-    more than a quarter of them: the documents whose queries form the pseudo-dev set.
+    more than ``share`` of them (a quarter: the rest are trained on): the documents whose queries form the
+    pseudo-dev set.
 
     >>> held = holdout_docs(set("abcdefgh"), 5, seed=1)
     >>> len(held), held <= set("abcdefgh"), held == holdout_docs(set("hgfedcba"), 5, seed=1)
@@ -250,7 +256,7 @@ def holdout_docs(doc_ids: set[str], n_docs: int, seed: int) -> set[str]:
     from inpars.fingerprint import item_seed
 
     docs = sorted(doc_ids, key=lambda d: (item_seed(seed, "pseudo-dev", d), d))
-    return set(docs[: min(n_docs, len(docs) // 4)])
+    return set(docs[: min(n_docs, int(len(docs) * share))])
 
 
 def pseudo_dev_set(ctx: Context, folder: Path) -> Any:
@@ -300,7 +306,7 @@ def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
     loaders = _model_loaders(ctx)
     tune = _tune_set(ctx, folder)
     out: dict[str, Any] = {}
-    chosen, alpha = "trained", rc.alpha
+    chosen, alpha = next(iter(loaders)), rc.alpha
     scorer = None
     if tune is not None:
         from inpars.decision import decide
@@ -354,7 +360,7 @@ def _model_loaders(ctx: Context) -> dict[str, Any]:
     kw: dict[str, Any] = dict(batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
                               threads=ctx.cfg.threads, executor=rc.executor, executor_options=rc.executor_options)
     model, model_type = ctx.model()
-    loaders: dict[str, Any] = {"trained": lambda: load_scorer(model, model_type, **kw)}
+    loaders: dict[str, Any] = {"trained" if ctx.training else "given": lambda: load_scorer(model, model_type, **kw)}
     start = _comparable_start(ctx) if ctx.pseudo_dev else None
     if start is not None:
         loaders["start"] = lambda: load_scorer(start, model_type, **kw)
@@ -481,6 +487,8 @@ TABLE: tuple[Stage, ...] = (
           identity=lambda ctx: {"retrieve": identity(ctx.cfg.retrieve), "seed": ctx.cfg.seed,
                                 "checks": {k: v for k, v in identity(ctx.cfg.filter).items() if k != "steps"},
                                 "pseudo_dev": ctx.cfg.rerank.tune_queries if ctx.pseudo_dev else 0,
+                                # a run that trains nothing holds out all and mines nothing (absent: trains)
+                                **({} if ctx.training else {"training": False}),
                                 "qrels_split": ctx.cfg.dataset.train_split}),
     Stage("train", "train", _train, inputs=(("negatives", "train"),), enabled=_training,
           identity=lambda ctx: {"seed": ctx.cfg.seed},
