@@ -346,6 +346,35 @@ def test_mask_secrets() -> None:
     assert "127.0.0.1:9" in masked
 
 
+@pytest.mark.parametrize("url", [
+    "http://user:p@ssLEAK8@127.0.0.1:9/v1", "http://user:pa/ssLEAK8@127.0.0.1:9/v1",
+    "http://user:pa#ssLEAK8@127.0.0.1:9/v1", "user:pa@ssLEAK8@127.0.0.1:9/v1",
+])
+def test_a_password_holding_url_characters_never_shows(url: str, capsys: Any, work: dict[str, Path]) -> None:
+    """'@', '/' or '#' in a password (unencoded), or no scheme: masked wherever the URL is printed, and a
+    URL that does not parse is one user error (exit 2), never an internal one that prints it."""
+    assert "LEAK8" not in mask_secrets(f"POST {url}/completions") and "127.0.0.1:9" in mask_secrets(url)
+    pytest.importorskip("httpx")
+    code, err = _cli(capsys, "generate", "-d", work["ds"], "--out", work["tmp"] / "g.jsonl", "--backend", "openai",
+                     "--model", "m", "--n-docs", "1", "--backend-option", f"base_url={url}",
+                     "--backend-option", "max_retries=0", "--backend-option", "timeout=1")
+    assert code in (1, 2) and "LEAK8" not in err and "please report" not in err
+    if "://" not in url or "#" in url or "/ss" in url:
+        assert code == 2 and "base_url" in err
+
+
+@pytest.mark.parametrize("value", ["sk-proj-AbCdEf0123456789xyzXYZ", "abcdef0123456789abcdef0123456789"])
+def test_a_key_where_a_variable_name_belongs_is_refused_and_never_recorded(
+    value: str, capsys: Any, work: dict[str, Path]
+) -> None:
+    pytest.importorskip("httpx")
+    out = work["tmp"] / "k.jsonl"
+    code, err = _cli(capsys, "generate", "-d", work["ds"], "--out", out, "--backend", "openai", "--model", "m",
+                     "--n-docs", "1", "--backend-option", f"api_key_env={value}")
+    assert code == 2 and "api_key_env" in err and value not in err
+    assert not out.exists() and not list(work["tmp"].glob("k.jsonl*"))
+
+
 def test_credentials_in_a_server_url_never_leave_memory(capsys: Any, work: dict[str, Path],
                                                         caplog: pytest.LogCaptureFixture) -> None:
     pytest.importorskip("httpx")
@@ -380,3 +409,63 @@ def test_run_masks_credentials_in_config_json_manifests_and_logs(capsys: Any, wo
     written = "".join(p.read_text(errors="replace") for p in run_dir.rglob("*.json"))
     for where, text in (("stderr", err), ("log", caplog.text), ("files", written)):
         assert "PASSWORD-123" not in text and "KEY-456" not in text, where
+
+
+@pytest.mark.parametrize("grade", ["inf", "1e400", "-inf"])
+def test_a_non_finite_grade_is_one_user_error_naming_the_line(grade: str, capsys: Any, work: dict[str, Path]) -> None:
+    qrels = work["tmp"] / "q.tsv"
+    qrels.write_text(f"query-id\tcorpus-id\tscore\nq3\td5\t1\nq3\td2\t{grade}\n")
+    code, err = _cli(capsys, "evaluate", "--qrels", qrels, work["run"])
+    _one_error_line(code, err, "evaluate", f"{qrels}:3", "relevance")
+
+
+def test_corrupt_compressed_input_and_deep_nesting_are_user_errors(capsys: Any, work: dict[str, Path]) -> None:
+    import gzip
+
+    from inpars.safety import describe_error
+
+    good = gzip.compress(work["run"].read_bytes())
+    bad = work["tmp"] / "run.trec.gz"
+    bad.write_bytes(good[:12] + b"\x00" * 8 + good[20:])  # a damaged deflate body
+    code, err = _cli(capsys, "evaluate", "--dataset", work["ds"], bad)
+    assert code == 2 and "please report" not in err and "Traceback" not in err
+    assert describe_error(RecursionError("maximum recursion depth exceeded"))[0] == 2
+
+
+def test_silent_wrong_results_are_refused(capsys: Any, work: dict[str, Path], tmp_path_factory: Any) -> None:
+    """A 'nan' score in a run (measures would rank it first or last at will), and a model folder without
+    its tokenizer (every text read as unknown tokens): one user error each, before any work."""
+    import shutil
+
+    from fakes import tiny_cross_encoder
+
+    nan_run = work["tmp"] / "nan.trec"
+    nan_run.write_text("q3 Q0 d5 1 nan x\nq3 Q0 d2 2 1.0 x\n")
+    code, err = _cli(capsys, "evaluate", "--dataset", work["ds"], nan_run)
+    _one_error_line(code, err, "evaluate", f"{nan_run}:1", "finite")
+    model = Path(tiny_cross_encoder(tmp_path_factory.mktemp("no_tok")))
+    for f in model.iterdir():
+        if "token" in f.name or f.name.startswith(("vocab", "special")):
+            f.unlink() if f.is_file() else shutil.rmtree(f)
+    code, err = _cli(capsys, "rerank", "-d", work["ds"], "--run", work["run"], "--model", model,
+                     "--out", work["tmp"] / "r.trec")
+    _one_error_line(code, err, "rerank", "no tokenizer files")
+
+
+def test_selection_options_given_as_flags_are_checked_with_the_method(capsys: Any, work: dict[str, Path]) -> None:
+    """`--doc-selection ids --selection-option 'doc_ids=[...]'`, the documented form, was refused ("got None")
+    because the config was validated before the options were merged in."""
+    from fakes import register_fake_backend
+
+    register_fake_backend()
+    out = work["tmp"] / "ids.jsonl"
+    code, err = _cli(capsys, "generate", "-d", work["ds"], "--backend", "fake", "--model", "none", "--doc-selection",
+                     "ids", "--selection-option", 'doc_ids=["d2", "d4"]', "--out", out)
+    assert code == 0, err
+    assert [json.loads(x)["doc_id"] for x in out.read_text().splitlines()] == ["d2", "d4"]
+
+
+def test_a_quoted_tilde_in_an_output_is_refused(capsys: Any, work: dict[str, Path]) -> None:
+    code, err = _cli(capsys, "retrieve", "--dataset", work["ds"], "--out", "~/bm25.trec")
+    _one_error_line(code, err, "retrieve", "'~' was not expanded")
+    assert not Path("~").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,53 @@ def test_identity_leaves_out_runtime_only_fields() -> None:
     full = load_config_dict({"dataset": {"name": "scifact"}, "threads": 1})
     assert identity(full) == identity(load_config_dict({"dataset": {"name": "scifact"}, "threads": 2}))
     assert full.model_dump()["threads"] == 1  # still part of the config, only not of its identity
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("retrieve.k1", float("inf"), "retrieve.k1"),
+    ("generate.temperature", float("nan"), "generate.temperature"),
+    ("train.learning_rate", float("inf"), "train.learning_rate"),
+    ("rerank.alphas", [0.5, 2], "rerank.alphas: Value error, each weight is the reranker's share, in 0..1; got 2"),
+    ("rerank.alphas", [], "rerank.alphas"),
+    ("evaluate.measures", ["nDCG@abc"], "unknown evaluation measure 'nDCG@abc'"),
+    ("evaluate.measures", ["nDCG@0"], "the cut-off must be at least 1"),
+    ("seed", -1, "seed"),
+    ("generate.queries_per_doc", 10**11, "generate.queries_per_doc"),
+    ("negatives.n_negatives", 10**9, "negatives.n_negatives"),
+    ("train.max_length", 10**8, "train.max_length"),
+    ("rerank.max_length", 10**8, "rerank.max_length"),
+])
+def test_values_no_stage_could_use_are_refused_when_the_config_loads(key: str, value: object, expected: str) -> None:
+    """Checked before the first stage: a non-finite number, a weight outside 0..1, a measure pytrec_eval would
+    abort on, a negative seed, counts beyond what memory allows."""
+    data: dict = {"dataset": {"name": "scifact"}}
+    section, _, field = key.rpartition(".")
+    (data.setdefault(section, {}) if section else data)[field] = value
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config_dict(data)
+
+
+def test_thread_counts_are_bounded_by_the_cores() -> None:
+    from inpars.safety import THREADS_PER_CORE, check_threads, usable_cores
+
+    check_threads(THREADS_PER_CORE * usable_cores())
+    for bad in (-3, THREADS_PER_CORE * usable_cores() + 1, 100000):
+        with pytest.raises(ConfigError, match="--threads"):
+            check_threads(bad)
+
+
+def test_a_key_given_twice_and_an_alias_bomb_are_refused(tmp_path: Path) -> None:
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("dataset: {name: scifact}\ngenerate:\n  n_docs: 5\n  n_docs: 6\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{twice}:4: invalid YAML (key 'n_docs' given twice)")):
+        load_config(twice)
+    levels = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    levels += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(8)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("dataset: {name: scifact}\ngenerate:\n  backend_options:\n    extra_body:\n"
+                    + "".join(f"      {line}\n" for line in levels))
+    with pytest.raises(ConfigError, match="expands to more than 100,000 values"):
+        load_config(bomb)
+    shared = tmp_path / "anchors.yaml"  # an anchor used plainly still loads
+    shared.write_text("dataset: {name: scifact}\nfilter:\n  steps:\n    - &s {name: logprob, top_fraction: 0.5}\n")
+    assert load_config(shared).filter.steps[0].top_fraction == 0.5

@@ -78,3 +78,21 @@ def test_cli_export_hf(stage_files: tuple[Path, Path], tmp_path: Path, capsys: p
     assert "queries: 1 rows" in capsys.readouterr().out
     assert "license: cc-by-4.0" in (out / "README.md").read_text()
     assert main(["export", "-o", str(tmp_path / "none")]) == 2
+
+
+def test_card_fields_are_one_line_and_a_tsv_export_replaces_no_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A newline in --license or --name would inject keys into the card's YAML header; a TSV export over an
+    existing file would destroy it (the hf format already refuses an existing folder)."""
+    from inpars.cli import main
+
+    train = tmp_path / "train.jsonl"
+    train.write_text(json.dumps({"query_id": "q1", "query": "q", "pos_doc_id": "d1", "positive": "text",
+                                 "neg_doc_ids": ["d2"], "negatives": ["x"]}) + "\n")
+    for flag, value in (("--license", "mit\nextra_gated_prompt: yes"), ("--name", "a\rb"), ("--name", " ")):
+        assert main(["export", "--train", str(train), "-o", str(tmp_path / "hf"), flag, value]) == 2
+        assert "one line of printable text" in capsys.readouterr().err
+    assert not (tmp_path / "hf").exists()
+    unrelated = tmp_path / "notes.tsv"
+    unrelated.write_text("mine")
+    assert main(["export", "--format", "original-triples", "--train", str(train), "-o", str(unrelated)]) == 2
+    assert unrelated.read_text() == "mine" and "exists" in capsys.readouterr().err

@@ -143,3 +143,35 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["out.json", live.name, other_host.name, foreign.name]
     )
+
+
+def test_atomic_write_never_replaces_a_link_a_fifo_or_a_device(tmp_path: Path) -> None:
+    import os
+
+    from inpars.errors import ConfigError
+    from inpars.io import atomic_write
+
+    target = tmp_path / "target.txt"
+    target.write_text("keep")
+    link, fifo = tmp_path / "link.txt", tmp_path / "fifo"
+    link.symlink_to(target)
+    os.mkfifo(fifo)
+    for path, kind in ((link, "a symbolic link"), (fifo, "a FIFO"), (Path("/dev/null"), "a device")):
+        with pytest.raises(ConfigError, match=kind), atomic_write(path) as f:
+            f.write("x")
+    assert link.is_symlink() and target.read_text() == "keep" and fifo.is_fifo() and Path("/dev/null").is_char_device()
+
+
+def test_writing_commands_refuse_special_outputs_before_any_work(tmp_path: Path, tiny_beir: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from inpars.cli import main
+
+    fifo, link = tmp_path / "fifo", tmp_path / "link.trec"
+    os.mkfifo(fifo)
+    link.symlink_to(tmp_path / "elsewhere.trec")
+    for out in (fifo, link):
+        assert main(["retrieve", "--dataset", str(tiny_beir), "--out", str(out)]) == 2
+        assert "regular files or new paths only" in capsys.readouterr().err
+    assert fifo.is_fifo() and link.is_symlink() and not (tmp_path / "elsewhere.trec").exists()

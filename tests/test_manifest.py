@@ -167,6 +167,24 @@ def test_interrupted_redo_keeps_the_old_folder_aside_then_resumes(tmp_path: Path
     assert (tmp_path / "s" / "out.txt").read_text().splitlines() == [str(i) for i in range(5)]
 
 
+def test_an_interrupted_redo_under_a_reverted_config_gets_the_finished_outputs_back(tmp_path: Path) -> None:
+    """Ctrl-C (or a kill) while a changed config redoes a finished stage, then the change reverted: the
+    finished outputs are put back and the stage is up to date, nothing is redone or lost."""
+    calls: list[str] = []
+    run_stage("s", tmp_path / "s", {"k": 1}, {}, _writer(calls))
+    before = (tmp_path / "s" / "out.txt").read_text()
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("s", tmp_path / "s", {"k": 2}, {}, _writer(calls, fail_after=2))
+    # a kill leaves the same state; under a third config the finished copy still stays aside
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("s", tmp_path / "s", {"k": 3}, {}, _writer(calls, fail_after=1))
+    assert (tmp_path / ".s.previous" / "manifest.json").is_file()
+    n = len(calls)
+    res = run_stage("s", tmp_path / "s", {"k": 1}, {}, _writer(calls))
+    assert res.skipped and len(calls) == n and (tmp_path / "s" / "out.txt").read_text() == before
+    assert not (tmp_path / ".s.previous").exists()
+
+
 def test_manifest_masks_credentials_in_the_config(tmp_path: Path) -> None:
     url = "http://user:PASSWORD123@host:8080/v1?api_key=KEY456"
     run_stage("s", tmp_path / "s", {"backend_options": {"base_url": url}}, {}, _writer([]))

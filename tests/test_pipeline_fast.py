@@ -328,3 +328,38 @@ def test_quick_recipe_trains_nothing_and_tunes_the_given_model_on_every_generate
     assert ranker["model"] == str(Path(model).resolve()) and ranker["alpha"] == fusion["alpha"]
     out = capsys.readouterr().out
     assert "[generate]" not in out and "ranker:" in out  # -q: no stage lines, the products still named
+
+
+def test_a_second_writer_of_a_run_folder_or_a_generation_file_gets_one_line(
+    tmp_path: Path, scifact_dir: Path, tiny_model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An OS lock per run folder and per generation output: the second writer exits 2 at once instead of
+    writing every record twice (the lock dies with its holder, so a killed run never blocks)."""
+    from inpars.io import exclusive
+
+    register_fake_backend()
+    run_dir = tmp_path / "run"
+    cfg = load_config_dict(tiny_pipeline_config(run_dir, tiny_model))
+    with exclusive(run_dir / "run", "held"), pytest.raises(ConfigError, match="another inpars process"):
+        run_pipeline(cfg)
+    assert not (run_dir / "config.json").exists()
+    out = tmp_path / "q.jsonl"
+    argv = ["generate", "--dataset", "scifact", "--backend", "fake", "--model", "none", "--n-docs", "2", "--out", str(out)]
+    with exclusive(out, "held"):
+        assert main(argv) == 2
+    assert "being written by another inpars process" in capsys.readouterr().err and not out.exists()
+    assert main(argv) == 0 and len(out.read_text().splitlines()) == 2  # released: the next writer runs
+
+
+def test_the_report_of_a_half_finished_run_names_what_is_missing(
+    tmp_path: Path, scifact_dir: Path, tiny_model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register_fake_backend()
+    run_dir = tmp_path / "run"
+    run_pipeline(load_config_dict(tiny_pipeline_config(run_dir, tiny_model)), until="filter")
+    (stage_dir(run_dir, "negatives")).mkdir()
+    (stage_dir(run_dir, "negatives") / "pending.json").write_text("{}")
+    assert main(["report", str(run_dir)]) == 0
+    report = output_path(run_dir, "report", "markdown").read_text()
+    assert ("**Unfinished run**: negatives (interrupted), train (not run yet), rerank (not run yet), "
+            "evaluate (not run yet)") in report

@@ -37,9 +37,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from inpars.errors import ConfigError
 from inpars.fingerprint import added_field, runtime_field
 
+#: the longest input, in tokens, any setting may ask a model for (beyond every model this toolkit runs)
+MAX_TOKENS = 131072
+
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    #: unknown keys are errors; so are non-finite numbers (``inf``, ``nan``) in any float field
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DatasetConfig(Section):
@@ -79,10 +83,10 @@ class GenerateConfig(Section):
     backend: str = Field("llamacpp", description="generation backend (llamacpp, transformers, vllm, openai)")
     model: str = Field("smollm2-135m", description="packaged model name, local path or hub id")
     n_docs: int = Field(1000, ge=1, description="documents to sample and write queries for")
-    queries_per_doc: int = Field(1, ge=1, description="queries written per document")
+    queries_per_doc: int = Field(1, ge=1, le=1000, description="queries written per document")
     n_examples: int | None = Field(None, ge=0, description="few-shot examples (prompt default when unset)")
-    max_doc_tokens: int = Field(256, ge=8, description="document cut, in the generator's tokens")
-    max_new_tokens: int = Field(64, ge=1, description="longest query, in tokens")
+    max_doc_tokens: int = Field(256, ge=8, le=MAX_TOKENS, description="document cut, in the generator's tokens")
+    max_new_tokens: int = Field(64, ge=1, le=4096, description="longest query, in tokens")
     temperature: float = Field(0.0, ge=0, description="0: greedy decoding")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
     chat: bool = Field(False, description="wrap prompts in the model's chat template")
@@ -185,14 +189,14 @@ class FilterConfig(Section):
 class NegativesConfig(Section):
     method: Literal["bm25", "random", "dense"] = Field(
         "bm25", description="where negatives come from (dense: the BM25 hits reordered by the dense 'model')")
-    n_negatives: int = Field(1, ge=1, description="negatives per query")
+    n_negatives: int = Field(1, ge=1, le=1000, description="negatives per query")
     depth: int = Field(1000, ge=1, description="BM25 hits negatives are drawn from")
     skip_top: int = Field(0, ge=0, description="ignore the first N hits (likely unlabelled positives)")
     teacher: Literal["none", "fused"] = Field(
         "none", description="pseudo-label every example (GPL): 'fused' = min-max BM25 and dense 'model' scores")
     teacher_weight: float = Field(0.5, ge=0, le=1, description="weight of the dense score in the fused teacher")
     model: str = Field("minilm-l6", description="zero-shot bi-encoder for method 'dense' and the teacher")
-    max_length: int = Field(256, ge=16, description="tokens per text for the dense model")
+    max_length: int = Field(256, ge=16, le=MAX_TOKENS, description="tokens per text for the dense model")
 
 
 def _model_type(value: str) -> str:
@@ -241,7 +245,7 @@ class TrainConfig(Section):
         "bce", description="pointwise BCE, listwise softmax, or margin-MSE distillation from the examples' teacher scores"
     )
     batch_size: int = Field(16, ge=1, description="training groups per step")
-    max_length: int = Field(256, ge=16, description="tokens per (query, document) pair")
+    max_length: int = Field(256, ge=16, le=MAX_TOKENS, description="tokens per (query, document) pair")
     learning_rate: float = Field(2e-5, gt=0, description="peak learning rate")
     max_steps: int | None = Field(None, ge=1, description="stop after N steps (overrides epochs)")
     epochs: float = Field(1.0, gt=0, description="passes over the training data")
@@ -264,6 +268,16 @@ class TrainConfig(Section):
     AFTER_TRAINING: ClassVar[tuple[str, ...]] = ("average_start",)
 
 
+def _weights(values: list[float]) -> list[float]:
+    """Fusion weights: at least one, each in [0, 1]."""
+    if not values:
+        raise ValueError("give at least one weight")
+    bad = [v for v in values if not 0 <= v <= 1]
+    if bad:
+        raise ValueError(f"each weight is the reranker's share, in 0..1; got {bad[0]:g}")
+    return values
+
+
 class RerankConfig(Section):
     model: str | None = Field(None, description="checkpoint; default: the model trained by the pipeline")
     model_type: OptionalModelType = None
@@ -271,10 +285,12 @@ class RerankConfig(Section):
     depth: int = Field(100, ge=1, description="documents reranked per query (the rest keep their order)")
     batch_size: int = runtime_field(32, ge=1, description="pairs per scoring batch (speed only)")
     max_length: int | None = Field(
-        None, ge=16, description="tokens per (query, document) pair; unset: the length the model was saved with")
+        None, ge=16, le=MAX_TOKENS, description="tokens per (query, document) pair; unset: the length the model was "
+        "saved with")
     interpolate: bool = Field(True, description="also write the fusion of reranker and first-stage scores")
-    alphas: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
-                                description="fusion weights tried (reranker share)")
+    alphas: Annotated[list[float], AfterValidator(_weights)] = Field(
+        default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+        description="fusion weights tried (reranker share, each in 0..1)")
     tune_split: str | None = Field(
         None, description="opt-in: a labelled split to tune the fusion weight on; unset: tune it on synthetic "
         "queries held out of training (label-free)")
@@ -303,8 +319,21 @@ def _default_tests() -> list[Literal["ttest", "permutation"]]:
     return ["ttest", "permutation"]
 
 
+def _checked_measures(measures: list[str]) -> list[str]:
+    """Measures ir_measures (or trec_eval) knows, with cut-offs of at least 1: checked when the config
+    loads, not after generation and training."""
+    from inpars.evaluation import parse_measures
+
+    try:
+        parse_measures(measures)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return measures
+
+
 class EvaluateConfig(Section):
-    measures: list[str] = Field(default_factory=lambda: ["nDCG@10", "R@100", "AP@1000", "RR@10"])
+    measures: Annotated[list[str], AfterValidator(_checked_measures)] = Field(
+        default_factory=lambda: ["nDCG@10", "R@100", "AP@1000", "RR@10"])
     baseline: str | None = "bm25"
     tests: list[Literal["ttest", "permutation"]] = Field(default_factory=lambda: _default_tests())
     permutations: int = Field(10000, ge=100)
@@ -312,7 +341,7 @@ class EvaluateConfig(Section):
 
 class PipelineConfig(Section):
     run_dir: str = "runs/inpars"
-    seed: int = 1
+    seed: int = Field(1, ge=0, description="the seed every per-item seed derives from")
     threads: int | None = runtime_field(None, ge=1, description="CPU threads (speed only)")
     dataset: DatasetConfig
     retrieve: RetrieveConfig = Field(default_factory=lambda: RetrieveConfig())
@@ -366,17 +395,58 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Pi
     except OSError as exc:
         raise ConfigError(f"config {path} cannot be read ({exc.strerror or exc})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_StrictLoader) or {}  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if _expanded_size(data) > MAX_CONFIG_VALUES:
+        raise ConfigError(f"{path}: the configuration expands to more than {MAX_CONFIG_VALUES:,} values (YAML "
+                          "aliases nested in aliases?); write it out plainly")
     if not isinstance(data, dict):
         raise ConfigError(f"invalid configuration in {path}: expected a mapping of sections, got "
                           f"{type(data).__name__}")
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
     return load_config_dict(data, source=str(path))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (plain YAML keeps the last one)."""
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        if not isinstance(key, (str, int, float, bool)):
+            continue
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"key '{key}' given twice", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)  # type: ignore[arg-type]
+
+#: the most values (mappings, lists, scalars) a config file may expand to, aliases counted each time used
+MAX_CONFIG_VALUES = 100_000
+
+
+def _expanded_size(obj: Any, _memo: dict[int, int] | None = None) -> int:
+    """How many values ``obj`` holds once every shared (aliased) part is counted where it is used; computed
+    per shared object once, so a 'billion laughs' file is measured without being expanded."""
+    memo = {} if _memo is None else _memo
+    if id(obj) in memo:
+        return memo[id(obj)]
+    if isinstance(obj, dict):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in obj.items())
+    elif isinstance(obj, list):
+        size = 1 + sum(_expanded_size(v, memo) for v in obj)
+    else:
+        size = 1
+    memo[id(obj)] = size
+    return size
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

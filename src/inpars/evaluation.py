@@ -117,6 +117,10 @@ def parse_measures(measures: str | Iterable[str]) -> list[Any]:
                     f"unknown evaluation measure '{name}' (examples: nDCG@10 R@100 AP@1000 RR@10 P@5, "
                     "or trec_eval names such as ndcg_cut_10 map)"
                 ) from None
+        for m in parsed:
+            cutoff = getattr(m, "params", {}).get("cutoff")
+            if cutoff is not None and cutoff < 1:
+                raise ConfigError(f"evaluation measure '{name}': the cut-off must be at least 1")
         out.extend(m for m in parsed if m not in out)
     return out
 

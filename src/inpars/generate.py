@@ -38,12 +38,14 @@ is kept in ``<out>.docs.json`` for a resume).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from inpars.datasets import Dataset, load_dataset
 from inpars.errors import InputError
@@ -59,7 +61,7 @@ from inpars.generation.flags import (
 )
 from inpars.generation.meta import META_VERSION, check_meta, meta_path, params_record
 from inpars.generation.selection import check_selection, eligible_ids, select_documents, selection_path
-from inpars.io import JsonlAppender, read_jsonl, repair_jsonl
+from inpars.io import JsonlAppender, exclusive, read_jsonl, repair_jsonl
 from inpars.prompts import PROMPTS, BuiltPrompt, Prompt, get_prompt
 from inpars.records import Document, GeneratedQuery
 
@@ -154,6 +156,22 @@ def _n_tokens(gen: Generation) -> int:
     return len(gen.tokens) if gen.tokens else len(gen.log_probs)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_writer(fn: F) -> F:
+    """``fn(dataset, out, ...)`` holding the lock of ``out`` (:func:`inpars.io.exclusive`): two processes
+    generating into one file would write every record twice."""
+
+    @functools.wraps(fn)
+    def locked(dataset: Any, out: str | Path, *args: Any, **kwargs: Any) -> Any:
+        with exclusive(Path(out), f"the generation output {out}"):
+            return fn(dataset, out, *args, **kwargs)
+
+    return cast(F, locked)
+
+
+@_one_writer
 def generate_queries(
     dataset: Dataset | str | Path,
     out: str | Path,

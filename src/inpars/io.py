@@ -42,6 +42,12 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     'hello'
     """
     path = Path(path)
+    kind = special_kind(path)
+    if kind:  # renaming over it would replace a device, a FIFO or a link with a regular file
+        from inpars.errors import ConfigError
+
+        raise ConfigError(f"{path} is {kind}: outputs are written to regular files or new paths only "
+                          "(choose another path)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp(path)
     try:
@@ -56,6 +62,68 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def exclusive(path: str | Path, what: str) -> Iterator[None]:
+    """Hold an OS lock (``flock``) on ``path``'s lock file, ``.<name>.lock`` beside it, while the block runs:
+    a second writer of ``what`` gets one :class:`~inpars.errors.ConfigError` instead of writing every record
+    twice. The lock dies with its process, so one left by a killed run never blocks; the empty lock file
+    stays (a dot file: never a stage output).
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "out.jsonl"
+    >>> with exclusive(p, "the output"):
+    ...     with exclusive(p, "the output"):
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    inpars.errors.ConfigError: the output is being written by another inpars process (lock ...); wait for it to finish, or write elsewhere
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: unlocked, as before
+        yield
+        return
+    path = Path(path)
+    lock = path.with_name(f".{path.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from inpars.errors import ConfigError
+
+            raise ConfigError(f"{what} is being written by another inpars process (lock {lock}); wait for it "
+                              "to finish, or write elsewhere") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def special_kind(path: Path) -> str | None:
+    """What ``path`` is when it is neither absent nor a regular file nor a folder: ``a symbolic link``,
+    ``a FIFO``, ``a device``, ``a socket``; None otherwise.
+
+    >>> special_kind(Path("/dev/null")), special_kind(Path("/no/such/file"))
+    ('a device', None)
+    """
+    import stat
+
+    try:
+        mode = path.lstat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
 
 
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"

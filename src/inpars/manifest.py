@@ -170,10 +170,8 @@ def run_stage(
     """
     folder = Path(folder)
     t0 = time.perf_counter()
-    previous = folder.with_name(f".{folder.name}.previous")
-    if previous.is_dir() and not folder.exists():  # killed between moving the old folder aside and mkdir
-        previous.rename(folder)
     hashes, fp, grown = _identify(name, config, inputs, extra_hashes, grow)
+    _restore_previous(name, folder, fp)
     done = read_manifest(folder)
     how = None if force else _taken_over(name, folder, done, fp, grow, grown)
     if how == "skip":
@@ -218,6 +216,8 @@ def run_stage(
             previous.rename(folder)
             log.info("stage %s failed; its previous outputs are kept in %s", name, folder)
         raise
+    # Interrupted (Ctrl-C; a kill never gets here): both stay, the new work to resume under its config and
+    # the finished outputs aside, put back by the next start under the config that made them.
     outputs = {
         p.name: sha256_path(p)
         for p in sorted(folder.iterdir())
@@ -247,6 +247,22 @@ def run_stage(
         shutil.rmtree(previous, ignore_errors=True)
     log.info("stage %s: done in %.1f s", name, manifest["seconds"])
     return StageResult(name, folder, skipped=False, manifest=manifest)
+
+
+def _restore_previous(name: str, folder: Path, fp: str) -> None:
+    """Put a stage's finished outputs, kept aside in ``.NN-stage.previous`` while new work ran, back in
+    place when that new work did not finish (killed, interrupted) and either nothing of it is left or the
+    config now asks for what the finished outputs were made with (the change was reverted)."""
+    previous = folder.with_name(f".{folder.name}.previous")
+    if not previous.is_dir() or read_manifest(folder) is not None:
+        return
+    kept = read_manifest(previous)
+    if folder.exists() and not (kept is not None and kept.get("fingerprint") == fp):
+        return  # the unfinished work is another config's: it resumes or starts afresh, the copy stays aside
+    if folder.exists():
+        shutil.rmtree(folder)
+        log.info("stage %s: the unfinished work of another config is dropped; its finished outputs are back", name)
+    previous.rename(folder)
 
 
 def takes_over(

@@ -27,7 +27,7 @@ from inpars.datasets import Dataset, load_dataset
 from inpars.errors import ConfigError
 from inpars.fingerprint import dataset_fingerprint
 from inpars.fusion import sample_ids
-from inpars.io import write_json
+from inpars.io import exclusive, write_json
 from inpars.layout import STAGES, stage_dir
 from inpars.manifest import StageResult, run_stage, takes_over
 from inpars.safety import mask_obj
@@ -147,36 +147,38 @@ def run_pipeline(
     # The run's config is written only once the dataset is known to load: a failed start leaves an
     # existing run folder as it was.
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    recorded = cfg.model_dump(mode="json")
-    recorded["dataset"]["eval_split"] = ctx.eval_split  # as resolved: 'test' where judged, else None
-    write_json(ctx.run_dir / "config.json", mask_obj({**recorded, "label_splits": ctx.label_splits}))
-    ds_hash = dataset_fingerprint(ds, splits=ctx.label_splits)
-    redo = set(STAGES[STAGES.index(from_stage):]) if from_stage else set()
-    result = PipelineResult(ctx.run_dir)
-    for stage in TABLE:
-        if not stage.enabled(ctx):
-            note = stage.skipped(ctx)
-            if note:
-                result.skipped[stage.name] = note
-                if progress:
-                    progress(stage.name, note)
-            continue
-        res = run_stage(
-            **_stage_call(stage, ctx, ds_hash),
-            fn=lambda folder, stage=stage: stage.run(ctx, folder),  # type: ignore[misc]
-            seed=cfg.seed, force=force or stage.name in redo,
-        )
-        result.stages[stage.name] = ctx.results[stage.name] = res
-        if progress:
-            progress(stage.name, res)
-        if stage.name == "evaluate":
-            result.table = ctx.out("evaluate", "text").read_text(encoding="utf-8")
-        if stage.name == until:
-            break
-    else:
-        from inpars.report import build_report
+    # one writer per run folder: a second 'inpars run' on it gets one line, not every record twice
+    with exclusive(ctx.run_dir / "run", f"the run folder {ctx.run_dir}"):
+        recorded = cfg.model_dump(mode="json")
+        recorded["dataset"]["eval_split"] = ctx.eval_split  # as resolved: 'test' where judged, else None
+        write_json(ctx.run_dir / "config.json", mask_obj({**recorded, "label_splits": ctx.label_splits}))
+        ds_hash = dataset_fingerprint(ds, splits=ctx.label_splits)
+        redo = set(STAGES[STAGES.index(from_stage):]) if from_stage else set()
+        result = PipelineResult(ctx.run_dir)
+        for stage in TABLE:
+            if not stage.enabled(ctx):
+                note = stage.skipped(ctx)
+                if note:
+                    result.skipped[stage.name] = note
+                    if progress:
+                        progress(stage.name, note)
+                continue
+            res = run_stage(
+                **_stage_call(stage, ctx, ds_hash),
+                fn=lambda folder, stage=stage: stage.run(ctx, folder),  # type: ignore[misc]
+                seed=cfg.seed, force=force or stage.name in redo,
+            )
+            result.stages[stage.name] = ctx.results[stage.name] = res
+            if progress:
+                progress(stage.name, res)
+            if stage.name == "evaluate":
+                result.table = ctx.out("evaluate", "text").read_text(encoding="utf-8")
+            if stage.name == until:
+                break
+        else:
+            from inpars.report import build_report
 
-        build_report(ctx.run_dir)
+            build_report(ctx.run_dir)
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -14,7 +14,7 @@ from typing import Any
 from inpars.errors import InputError
 from inpars.io import atomic_write, read_jsonl, write_json
 from inpars.layout import OUTPUTS, STAGES, stage_dir
-from inpars.manifest import MANIFEST
+from inpars.manifest import MANIFEST, PENDING
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,7 @@ def plot_by_stage(metrics: dict[str, Any], measures: list[str], out: Path) -> Pa
 def _markdown(info: dict[str, Any], images: list[Path]) -> str:
     lines = [f"# inpars report: {info['run_dir']}", ""]
     cfg = info.get("config") or {}
+    lines += _unfinished(info)
     lines += _verdict(info)
     if cfg:
         g = cfg.get("generate", {})
@@ -181,6 +182,33 @@ def _markdown(info: dict[str, Any], images: list[Path]) -> str:
             lines.append(f"| {t['stage']} | {t['seconds']:.1f} | {t['finished']} | {t['resumed']} |")
         lines += [f"| total | {total:.1f} | | |", ""]
     return "\n".join(lines)
+
+
+def expected_stages(cfg: dict[str, Any]) -> list[str]:
+    """The stages a run of ``cfg`` (its ``config.json``) runs: no training with a given ``rerank.model``, no
+    synthetic queries when nothing trains or tunes on them, no evaluation without a judged split."""
+    rerank = cfg.get("rerank", {})
+    training = not rerank.get("model")
+    synthesizing = training or (rerank.get("interpolate", True) and not rerank.get("tune_split"))
+    skip = set() if synthesizing else {"generate", "filter", "negatives"}
+    skip |= set() if training else {"train"}
+    skip |= set() if cfg.get("dataset", {}).get("eval_split") else {"evaluate"}
+    return [s for s in STAGES if s != "report" and s not in skip]
+
+
+def _unfinished(info: dict[str, Any]) -> list[str]:
+    """A line naming the stages of a run that have not finished (interrupted, or not reached)."""
+    cfg = info.get("config") or {}
+    done = {t["stage"] for t in info.get("timings", [])}
+    run_dir = Path(info["run_dir"])
+    missing = []
+    for stage in expected_stages(cfg):
+        if stage not in done:
+            interrupted = (stage_dir(run_dir, stage) / PENDING).is_file()
+            missing.append(f"{stage} ({'interrupted' if interrupted else 'not run yet'})")
+    if not missing:
+        return []
+    return [f"**Unfinished run**: {', '.join(missing)}; `inpars run` again finishes it.", ""]
 
 
 def _verdict(info: dict[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -97,7 +98,7 @@ def read_qrels(path: str | Path) -> list[Qrel]:
             )
         try:
             grade = int(float(rel))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: 'inf', '1e400'
             raise InputError(f"relevance must be an integer, got '{rel}'", path, i, "relevance") from None
         key = (qid, did)
         if key in seen:
@@ -179,6 +180,8 @@ def _iter_run(path: Path) -> Iterator[tuple[str, str, float]]:
                 value = float(score)
             except ValueError:
                 raise InputError(f"score must be a number, got '{score}'", path, i, "score") from None
+            if not math.isfinite(value):  # measures would rank a 'nan' first (RR) or last (nDCG) at will
+                raise InputError(f"score must be a finite number, got '{score}'", path, i, "score")
         else:
             if rank_value < 1:
                 raise InputError(f"rank must be >= 1 in an MS MARCO run, got {rank_value}", path, i, "rank")

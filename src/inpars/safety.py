@@ -33,7 +33,11 @@ __all__ = [
     "mask_obj", "mask_secrets",
 ]
 
-_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s?#]+@")
+# userinfo runs to the last '@' of the address (a password may hold '@', '/', '#' unencoded): masking too much
+# of a URL is the safe error
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s\"'<>]*@")
+# the same without a scheme: user:password@host
+_BARE_USERINFO = re.compile(r"(?<![\w.%+/-])[\w.%+-]+:(?!//)[^\s\"'<>]*@(?=[A-Za-z0-9\[])")
 _SECRET_KEYS = (
     r"api[_-]?key|apikey|token|access[_-]?token|auth[_-]?token|password|passwd|pwd|secret|"
     r"client[_-]?secret|sig|signature"
@@ -49,12 +53,15 @@ def mask_secrets(text: Any) -> str:
 
     >>> mask_secrets("retry https://me:s3cret@example.org/v1 token=XYZ")
     'retry https://***@example.org/v1 token=***'
+    >>> mask_secrets("http://u:p@ss/w#rd@host:8000/v1 and u:pw@host:8000")
+    'http://***@host:8000/v1 and ***@host:8000'
     >>> mask_secrets("nothing to hide")
     'nothing to hide'
     """
     text = str(text)
     if "@" in text:
         text = _USERINFO.sub(lambda m: m.group("scheme") + "***@", text)
+        text = _BARE_USERINFO.sub("***@", text)
     text = _PARAM.sub(lambda m: m.group("key") + "***", text)
     return _BEARER.sub(lambda m: m.group("key") + "***", text)
 
@@ -142,16 +149,31 @@ def _not_an_input(path: Path, flag: str, inputs: Iterable[str | Path | None], da
                               "(write to another file)")
 
 
+def _no_tilde(out: str | Path, flag: str) -> None:
+    """A ``~`` the shell did not expand (the path was quoted) would be checked as the home folder and
+    written as a folder named ``~``: refused."""
+    if str(out).startswith("~"):
+        raise ConfigError(f"{flag} {out}: '~' was not expanded (a quoted path?); write the home folder's path "
+                          "out, or leave '~' unquoted")
+
+
 def check_output(
     out: str | Path, inputs: Iterable[str | Path | None] = (), dataset: str | Path | None = None,
     *, flag: str = "--out",
 ) -> Path:
     """Refuse (:class:`~inpars.errors.ConfigError`) an output file that resolves to one of ``inputs`` or to
     a file of ``dataset``'s folder, that is a folder, or that cannot be created; returns it as a Path."""
+    _no_tilde(out, flag)
     path = Path(out).expanduser()
+    _not_an_input(path, flag, inputs, dataset)
+    from inpars.io import special_kind
+
+    kind = special_kind(path)
+    if kind:
+        raise ConfigError(f"{flag} {path} is {kind}: outputs are written to regular files or new paths only, "
+                          "never through or over a link or a special file (choose another path)")
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a folder; give a file path")
-    _not_an_input(path, flag, inputs, dataset)
     _creatable(path, flag, folder=False)
     if path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"{flag} {path} is not writable (choose another path or fix its permissions)")
@@ -164,6 +186,7 @@ def check_output_dir(
 ) -> Path:
     """Like :func:`check_output` for an output folder: refused when it is a file, an input, the dataset
     folder or inside it, or cannot be created."""
+    _no_tilde(out, flag)
     path = Path(out).expanduser()
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {path} is a file; give a folder path")
@@ -211,6 +234,11 @@ def check_model(name: str | None, what: str) -> None:
         if path.is_dir() and not (path / "config.json").is_file() and not any(path.glob("*.onnx")):
             raise ConfigError(f"{what}: {name} is a folder but not a model (no config.json in it); give a "
                               "checkpoint folder, a packaged name or a hub id")
+        tokenizer = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                     "tokenizer.model", "sentencepiece.bpe.model")
+        if path.is_dir() and (path / "config.json").is_file() and not any((path / f).is_file() for f in tokenizer):
+            raise ConfigError(f"{what}: {name} has no tokenizer files (tokenizer.json, vocab.txt, ...): it would "
+                              "read every text as unknown tokens; save the tokenizer beside the model")
         if path.is_file() and path.suffix not in (".gguf", ".onnx"):
             raise ConfigError(f"{what}: {name} is a file, not a model folder; give a checkpoint folder")
         return
@@ -278,6 +306,9 @@ def check_backend(name: str, model: str | None, options: dict[str, Any], what: s
         hints = typing.get_type_hints(cls.__init__)
     except Exception:  # unresolvable annotations: check the names only
         hints = {}
+    checker = getattr(cls, "check_options", None)  # a backend's own checks of its option values
+    if callable(checker):
+        checker(options, f"{what}.backend_options")
     for key, value in options.items():
         if key not in params:
             if takes_any:
@@ -307,10 +338,19 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+#: the most threads per usable core a command accepts: more only thrashes (and very many crash torch)
+THREADS_PER_CORE = 4
+
+
 def check_threads(threads: int | None, flag: str = "--threads") -> None:
-    """Refuse a negative thread count (0 or unset: the default)."""
+    """Refuse a negative thread count (0 or unset: the default) and one above :data:`THREADS_PER_CORE`
+    times the usable cores."""
     if threads is not None and threads < 0:
         raise ConfigError(f"{flag} {threads}: expected a positive number of threads (or leave it unset)")
+    most = THREADS_PER_CORE * usable_cores()
+    if threads is not None and threads > most:
+        raise ConfigError(f"{flag} {threads}: more than {most} threads ({THREADS_PER_CORE} per usable core) only "
+                          "slows the machine down; give at most that, or leave it unset")
 
 
 # -- errors ---------------------------------------------------------------------------------------------
@@ -349,6 +389,15 @@ def _os_error(exc: OSError) -> str:
     return f"{where}: {exc.strerror or exc} (check the path)"
 
 
+def _is_corrupt_input(exc: BaseException) -> bool:
+    """A compressed file whose body is damaged (zlib, gzip, bz2, lzma), or a weights file safetensors cannot
+    read (truncated download): bad input, not a bug."""
+    import zlib
+
+    return isinstance(exc, (zlib.error, EOFError)) or type(exc).__name__ in (
+        "BadGzipFile", "LZMAError", "SafetensorError", "HeaderTooLarge", "HeaderTooSmall")
+
+
 def describe_error(exc: BaseException) -> tuple[int, str]:
     """``(exit code, one line)`` for an exception reaching the CLI, secrets masked.
 
@@ -365,6 +414,10 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
         code, line = 2, f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}; save it as UTF-8)"
     elif isinstance(exc, ValueError):
         code, line = 2, _one_line(str(exc)) or type(exc).__name__
+    elif _is_corrupt_input(exc):
+        code, line = 2, f"an input is corrupt or truncated ({type(exc).__name__}: {_one_line(str(exc))}); check the files given"
+    elif isinstance(exc, RecursionError):
+        code, line = 2, "an input nests too deeply to read (a JSON value nested thousands of levels?); check the files given"
     else:
         detail = _one_line(str(exc))
         code, line = 1, (f"internal error {type(exc).__name__}{': ' + detail if detail else ''} "

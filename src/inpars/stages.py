@@ -280,9 +280,13 @@ def synthetic_tune_set(ds: Dataset, path: Path, index_dir: Path, retrieve_option
 
     records = load_records(path, ds)
     queries = {f"{r.doc_id}-{r.query_index}": r.query for r in records}
-    qrels = {f"{r.doc_id}-{r.query_index}": {r.doc_id: 1} for r in records}
     first = retrieve(ds, queries=queries, index_dir=index_dir, **retrieve_options)
-    return TuneSet(first=first, queries=queries, qrels=qrels)
+    # a query BM25 finds nothing for (only stopwords) scores 0 for every candidate: no evidence, left out
+    kept = {q: t for q, t in queries.items() if first.get(q)}
+    if len(kept) < len(queries):
+        log.info("%d synthetic tuning queries without an indexable term left out", len(queries) - len(kept))
+    qrels = {f"{r.doc_id}-{r.query_index}": {r.doc_id: 1} for r in records if f"{r.doc_id}-{r.query_index}" in kept}
+    return TuneSet(first={q: first[q] for q in kept}, queries=kept, qrels=qrels)
 
 
 def _train(ctx: Context, folder: Path) -> dict[str, Any]:

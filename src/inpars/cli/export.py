@@ -39,6 +39,9 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from inpars.export import export_hf, export_original
 
+    for flag, value in (("--name", args.name), ("--license", args.license)):
+        if value is not None and (not value.strip() or any(ord(c) < 32 or c in "\x7f\u2028\u2029" for c in value)):
+            raise ConfigError(f"{flag}: one line of printable text (it goes into the dataset card's YAML header)")
     if args.run:
         from pathlib import Path
 
@@ -71,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
     from inpars.safety import check_output
 
     check_output(args.out, [args.train])
+    from pathlib import Path
+
+    if Path(args.out).exists():  # as the hf format does: an export never replaces a file it did not write
+        raise ConfigError(f"--out {args.out} exists; remove it or choose another path")
     n = export_original(args.out, args.train, args.format)
     print(f"{args.out}: {n} lines in the original InPars {args.format.removeprefix('original-')} TSV format")
     return 0

@@ -87,7 +87,12 @@ def run(args: argparse.Namespace) -> int:
     from inpars.generate import generate_queries
 
     fields = section_values(args, GenerateConfig)
-    cfg = resolve_config(args, "generate", fields, dataset=args.dataset)
+    # KEY=VALUE options merge into the config's mappings before it is validated (a selection method's
+    # options are checked with it: 'ids' needs its doc_ids)
+    options = {f"{name}.{key}": value
+               for name in ("backend_options", "selection_options", "executor_options")
+               for key, value in (getattr(args, name.replace("_options", "_option")) or [])}
+    cfg = resolve_config(args, "generate", {**fields, **options}, dataset=args.dataset)
     for key, value in fields.items():
         if value is None:  # 'none' given for a nullable field: clears the config's value
             setattr(cfg.generate, key, None)
@@ -95,12 +100,6 @@ def run(args: argparse.Namespace) -> int:
         cfg.dataset.train_split = given["train_split"]
     if args.seed is not None:
         cfg.seed = args.seed
-    if args.backend_option:
-        cfg.generate.backend_options = {**cfg.generate.backend_options, **dict(args.backend_option)}
-    if args.selection_option:
-        cfg.generate.selection_options = {**cfg.generate.selection_options, **dict(args.selection_option)}
-    if args.executor_option:
-        cfg.generate.executor_options = {**cfg.generate.executor_options, **dict(args.executor_option)}
     if not cfg.dataset.name:
         raise ConfigError("no dataset: give --dataset or a --config with dataset.name")
     from inpars.safety import check_backend, check_output

@@ -34,8 +34,10 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import os
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -58,6 +60,11 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 
+
+
+def _looks_like_a_key(name: str) -> bool:
+    """A long mixed-case or digit-laden token where a variable name belongs (``sk...``, hex digests)."""
+    return len(name) >= 24 and any(c.isdigit() for c in name) and any(c.islower() for c in name)
 
 class _Retryable(Exception):
     """A failure worth retrying (status, timeout, connection error, garbled body)."""
@@ -88,6 +95,35 @@ class OpenAIBackend(Backend):
 
     name = "openai"
 
+    @staticmethod
+    def check_options(options: dict[str, Any], where: str = "backend_options") -> None:
+        """Refuse, without echoing a secret: a ``base_url`` that is not an http(s) URL with a host (a
+        password holding ``/``, ``#`` or ``@`` must be percent-encoded; better, give no password in the URL),
+        an ``api_key_env`` that is not an environment variable's name (a key given in its place), and a
+        non-finite or negative ``timeout``/``backoff``."""
+        from inpars.errors import ConfigError
+
+        url = options.get("base_url")
+        if isinstance(url, str):
+            try:
+                parts = urllib.parse.urlsplit(url)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                parts.port  # noqa: B018  (raises on a port that is no number: a '/' or '#' in a password)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConfigError(f"{where}.base_url: not an http(s) URL with a host (scheme, host and port; "
+                                  "a password in it must be percent-encoded; better, keep it out of the URL)")
+        name = options.get("api_key_env")
+        if name is not None and not (isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+                                     and not _looks_like_a_key(name)):
+            raise ConfigError(f"{where}.api_key_env: give the name of the environment variable that holds the "
+                              "API key (e.g. OPENAI_API_KEY), not the key itself; the value was not recorded")
+        for key in ("timeout", "backoff", "max_backoff"):
+            value = options.get(key)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{where}.{key}: expected a finite number of seconds, got {value!r}")
+
     def __init__(
         self,
         model: str,
@@ -106,6 +142,8 @@ class OpenAIBackend(Backend):
     ) -> None:
         super().__init__(model)
         httpx = require("httpx", "openai", "the OpenAI-compatible backend")
+        self.check_options({"base_url": base_url, "api_key_env": api_key_env, "timeout": timeout,
+                            "backoff": backoff, "max_backoff": max_backoff})
         if endpoint not in ("completions", "chat"):
             raise ValueError(f"endpoint must be 'completions' or 'chat', got {endpoint!r}")
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
