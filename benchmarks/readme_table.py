@@ -327,7 +327,9 @@ def _recipes(d: Json) -> tuple[str, str]:
         agg, pv = r["aggregate"], r["pvalues_vs_bm25"]
         parts.append(f"{name}: {duration(r['stage_total_seconds'])} of stages, nDCG@10 fused "
                      f"{_ndcg(agg, 'interpolated'):.4f} vs BM25 {_ndcg(agg, 'bm25'):.4f} "
-                     f"({pvalue(_ttest(pv, 'interpolated'))}), model {r['decision']['model']}")
+                     f"({pvalue(_ttest(pv, 'interpolated'))}), reranking with "
+                     + {"given": "the zero-shot model it names", "start": "the start model (kept)",
+                        "trained": "the fine-tuned model"}.get(r["decision"]["model"], r["decision"]["model"]))
     for pair, c in d.get("comparison", {}).items():
         parts.append(f"{pair}: {delta(c['nDCG@10 difference'])} ({pvalue(c['ttest'])}), "
                      f"{c['time ratio']:.2f} of the time")

@@ -558,16 +558,7 @@ def test_train_split_commands_stand_alone() -> None:
 @pytest.mark.parametrize("cmd", RUN_HERE, ids=RUN_IDS)
 def test_doc_command_runs(cmd: str, request: pytest.FixtureRequest) -> None:
     workspace: readme.Workspace = request.getfixturevalue("train_workspace" if reads_train_split(cmd) else "workspace")
-    if workspace.failed:
-        pytest.skip(f"an earlier docs command failed: {workspace.failed}")
-    proc = workspace.run(cmd)
-    if proc.returncode != 0:
-        workspace.failed = cmd
-        pytest.fail(
-            f"`{cmd}` exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-6000:]}"
-        )
-    missing = [out for out in _outputs(cmd) if not (workspace.cwd / out).exists()]
-    assert not missing, f"`{cmd}` exited 0 but wrote no {', '.join(missing)}"
+    readme.run_in(workspace, cmd, "docs")
     tokens = shlex.split(cmd)
     if tokens[:2] == ["inpars", "run"] and "--until" in tokens:
         until = tokens[tokens.index("--until") + 1]

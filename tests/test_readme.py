@@ -351,11 +351,11 @@ def _outputs(cmd: str) -> list[str]:
     return [tokens[i + 1] for i, t in enumerate(tokens[:-1]) if t in {"--out", "-o"}]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("cmd", INPARS_COMMANDS, ids=IDS)
-def test_readme_command_runs(cmd: str, workspace: Workspace) -> None:
+def run_in(workspace: Workspace, cmd: str, what: str = "README") -> None:
+    """Run ``cmd`` in ``workspace`` (skipped after an earlier failure there); it must exit 0 and write its
+    ``--out`` paths. A failure marks the workspace, so that the commands after it are skipped."""
     if workspace.failed:
-        pytest.skip(f"an earlier README command failed: {workspace.failed}")
+        pytest.skip(f"an earlier {what} command failed: {workspace.failed}")
     proc = workspace.run(cmd)
     if proc.returncode != 0:
         workspace.failed = cmd
@@ -366,6 +366,12 @@ def test_readme_command_runs(cmd: str, workspace: Workspace) -> None:
     if missing:
         workspace.failed = cmd
         pytest.fail(f"`{cmd}` exited 0 but wrote no {', '.join(missing)}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cmd", INPARS_COMMANDS, ids=IDS)
+def test_readme_command_runs(cmd: str, workspace: Workspace) -> None:
+    run_in(workspace, cmd)
 
 
 @pytest.mark.slow
