@@ -81,7 +81,8 @@ def test_pipeline_end_to_end_cache_resume_and_report(
     third = run_pipeline(load_config(cfg_path, {"evaluate.measures": ["nDCG@10", "R@100", "RR@10"]}))
     assert [n for n, r in third.stages.items() if not r.skipped] == ["evaluate"]
 
-    # Kill `inpars run --from train` in the middle, run it again: same final result as before.
+    # Kill `inpars run --from train` in the middle, run again without --from: the finished training it had put
+    # aside (the same config) comes back, nothing is redone, and the final result is the same as before.
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "inpars.cli", "run", str(cfg_path), "--from", "train"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -104,7 +105,9 @@ def test_pipeline_end_to_end_cache_resume_and_report(
     assert resumed.returncode == 0, resumed.stderr
     assert "[generate] up to date" in resumed.stdout and "nDCG@10" in resumed.stdout
     train_manifest = json.loads((stage_dir(run_dir, "train") / "manifest.json").read_text())
-    assert train_manifest["resumed"] is train_was_cut
+    if train_was_cut:  # the finished training '--from' had put aside is of this same config: it is put back
+        assert "[train] up to date" in resumed.stdout and not train_manifest["resumed"]
+    assert not stage_dir(run_dir, "train").with_name(".05-train.previous").exists()
     assert _metrics(run_dir) == agg
 
 
