@@ -158,3 +158,15 @@ def test_a_key_given_twice_and_an_alias_bomb_are_refused(tmp_path: Path) -> None
     shared = tmp_path / "anchors.yaml"  # an anchor used plainly still loads
     shared.write_text("dataset: {name: scifact}\nfilter:\n  steps:\n    - &s {name: logprob, top_fraction: 0.5}\n")
     assert load_config(shared).filter.steps[0].top_fraction == 0.5
+
+
+def test_the_packaged_recommended_recipe_is_examples_beir_yaml() -> None:
+    """`inpars run --dataset PATH` runs the packaged recipe; examples/beir.yaml shows it as a config file."""
+    import yaml
+
+    from inpars.recipes import recipe_text
+
+    example = yaml.safe_load((ROOT / "examples" / "beir.yaml").read_text(encoding="utf-8"))
+    for key in ("dataset", "run_dir"):
+        example.pop(key)
+    assert yaml.safe_load(recipe_text("recommended")) == example
