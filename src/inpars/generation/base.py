@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inpars.errors import InparsError
+from inpars.errors import ConfigError, InparsError
 from inpars.registry import Registry
 
 
@@ -207,10 +207,76 @@ _BACKEND_MODULES = {
 }
 
 
+def backend_class(name: str) -> type[Any]:
+    """The generation backend class registered as ``name`` (its module imported on demand), or a
+    :class:`~inpars.errors.ConfigError` listing the available backends."""
+    import importlib
+
+    if name not in BACKENDS and name in _BACKEND_MODULES:
+        importlib.import_module(_BACKEND_MODULES[name])
+    if name not in BACKENDS:
+        available = ", ".join(sorted({*_BACKEND_MODULES, *BACKENDS.names()}))
+        raise ConfigError(f"generate.backend: unknown backend '{name}'; available: {available}")
+    return BACKENDS.get(name)
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    import types
+    import typing
+
+    if hint is Any or value is None and (hint is type(None) or type(None) in typing.get_args(hint)):
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (str, bool):
+        return isinstance(value, hint)
+    if origin in (dict, list, tuple):
+        return isinstance(value, origin)
+    return True  # anything else: left to the backend
+
+
+def check_backend_options(name: str, options: dict[str, Any], what: str = "generate") -> bool:
+    """Refuse an unknown backend, an option it does not take or of the wrong type, and a value its own
+    ``check_options`` refuses (:class:`~inpars.errors.ConfigError` naming the key path); False when the
+    backend's signature cannot be read (nothing was checked)."""
+    import inspect
+    import typing
+
+    cls = backend_class(name)
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return False
+    params = {k: p for k, p in list(sig.parameters.items())[1:] if k != "model"}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = sorted(k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD)
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # unresolvable annotations: check the names only
+        hints = {}
+    checker = getattr(cls, "check_options", None)  # a backend's own checks of its option values
+    if callable(checker):
+        checker(options, f"{what}.backend_options")
+    for key, value in options.items():
+        if key not in params:
+            if takes_any:
+                continue
+            raise ConfigError(f"{what}.backend_options.{key}: not an option of the {name} backend; options: "
+                              f"{', '.join(named) or '(none)'} (--backend-option KEY=VALUE)")
+        hint = hints.get(key)
+        if hint is not None and not _type_ok(value, hint):
+            raise ConfigError(f"{what}.backend_options.{key}: expected {getattr(hint, '__name__', hint)}, got "
+                              f"{value!r} (--backend-option {key}=VALUE)")
+    return True
+
+
 def get_backend(name: str, model: str, **options: Any) -> Backend:
     """Instantiate the backend registered as ``name``; an unknown name or option is a
     :class:`~inpars.errors.ConfigError` naming what is available."""
-    from inpars.safety import backend_class, check_backend
-
-    check_backend(name, None, options)
+    check_backend_options(name, options)
     return backend_class(name)(model, **options)

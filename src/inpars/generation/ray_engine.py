@@ -87,7 +87,7 @@ def _import_ray() -> Any:
 
 
 def _takes_option(backend: str, key: str) -> bool:
-    from inpars.safety import backend_class
+    from inpars.generation.base import backend_class
 
     try:
         params = inspect.signature(backend_class(backend).__init__).parameters
@@ -170,7 +170,8 @@ def run_on_ray(
     from tqdm.auto import tqdm
 
     from inpars.generate import DEFAULT_BATCH_SIZE
-    from inpars.safety import backend_class, check_backend
+    from inpars.generation.base import backend_class
+    from inpars.safety import check_backend
 
     ray = _import_ray()
     check_backend(backend, None, backend_options)
