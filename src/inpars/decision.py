@@ -126,8 +126,11 @@ def decide(
         finally:
             kept = None if release(scorer) else scorer
         fits[name] = Fit(best, table, reranked, kept)
-    some = next(iter(fits.values()))
-    n = len([q for q in some.reranked if q in tune.qrels])
+    # each candidate's per-query values at the weight it would fuse at: measured once, used by the
+    # comparison, the candidates' figures and (where the decision keeps that weight) the evidence
+    weights = {name: f.alpha if alpha is None else alpha for name, f in fits.items()}
+    values = {name: values_at(tune, f.reranked, weights[name]) for name, f in fits.items()}
+    n = len(next(iter(values.values())))
     fallback = "start" if "start" in fits else next(iter(fits))
     if n < min_queries:
         chosen, weight = fallback, FALLBACK_ALPHA if alpha is None else alpha
@@ -135,36 +138,31 @@ def decide(
                   f"{'start model' if chosen == 'start' else 'model'} and weight {weight:g} are kept without a choice")
         decision = Decision(chosen, weight, reason, alpha_source="fallback" if alpha is None else "given")
     else:
-        decision = _compare(tune, fits, alpha=alpha, max_p=max_p, seed=seed, where=where)
+        decision = _compare(values, weights, given=alpha is not None, max_p=max_p, seed=seed, where=where)
         decision.alpha_source = "tuned" if alpha is None else "given"
     fit = fits[decision.model]
     decision.table = fit.table
-    chosen_values = values_at(tune, fit.reranked, decision.alpha)
+    kept_weight = decision.alpha == weights[decision.model]
+    chosen_values = values[decision.model] if kept_weight else values_at(tune, fit.reranked, decision.alpha)
     bm25_values = values_at(tune, fit.reranked, 0.0)
     qids = list(chosen_values)
     decision.evidence = paired_gain([chosen_values[q] for q in qids], [bm25_values[q] for q in qids], seed=seed)
-    decision.candidates = {}
-    for name, f in fits.items():
-        values = values_at(tune, f.reranked, f.alpha if alpha is None else alpha)
-        decision.candidates[name] = round(sum(values.values()) / max(len(values), 1), 6)
+    decision.candidates = {name: round(sum(v.values()) / max(len(v), 1), 6) for name, v in values.items()}
     (log.warning if n < min_queries else log.info)("%s", decision.reason.replace("`", ""))
     return decision, fits
 
 
-def _compare(tune: TuneSet, fits: dict[str, Fit], *, alpha: float | None, max_p: float, seed: int,
-             where: str) -> Decision:
-    if "start" not in fits:  # one candidate: the trained model, or a model the config gives
-        name, only = next(iter(fits.items()))
-        weight = only.alpha if alpha is None else alpha
+def _compare(values: dict[str, dict[str, float]], weights: dict[str, float], *, given: bool, max_p: float,
+             seed: int, where: str) -> Decision:
+    """The decision between the candidates from their per-query ``values`` at their ``weights``."""
+    if "start" not in values:  # one candidate: the trained model, or a model the config gives
+        name = next(iter(values))
+        weight = weights[name]
         what = "the fine-tuned model" if name == "trained" else "the model the config gives"
         return Decision(name, weight, f"{what}, fused at weight {weight:g} "
-                        f"({'the best on' if alpha is None else 'given; measured on'} `{where}`)")
-    trained = fits["trained"]
-    start = fits["start"]
-    w_trained = trained.alpha if alpha is None else alpha
-    w_start = start.alpha if alpha is None else alpha
-    t_values = values_at(tune, trained.reranked, w_trained)
-    s_values = values_at(tune, start.reranked, w_start)
+                        f"({'given; measured on' if given else 'the best on'} `{where}`)")
+    w_trained, w_start = weights["trained"], weights["start"]
+    t_values, s_values = values["trained"], values["start"]
     qids = list(t_values)
     comparison = paired_gain([t_values[q] for q in qids], [s_values[q] for q in qids], seed=seed)
     gain, p = comparison["gain"] or 0.0, comparison["p"]
