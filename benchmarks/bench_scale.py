@@ -1,18 +1,24 @@
 """Corpus scale: time and peak memory of the stages that touch the whole corpus, on synthetic collections.
 
-Usage: python benchmarks/bench_scale.py [--sizes 10000 100000 1000000] [--queries 1000] [--work DIR]
-       [--out benchmarks/results/scale.json]
+Usage: python benchmarks/bench_scale.py [--sizes 10000 100000 1000000 3000000 8800000] [--queries 1000]
+       [--work DIR] [--out benchmarks/results/scale.json] [--reference-max 1000000]
 
 Each size gets a synthetic BEIR folder: a Zipfian vocabulary (rank-frequency exponent ``--zipf``, 50,000
 word types), titles of 5-15 words and abstracts whose length is log-normal around 200 words (SciFact-like),
 queries of 3-8 words drawn from the same distribution. Every stage then runs in a fresh process, so its
 peak RSS (VmHWM on Linux) is its own:
 
-- ``index``: :func:`inpars.retrieval.get_index` builds the BM25 index (bm25s) from the corpus and saves it;
+- ``index``: :func:`inpars.retrieval.get_index` builds the BM25 index from the corpus into its folder, in
+  bounded memory (:func:`inpars.bm25_build.write_bm25_index`: chunks of documents, postings spilled to disk,
+  then merged into bm25s' arrays);
 - ``bm25s-reference``: the same corpus indexed with plain bm25s the way its README shows
   (``bm25s.tokenize`` over every text, then ``BM25().index``; same stopwords, stemmer, k1 and b), so that
-  ``index_rss_ratio`` (the ``index`` stage's peak over this one's) is taken inside one run;
-- ``search``: loads the index and answers ``--queries`` queries (top 1000): queries per second;
+  ``index_rss_ratio`` (the ``index`` stage's peak over this one's) is taken inside one run; skipped above
+  ``--reference-max`` documents (it needs about 8 GiB per million SciFact-like documents);
+- ``search``: loads the index into memory and answers ``--queries`` queries (top 1000): queries per second;
+- ``search-mmap``: the same with the index's arrays memory-mapped (``get_index(..., mmap=True)``), so that
+  the index adds to its peak RSS only the pages the queries touch, the vocabulary and the document ids
+  (the run it returns, ``--queries`` x 1000 hits, weighs on both search stages alike);
 - ``sample``: :func:`inpars.generate.sample_documents` picks 1,000 documents (what generation starts from);
 - ``negatives``: :func:`inpars.negatives.mine_negatives` (BM25, depth 100, 1 negative) for ``--queries``
   synthetic generated queries (one per sampled document, the index reused).
@@ -39,7 +45,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 50_000
-STAGES = ("baseline", "index", "bm25s-reference", "search", "sample", "negatives")
+STAGES = ("baseline", "index", "bm25s-reference", "search", "search-mmap", "sample", "negatives")
 
 
 def _peak_rss_mib() -> float:
@@ -53,6 +59,18 @@ def _peak_rss_mib() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; macOS: bytes
+
+
+def _current_rss_mib() -> float:
+    """Resident memory of this process now (VmRSS on Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return 0.0
 
 
 def _words(seed: int, zipf: float) -> tuple[list[str], Any]:
@@ -137,10 +155,12 @@ def _stage(name: str, folder: Path, work: Path, n_queries: int) -> dict[str, Any
         retriever = bm25s.BM25(method="lucene", k1=BM25_K1, b=BM25_B)
         retriever.index(tokens, show_progress=False)
         out["documents"] = int(retriever.scores["num_docs"])
-    elif name == "search":
+    elif name in ("search", "search-mmap"):
         from inpars.retrieval import get_index
 
-        index = get_index(ds, index_dir)
+        index = get_index(ds, index_dir, mmap=name == "search-mmap")
+        out["load_seconds"] = round(time.perf_counter() - t0, 3)
+        out["loaded_rss_mib"] = round(_current_rss_mib(), 1)
         queries = ds.queries()
         t1 = time.perf_counter()
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -195,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zipf", type=float, default=1.07)
     ap.add_argument("--work", type=Path, default=ROOT.parent / "scale_work")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
+    ap.add_argument("--reference-max", type=int, default=1_000_000,
+                    help="skip the bm25s-reference stage above this many documents (default: 1,000,000)")
     ap.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     ap.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -230,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_before": list(os.getloadavg()),
         }
         for stage in STAGES:
-            row[stage] = _run_stage(stage, folder, work, args.queries)
+            if stage == "bm25s-reference" and n > args.reference_max:
+                row[stage] = {"skipped": f"above --reference-max {args.reference_max}"}
+            else:
+                row[stage] = _run_stage(stage, folder, work, args.queries)
             print(f"{n:>9} {stage:<10} {json.dumps(row[stage])}", flush=True)
         ours, ref = row["index"].get("peak_rss_mib"), row["bm25s-reference"].get("peak_rss_mib")
         row["index_rss_ratio"] = round(ours / ref, 2) if ours and ref else None

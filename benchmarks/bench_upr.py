@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from inpars.datasets import evaluation_access, load_dataset, read_run_dict
     from inpars.evaluation import parse_measures, per_query_values, ttest_pvalue
-    from inpars.fusion import rerank_and_fuse
     from inpars.rerank import load_scorer
+    from inpars.rerank.fuse import rerank_and_fuse
 
     ds = load_dataset(args.dataset)
     first_all = read_run_dict(args.first_stage)

@@ -66,10 +66,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from inpars.datasets import load_dataset
     from inpars.filter import filter_queries
-    from inpars.fusion import TuneSet, fit_on
+    from inpars.fusion import TuneSet
     from inpars.generate import generate_queries, read_generated
     from inpars.rerank import load_scorer
     from inpars.rerank.base import release
+    from inpars.rerank.fuse import fit_on
     from inpars.stages import synthetic_tune_set
 
     ablation = json.loads(Path(args.ablation).read_text(encoding="utf-8"))

@@ -14,6 +14,8 @@ generated part can never be stale and nothing generated is committed. The genera
 - ``ablation-tables``: one table per label-free ablation result file, variant by variant (the figures with
   the formatters of ``benchmarks/readme_table.py``).
 - ``api``: a mkdocstrings ``:::`` directive for each public name of :mod:`inpars`.
+- ``layers``: the import layers of ``pyproject.toml``'s import-linter contract, and its other contracts.
+- ``stages``: the stage table of ``inpars run`` (:data:`inpars.stages.TABLE`, :data:`inpars.layout.OUTPUTS`).
 
     python docs/gen_reference.py                  # list the markers and the pages that use them
     python docs/gen_reference.py --out DIR        # write each page as built (markers expanded) under DIR
@@ -381,7 +383,43 @@ def api() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def layers() -> str:
+    """The layers contract of ``pyproject.toml`` (``[tool.importlinter]``, checked by ``lint-imports`` in
+    ``make lint``), top to bottom, then the other contracts by name."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    layered = next(c for c in contracts if c["type"] == "layers")
+    rows = [[str(i), " ".join(code(m.strip().removeprefix("inpars.")) for m in layer.split("|"))]
+            for i, layer in enumerate(layered["layers"], start=1)]
+    out = [table(["layer", "modules (a module imports only from the layers below it)"], rows), ""]
+    out += [f"- {cell(c['name'])} (`{c['type']}`)" for c in contracts if c is not layered]
+    return "\n".join(out) + "\n"
+
+
+_STAGE_MODULES = {"retrieve": "inpars.retrieval", "train": "inpars.training", "evaluate": "inpars.evaluation"}
+
+
+def stages() -> str:
+    """The stage table of ``inpars run`` (:data:`inpars.stages.TABLE`): each stage's config section, the
+    declared outputs it reads and the files it writes (:data:`inpars.layout.OUTPUTS`)."""
+    from inpars.layout import OUTPUTS, stage_dir
+    from inpars.stages import TABLE
+
+    rows = []
+    for st in TABLE:
+        reads = ", ".join(["the dataset", *(f"{stage}/{OUTPUTS[stage][key]}" for stage, key in st.inputs)])
+        if getattr(st.extra_inputs, "__name__", "<lambda>") != "<lambda>":  # files found from the config
+            reads += f", the files {st.extra_inputs.__name__.strip('_')} finds (model, runs)"
+        rows.append([code(stage_dir("", st.name).as_posix()), code(st.section or "-"),
+                     code(_STAGE_MODULES.get(st.name, f"inpars.{st.name}")),
+                     cell(reads), cell(", ".join(OUTPUTS.get(st.name, {}).values()))])
+    return table(["folder", "config section", "library", "reads", "writes"], rows)
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
+    "layers": layers,
+    "stages": stages,
     "configuration": configuration,
     "cli": cli,
     "results-table": results_table,

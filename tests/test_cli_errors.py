@@ -259,6 +259,22 @@ def test_bad_backend_option(capsys: Any, work: dict[str, Path], option: str, nee
     assert not (work["tmp"] / "g.jsonl").exists()
 
 
+@pytest.mark.parametrize("option,needle", [
+    ("n_threads=abc", "expected int | None, got 'abc'"),  # an optional int: a string is no None
+    ("n_threads=-3", "positive number of threads"),
+    ("n_threads=100000", "threads"),
+    ("decode_threads=0", "positive number of threads"),
+    ("n_ctx=4", "n_ctx: expected 16.."),
+])
+def test_bad_llamacpp_option_is_refused_before_the_model_loads(
+    capsys: Any, work: dict[str, Path], option: str, needle: str
+) -> None:
+    code, err = _cli(capsys, "generate", "-d", work["ds"], "--out", work["tmp"] / "g.jsonl", "--backend", "llamacpp",
+                     "--model", "smollm2-135m", "--backend-option", option)
+    _one_error_line(code, err, "generate", f"backend_options.{option.split('=')[0]}", needle)
+    assert not (work["tmp"] / "g.jsonl").exists()
+
+
 def test_unknown_backend_lists_the_available_ones() -> None:
     from inpars.errors import ConfigError
     from inpars.generation.base import get_backend
@@ -349,6 +365,7 @@ def test_mask_secrets() -> None:
 @pytest.mark.parametrize("url", [
     "http://user:p@ssLEAK8@127.0.0.1:9/v1", "http://user:pa/ssLEAK8@127.0.0.1:9/v1",
     "http://user:pa#ssLEAK8@127.0.0.1:9/v1", "user:pa@ssLEAK8@127.0.0.1:9/v1",
+    "http://user:pa@ss/w#rdLEAK8@127.0.0.1:9/v1",  # clients disagree on its host: refused
 ])
 def test_a_password_holding_url_characters_never_shows(url: str, capsys: Any, work: dict[str, Path]) -> None:
     """'@', '/' or '#' in a password (unencoded), or no scheme: masked wherever the URL is printed, and a
@@ -359,7 +376,7 @@ def test_a_password_holding_url_characters_never_shows(url: str, capsys: Any, wo
                      "--model", "m", "--n-docs", "1", "--backend-option", f"base_url={url}",
                      "--backend-option", "max_retries=0", "--backend-option", "timeout=1")
     assert code in (1, 2) and "LEAK8" not in err and "please report" not in err
-    if "://" not in url or "#" in url or "/ss" in url:
+    if "://" not in url or "#" in url or "/ss" in url or "/w#" in url:
         assert code == 2 and "base_url" in err
 
 
@@ -469,3 +486,56 @@ def test_a_quoted_tilde_in_an_output_is_refused(capsys: Any, work: dict[str, Pat
     code, err = _cli(capsys, "retrieve", "--dataset", work["ds"], "--out", "~/bm25.trec")
     _one_error_line(code, err, "retrieve", "'~' was not expanded")
     assert not Path("~").exists()
+
+
+@pytest.mark.parametrize("step,needle", [
+    ("reranker:model=minilm-l6,top_k=1,threads=-3", "option threads -3: expected at least 1"),
+    ("consistency:threads=-3", "option threads -3"),
+    ("reranker:model=minilm-l6,top_k=1,threads=100000", "option threads 100000: more than"),
+    ("reranker:model=minilm-l6,top_k=1,device=banana", "option device 'banana': expected cpu, cuda"),
+    ("reranker:model=minilm-l6,top_k=1,max_length=100000000", "option max_length 100000000: expected 16.."),
+    ("reranker:model=minilm-l6,top_k=1,batch_size=0", "option batch_size 0"),
+])
+def test_a_filter_steps_scorer_options_are_bounded(capsys: Any, work: dict[str, Path], step: str, needle: str) -> None:
+    out = work["tmp"] / "f.jsonl"
+    code, err = _cli(capsys, "filter", "-d", work["ds"], "--in", work["gen"], "--out", out, "--step", step)
+    _one_error_line(code, err, "filter", needle)
+    assert not out.exists()
+
+
+def test_a_cuda_device_the_machine_lacks_is_refused_before_loading(monkeypatch: Any) -> None:
+    import torch
+
+    from inpars.errors import ConfigError
+    from inpars.rerank import load_scorer
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(ConfigError, match="device cuda:7: this machine has CUDA devices 0..0 only"):
+        load_scorer("minilm-l6", device="cuda:7")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="device cuda: this machine has no CUDA device"):
+        load_scorer("minilm-l6", device="cuda")
+
+
+@pytest.mark.parametrize("option,needle", [
+    ("runtime_env=abc", "executor_options.runtime_env: expected a mapping"),
+    ("address=3", "executor_options.address: expected a string"),
+])
+def test_bad_ray_options_are_refused_before_ray_starts(
+    capsys: Any, work: dict[str, Path], monkeypatch: Any, option: str, needle: str
+) -> None:
+    import inpars.ray_cluster as rc
+
+    monkeypatch.setattr(rc, "import_ray", lambda purpose: pytest.fail("Ray was started"))
+    code, err = _cli(capsys, "generate", "-d", work["ds"], "--out", work["tmp"] / "g.jsonl", "--backend", "openai",
+                     "--model", "m", "--executor", "ray", "--executor-option", option)
+    _one_error_line(code, err, "generate", needle)
+
+
+def test_a_non_finite_ray_resource_is_refused() -> None:
+    from inpars.errors import ConfigError
+    from inpars.ray_cluster import check_options
+
+    with pytest.raises(ConfigError, match="executor_options.gpus_per_actor: expected a finite number"):
+        check_options("ray", {"gpus_per_actor": float("inf")})

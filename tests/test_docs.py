@@ -270,7 +270,7 @@ def test_named_files_exist() -> None:
 def test_yaml_snippets_validate() -> None:
     """Every ```yaml block of the pages is a valid config fragment (its backend options included)."""
     from inpars.config import load_config_dict
-    from inpars.safety import check_backend
+    from inpars.generation.base import check_backend
 
     found = 0
     for page in pages():
@@ -385,6 +385,25 @@ def test_api_reference_names_every_public_name() -> None:
     for name in inpars.__all__:
         if name != "__version__":
             assert re.search(rf"^::: [\w.]+\.{re.escape(name)}$", text, re.M), f"{name} is not in the API page"
+
+
+def test_architecture_page_shows_every_layer_and_stage() -> None:
+    """The architecture page is generated from the import-linter contract and the stage table: every
+    layer's modules and every stage of ``inpars run`` appear, so the page cannot fall behind the code."""
+    import tomllib
+
+    from inpars.layout import stage_dir
+    from inpars.stages import TABLE
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = next(c for c in contracts if c["type"] == "layers")["layers"]
+    text = gen().layers()
+    for i, layer in enumerate(layers, start=1):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {i} |"))
+        assert all(f"`{m.strip().removeprefix('inpars.')}`" in row for m in layer.split("|")), layer
+    table = gen().stages()
+    assert all(f"`{stage_dir('', st.name).as_posix()}`" in table for st in TABLE)
+    assert "<!-- generated: layers -->" in (DOCS / "architecture.md").read_text()
 
 
 _FIGURE = re.compile(r"\bp (?:=|<|<=) 0\.\d+|[+−-]?(?<![\w.])0\.\d{3,4}(?!\d)")

@@ -410,7 +410,9 @@ def test_declared_options_are_validated() -> None:
     # Conversions: an integer for a number option becomes a float; a string option keeps the text as
     # written on the command line; null means unset.
     assert make_filter({"name": "logprob", "options": {"min_score": -2}}).step.options == {"min_score": -2.0}
-    assert parse_step("reranker:top_k=1,device=0,engine=onnx").options == {"device": "0", "engine": "onnx"}
+    assert parse_step("reranker:top_k=1,device=cuda:0,engine=onnx").options == {"device": "cuda:0", "engine": "onnx"}
+    with pytest.raises(ConfigError, match="option device '0': expected cpu, cuda, cuda:N or mps"):
+        parse_step("reranker:top_k=1,device=0")  # the text '0' (an integer-looking string) is no device
     assert parse_step("reranker:top_k=1,model=123").model == "123"
     assert make_filter({"name": "reranker", "top_k": 1, "options": {"device": None}}).step.options == {}
     with pytest.raises(ConfigError, match="needs top_k"):

@@ -1,5 +1,5 @@
 """Fusion with the first stage: min-max, interpolation, the tail below the reranked depth, the sampling of
-tuning queries, tuning on judgements given as a dict, rerank_and_fuse (with its score caches), and the
+tuning queries, tuning on judgements given as a dict, rerank_and_fuse (:mod:`inpars.rerank.fuse`, with its score caches), and the
 ``inpars rerank`` CLI going through the same path as the pipeline (tail kept, tuning queries sampled by
 :func:`inpars.fusion.sample_ids`)."""
 
@@ -16,6 +16,7 @@ from inpars import fusion
 from inpars.datasets import load_dataset, ranked, read_run_dict, write_run
 from inpars.errors import ConfigError, LeakageError
 from inpars.rerank.base import Pair, Scorer
+from inpars.rerank.fuse import rerank_and_fuse
 
 
 class FakeScorer(Scorer):
@@ -137,7 +138,7 @@ def test_rerank_and_fuse_tail_interpolation_and_cache(beir12: Path, tmp_path: Pa
     tune = fusion.TuneSet(first=train_first, queries={q: texts[q] for q in train_first},
                           qrels=fusion.tuning_qrels(ds, "train"))
     scorer = FakeScorer()
-    fused = fusion.rerank_and_fuse(ds, first, queries, scorer=scorer, depth=2, tune=tune, alphas=[0.0, 0.5, 1.0],
+    fused = rerank_and_fuse(ds, first, queries, scorer=scorer, depth=2, tune=tune, alphas=[0.0, 0.5, 1.0],
                                    cache_dir=tmp_path / "cache")
     assert fused.pairs == 4 and len(scorer.seen) == 4 + 12 * 2
     for q in first:
@@ -149,14 +150,14 @@ def test_rerank_and_fuse_tail_interpolation_and_cache(beir12: Path, tmp_path: Pa
     assert fused.tune_queries == TRAIN_IDS
     assert (tmp_path / "cache" / "eval.scores.jsonl").is_file() and (tmp_path / "cache" / "tune.scores.jsonl").is_file()
     # a second call reuses every score
-    again = fusion.rerank_and_fuse(ds, first, queries, scorer=scorer, depth=2, tune=tune, alphas=[0.0, 0.5, 1.0],
+    again = rerank_and_fuse(ds, first, queries, scorer=scorer, depth=2, tune=tune, alphas=[0.0, 0.5, 1.0],
                                    cache_dir=tmp_path / "cache")
     assert len(scorer.seen) == 28 and again.top == fused.top and again.alpha == fused.alpha
     # a changed query text is scored again, not served from the cache
-    fusion.rerank_and_fuse(ds, first, {**queries, "101": "another text"}, scorer=scorer, depth=2,
+    rerank_and_fuse(ds, first, {**queries, "101": "another text"}, scorer=scorer, depth=2,
                            cache_dir=tmp_path / "cache")
     assert len(scorer.seen) == 30 and scorer.seen[-1][0] == "another text"
-    without = fusion.rerank_and_fuse(ds, first, queries, scorer=FakeScorer(), depth=2)
+    without = rerank_and_fuse(ds, first, queries, scorer=FakeScorer(), depth=2)
     assert without.interpolated is None and without.alpha is None and without.top == fused.top
 
 

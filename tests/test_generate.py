@@ -367,6 +367,30 @@ def test_refuses_other_arguments(tiny_beir: Path, tmp_path: Path) -> None:
         gen(tiny_beir, out, n_docs=2, temperature=0.9)
 
 
+def test_a_document_whose_text_changed_under_its_id_is_not_resumed(tiny_beir: Path, tmp_path: Path) -> None:
+    """Queries written for an old text are never kept for a new one: resuming after the corpus changed
+    under the same ids is refused, naming the file, line and document."""
+    import shutil
+
+    ds = tmp_path / "ds"
+    shutil.copytree(tiny_beir, ds)
+    out = tmp_path / "q.jsonl"
+    gen(ds, out, n_docs=3)
+    first = out.read_bytes()
+    doc_id = lines(out)[1]["doc_id"]
+    corpus = ds / "corpus.jsonl"
+    docs = [json.loads(x) for x in corpus.read_text(encoding="utf-8").splitlines()]
+    for d in docs:
+        if d["_id"] == doc_id:
+            d["text"] = "A wholly different text about volcanoes."
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"q.jsonl:2: the text of 1 document\(s\) changed .*'{doc_id}'"):
+        gen(ds, out, n_docs=3)
+    assert out.read_bytes() == first  # nothing written
+    s = gen(ds, out, n_docs=3, overwrite=True)
+    assert s.n_generated == 3
+
+
 def test_runtime_settings_never_refuse_a_resume(tiny_beir: Path, tmp_path: Path) -> None:
     out = tmp_path / "q.jsonl"
     gen(tiny_beir, out, n_docs=2, batch_size=1, backend_options={"n_threads": 1, "n_ctx": 256})

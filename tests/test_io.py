@@ -175,3 +175,24 @@ def test_writing_commands_refuse_special_outputs_before_any_work(tmp_path: Path,
         assert main(["retrieve", "--dataset", str(tiny_beir), "--out", str(out)]) == 2
         assert "regular files or new paths only" in capsys.readouterr().err
     assert fifo.is_fifo() and link.is_symlink() and not (tmp_path / "elsewhere.trec").exists()
+
+
+def test_a_full_disk_names_the_file_that_could_not_be_written(tmp_path: Path) -> None:
+    """A failed write or fsync carries no file name; the error line must still say which file."""
+    import errno
+    from unittest import mock
+
+    from inpars.safety import describe_error
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    with mock.patch("os.fsync", side_effect=full), pytest.raises(OSError) as info, \
+            atomic_write(tmp_path / "x.json") as f:
+        f.write("{}")
+    assert describe_error(info.value) == (2, f"{tmp_path / 'x.json'}: no space left on the device (free some space, "
+                                             "then run again to resume)")
+    assert not list(tmp_path.iterdir())  # no temporary left behind
+    out = JsonlAppender(tmp_path / "y.jsonl")
+    with mock.patch("os.fsync", side_effect=OSError(errno.ENOSPC, "No space left on device")), \
+            pytest.raises(OSError) as info:
+        out.write({"a": 1})
+    assert describe_error(info.value)[1].startswith(f"{tmp_path / 'y.jsonl'}: no space left")

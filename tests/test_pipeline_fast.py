@@ -242,12 +242,13 @@ def test_label_free_bi_encoder_run_chooses_between_trained_and_start_model_on_ps
 
 def _own_collection(root: Path, scifact_dir: Path, n: int = 30) -> Path:
     """A user's own collection: a corpus only (no queries.jsonl, no qrels/), with what real collections
-    hold: an empty and a blank document, a duplicate text, a one-word document and odd ids."""
+    hold: an empty and a blank document, a duplicate text, a one-word document, a 1 MB document and odd ids."""
     lines = (scifact_dir / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:n]
     docs = [json.loads(x) for x in lines]
     docs += [{"_id": "empty doc", "title": "", "text": ""}, {"_id": "blank/1", "title": " ", "text": "\t "},
              {"_id": "dup-ü", "title": docs[0]["title"], "text": docs[0]["text"]},
-             {"_id": "one", "title": "", "text": "Cells."}]
+             {"_id": "one", "title": "", "text": "Cells."},
+             {"_id": "huge", "title": "A 1 MB document", "text": "cells divide and grow " * 48000}]
     root.mkdir(parents=True)
     (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
     return root
@@ -321,7 +322,7 @@ def test_quick_recipe_trains_nothing_and_tunes_the_given_model_on_every_generate
     assert not stage_dir(run_dir, "train").exists()
     summary = json.loads((stage_dir(run_dir, "negatives") / "manifest.json").read_text())["summary"]
     generated = {json.loads(x)["doc_id"] for x in output_path(run_dir, "generate", "queries").read_text().splitlines()}
-    assert summary["examples"] == 0 and summary["pseudo_dev_docs"] == len(generated) == 22  # 20 + dup + one word
+    assert summary["examples"] == 0 and summary["pseudo_dev_docs"] == len(generated) == 23  # 20 + dup + one word + 1 MB
     fusion = json.loads(output_path(run_dir, "rerank", "fusion").read_text())
     assert fusion["model"] == "given" and fusion["alpha_source"] == "tuned" and "the model the config gives" in fusion["reason"]
     ranker = json.loads(output_path(run_dir, "rerank", "ranker").read_text())
@@ -363,3 +364,13 @@ def test_the_report_of_a_half_finished_run_names_what_is_missing(
     report = output_path(run_dir, "report", "markdown").read_text()
     assert ("**Unfinished run**: negatives (interrupted), train (not run yet), rerank (not run yet), "
             "evaluate (not run yet)") in report
+    # a damaged manifest or one with wrong types: one line naming the file (and field), exit 2
+    manifest = stage_dir(run_dir, "filter") / "manifest.json"
+    good = json.loads(manifest.read_text())
+    manifest.write_text('{"stage": "filter", "finished"')
+    assert main(["report", str(run_dir)]) == 2
+    assert "03-filter/manifest.json:1: invalid JSON" in capsys.readouterr().err
+    for key, bad in (("seconds", [1, 2]), ("summary", "x"), ("resumed", 3)):
+        manifest.write_text(json.dumps({**good, key: bad}))
+        assert main(["report", str(run_dir)]) == 2
+        assert f"manifest.json: field '{key}': expected" in capsys.readouterr().err

@@ -73,3 +73,13 @@ def test_smollm2_prefers_the_source_document() -> None:
     s = scorer.score([(query, "Vitamin D supplementation reduced acute respiratory tract infections in a trial."),
                       (query, "Statins lower LDL cholesterol and cardiovascular events in older adults.")])
     assert s[0] > s[1]
+
+
+def test_an_encoder_is_refused_rather_than_scored_through_a_new_untrained_head(tmp_path: Path) -> None:
+    """A BERT checkpoint (the packaged MiniLM) loads as AutoModelForCausalLM with a random LM head: every
+    score would be noise, so ``model_type: query-likelihood`` on it is one clear error."""
+    from inpars.models import resolve_model
+    from inpars.rerank import load_scorer
+
+    with pytest.raises(ConfigError, match=r"not a causal language model \(BertModel\)"):
+        load_scorer(resolve_model("minilm-l6"), "query-likelihood")

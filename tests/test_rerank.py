@@ -164,7 +164,7 @@ def test_torch_bf16_engine_is_close_to_fp32_or_refused(tiny_ce: str, monkeypatch
     got = bf16.score(PAIRS)
     assert all(isinstance(v, float) for v in got)
     assert got == pytest.approx(ref, abs=0.05 * max(1.0, *map(abs, ref)))  # bf16 keeps ~3 significant digits
-    from inpars.rerank import engines
+    from inpars.scoring import engines
 
     monkeypatch.setattr(engines, "bf16_supported", lambda device="cpu": False)
     with pytest.raises(ConfigError, match="no native bfloat16"):
@@ -181,9 +181,9 @@ def test_auto_engine_prefers_onnx_and_falls_back_to_torch(tiny_ce: str, monkeypa
     def no_onnx(*args: object, **kwargs: object) -> None:
         raise ImportError("onnxruntime is not installed")
 
-    from inpars.rerank import onnx as rerank_onnx
+    from inpars.scoring import onnx as scoring_onnx
 
-    monkeypatch.setattr(rerank_onnx, "onnx_model_path", no_onnx)
+    monkeypatch.setattr(scoring_onnx, "onnx_model_path", no_onnx)
     fallback = rerank.load_scorer(tiny_ce, max_length=64, engine="auto", device="cpu")
     assert fallback.engine == "torch" and fallback.score(PAIRS) == pytest.approx(ref, abs=1e-6)
     with pytest.raises(ImportError):

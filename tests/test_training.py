@@ -301,6 +301,32 @@ def test_incomplete_checkpoint_is_ignored_and_removed(tmp_path: Path) -> None:
     assert not (ck / "checkpoint-6").exists() and not (ck / "checkpoint-4").exists()
 
 
+def test_a_checkpoint_with_damaged_weights_is_passed_over_for_the_one_before(tmp_path: Path) -> None:
+    """A truncated model.safetensors in the newest checkpoint (marked complete, then damaged on disk): the
+    resume falls back to the previous checkpoint instead of failing inside safetensors."""
+    import torch
+    from safetensors.torch import save_file
+
+    from inpars.training.common import safetensors_intact
+
+    ck = tmp_path / "checkpoints"
+    for step in (2, 4):
+        d = ck / f"checkpoint-{step}"
+        d.mkdir(parents=True)
+        (d / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        save_file({"w": torch.ones(64, 8), "b": torch.zeros(8)}, str(d / "model.safetensors"))
+        (d / COMPLETE_MARKER).write_text(str(step))
+    weights = ck / "checkpoint-4" / "model.safetensors"
+    assert safetensors_intact(weights) and last_complete_checkpoint(ck) == ck / "checkpoint-4"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) - 100])  # truncated
+    assert not safetensors_intact(weights)
+    assert last_complete_checkpoint(ck) == ck / "checkpoint-2"
+    for bad in (b"", b"\x01", (10**9).to_bytes(8, "little") + b"{}", (2).to_bytes(8, "little") + b"[]"):
+        weights.write_bytes(bad)
+        assert not safetensors_intact(weights)
+
+
 @pytest.mark.slow
 def test_kill_and_resume_cli(tmp_path: Path, tiny_bert: str, toy_train: Path, keep_threads) -> None:  # type: ignore[no-untyped-def]
     """SIGKILL the CLI after its first checkpoint; rerun: it resumes and ends as an uninterrupted run."""

@@ -7,13 +7,19 @@ distributions install a top-level package ``inpars``, so only one of them can be
 environment. Here each of those modules runs the matching ``inpars`` subcommand with the arguments given;
 arguments in the original's style (``--snake_case`` flags, ``--input``, ``--output``, ...) exit 2 with a message that names the command
 and its flags to use instead.
+
+These modules are entry points into the command line, like the ``inpars`` console script: the command line is
+looked up by name when one runs (:data:`COMMAND_LINE`), so that no module of the library imports
+:mod:`inpars.cli` (the layers of ``pyproject.toml``'s ``[tool.importlinter]``; ``inpars.generate``, whose
+``python -m`` block runs :func:`module_main`, is one of them).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 #: Original module -> this package's subcommand.
 COMMANDS: dict[str, str] = {
@@ -24,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "rerank": "rerank",
     "evaluate": "evaluate",
 }
+
+#: the command line's entry point, as the console script names it (``[project.scripts]``)
+COMMAND_LINE = "inpars.cli:main"
 
 _ORIGINAL_FLAG = re.compile(r"^--[a-z0-9]+(_[a-z0-9]+)+(=|$)")
 #: The original's flags without an underscore that no inpars subcommand has.
@@ -39,10 +48,15 @@ def _is_original(arg: str) -> bool:
     return bool(_ORIGINAL_FLAG.match(arg)) or arg.split("=", 1)[0] in _ORIGINAL_ONLY
 
 
+def _command_line() -> Callable[[list[str]], int]:
+    """The ``inpars`` command's ``main`` (:data:`COMMAND_LINE`), imported when a module command runs."""
+    module, _, name = COMMAND_LINE.partition(":")
+    main: Callable[[list[str]], int] = getattr(importlib.import_module(module), name)
+    return main
+
+
 def run_module(module: str, argv: Sequence[str] | None = None) -> int:
     """Run ``inpars COMMAND ARGS`` for ``python -m inpars.<module> ARGS``; 2 for the original's flags."""
-    from inpars.cli import main
-
     stage = module.rsplit(".", 1)[-1]
     command = COMMANDS[stage]
     args = list(sys.argv[1:] if argv is None else argv)
@@ -57,7 +71,7 @@ def run_module(module: str, argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return main([command, *args])
+    return _command_line()([command, *args])
 
 
 def module_main(module: str) -> None:

@@ -34,6 +34,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from inpars.catalog import ENGINES, FAMILIES, build_filters, check_selection
 from inpars.errors import ConfigError
 from inpars.fingerprint import added_field, runtime_field
 
@@ -128,8 +129,6 @@ class GenerateConfig(Section):
 
     @model_validator(mode="after")
     def _check_selection(self) -> GenerateConfig:
-        from inpars.generation.selection import check_selection
-
         try:
             check_selection(self.doc_selection, self.selection_options)
         except (ConfigError, LookupError) as exc:
@@ -164,12 +163,10 @@ class FilterStep(Section):
 
 
 def _checked_steps(steps: list[FilterStep]) -> list[FilterStep]:
-    """Each step names a registered filter with options it declares: checked when the config loads, so a
-    typo never waits for generation to finish."""
-    from inpars.filter import make_filters
-
+    """Each step names a registered filter (:data:`inpars.catalog.FILTERS`, which imports the filter's module)
+    with options it declares: checked when the config loads, so a typo never waits for generation to finish."""
     try:
-        make_filters(steps)
+        build_filters(steps)
     except (ConfigError, LookupError) as exc:
         raise ValueError(str(exc)) from None
     return steps
@@ -200,32 +197,24 @@ class NegativesConfig(Section):
 
 
 def _model_type(value: str) -> str:
-    """A registered model family (:data:`inpars.families.FAMILIES`)."""
-    from inpars.families import FAMILIES
-
+    """A registered model family (:data:`inpars.catalog.FAMILIES`: its name, nothing imported)."""
     if value not in FAMILIES:
         raise ValueError(f"unknown model type '{value}'; choose from {', '.join(FAMILIES.names())}")
     return value
 
 
 def _engine(value: str) -> str:
-    """A registered scoring engine (:data:`inpars.rerank.engines.ENGINES`)."""
-    from inpars.rerank.engines import ENGINES
-
+    """A registered scoring engine (:data:`inpars.catalog.ENGINES`)."""
     if value not in ENGINES:
         raise ValueError(f"unknown engine '{value}'; choose from {', '.join(ENGINES.names())}")
     return value
 
 
 def _model_types() -> list[str]:
-    from inpars.families import FAMILIES
-
     return FAMILIES.names()
 
 
 def _engines() -> list[str]:
-    from inpars.rerank.engines import ENGINES
-
     return ENGINES.names()
 
 
@@ -362,6 +351,11 @@ def _format_errors(exc: ValidationError, source: str | None) -> ConfigError:
             msg = f"unknown key ({msg})"
         elif err["type"] == "missing":
             msg = "required key is missing"
+        elif err["type"] == "value_error":  # our own validators' messages, without pydantic's wrapping
+            msg = str(err.get("ctx", {}).get("error", msg.removeprefix("Value error, ")))
+            if msg.startswith(f"{loc}.") or msg.startswith(f"{loc}:"):  # it names its key path already
+                lines.append(f"  {msg}")
+                continue
         lines.append(f"  {loc}: {msg}")
     where = f" in {source}" if source else ""
     return ConfigError(f"invalid configuration{where}:\n" + "\n".join(lines))

@@ -25,13 +25,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from inpars.evaluation import ttest_pvalue
-from inpars.fusion import DEFAULT_MEASURE, TuneSet, fit_on, interpolate
+from inpars.evaluation import parse_measures, per_query_values, ttest_pvalue
+from inpars.fusion import DEFAULT_MEASURE, TuneSet, interpolate
+from inpars.rerank.fuse import fit_on
+from inpars.scoring.base import release
 
 if TYPE_CHECKING:
     from inpars.datasets import Dataset
     from inpars.records import Run
-    from inpars.rerank.base import Scorer
+    from inpars.scoring.base import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,6 @@ def paired_gain(x: Sequence[float], y: Sequence[float], *, seed: int = 0, resamp
 def values_at(tune: TuneSet, reranked: Run, alpha: float, measure: str = DEFAULT_MEASURE) -> dict[str, float]:
     """Per-query ``measure`` of the fusion at ``alpha`` of the tuning set's first stage with ``reranked``,
     over the tuning queries that have judgements (``alpha=0``: the first stage's own order)."""
-    from inpars.evaluation import parse_measures, per_query_values
-
     qids = [q for q in reranked if q in tune.qrels]
     parsed = parse_measures([measure])
     values = per_query_values(tune.qrels, interpolate(tune.first, reranked, alpha), parsed, qids)
@@ -116,8 +116,6 @@ def decide(
 
     Each scorer is loaded, fitted and released in turn (a Ray scorer's actors never overlap). Returns the
     decision and the fits; a fit's ``scorer`` is None where it was released (load the chosen one again)."""
-    from inpars.rerank.base import release
-
     fits: dict[str, Fit] = {}
     for name, load in loaders.items():
         scorer = load()

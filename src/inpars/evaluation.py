@@ -53,7 +53,7 @@ from inpars.datasets import (
 from inpars.errors import ConfigError
 from inpars.evaluation_rules import aggregate as aggregate_values
 from inpars.evaluation_rules import drop_identical_ids, fill_counts, warn_identical_ids
-from inpars.io import write_json
+from inpars.io import atomic_write, write_json
 from inpars.records import Qrel, ScoredDoc
 
 log = logging.getLogger(__name__)
@@ -360,8 +360,6 @@ class EvaluationResult:
         if json_path is not None:
             write_json(json_path, self.to_json())
         if markdown_path is not None:
-            from inpars.io import atomic_write
-
             with atomic_write(markdown_path) as f:
                 f.write(self.to_markdown())
 

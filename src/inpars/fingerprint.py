@@ -38,6 +38,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inpars.datasets import BeirDataset
+from inpars.io import sha256_path
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
@@ -149,8 +152,6 @@ def versioned(kind: str, *parts: Any) -> str:
 
 def file_hash(path: str | Path) -> str:
     """SHA-256 of a file's bytes, or of a folder's files (relative names and contents, sorted)."""
-    from inpars.io import sha256_path
-
     return sha256_path(path)
 
 
@@ -161,8 +162,6 @@ def dataset_fingerprint(ds: Dataset, *, splits: Iterable[str] = ()) -> str:
     changing them invalidates exactly the stages that read them. Datasets that are not folders on disk
     (``irds:`` ids) are keyed by name.
     """
-    from inpars.datasets import BeirDataset
-
     if isinstance(ds, BeirDataset):
         queries = file_hash(ds.queries_path) if ds.queries_path.is_file() else "none"  # a corpus alone
         parts: dict[str, str] = {"corpus": file_hash(ds.corpus_path), "queries": queries}

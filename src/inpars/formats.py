@@ -51,7 +51,9 @@ def _clean_query(text: str) -> str:
 
 
 def _clean_doc(text: str) -> str:
-    return text.replace("\n", " ").strip()  # the original: corpus[id].replace('\n', ' ').strip()
+    # the original: corpus[id].replace('\n', ' ').strip(); a CR too, which a TSV reader also takes for a
+    # line break (csv quotes neither)
+    return text.replace("\r", " ").replace("\n", " ").strip()
 
 
 def _rows(path: Path, width: int, names: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
@@ -60,7 +62,7 @@ def _rows(path: Path, width: int, names: tuple[str, ...]) -> Iterator[tuple[int,
 
     with open_binary(path) as raw:
         try:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
             reader = csv.reader(text, delimiter="\t", quotechar='"', strict=True)
             for row in reader:
                 line = reader.line_num
@@ -74,10 +76,22 @@ def _rows(path: Path, width: int, names: tuple[str, ...]) -> Iterator[tuple[int,
                     if not value.strip():
                         raise InputError("empty", path, line, name)
                 yield line, row
-        except UnicodeDecodeError as exc:
-            raise InputError(f"invalid UTF-8 ({exc.reason})", path) from None
+        except UnicodeDecodeError as exc:  # decoded by blocks: the line is found in the bytes
+            raise InputError(f"invalid UTF-8 ({exc.reason})", path, _bad_utf8_line(path)) from None
         except csv.Error as exc:
             raise InputError(f"malformed TSV ({exc})", path, reader.line_num) from None
+
+
+def _bad_utf8_line(path: Path) -> int | None:
+    """The line (counted as the csv reader counts them: CR, LF or CRLF ends one) of the first invalid UTF-8."""
+    with open_binary(path) as f:
+        data = f.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = data[: exc.start]
+        return 1 + head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
+    return None
 
 
 def read_triples(path: str | Path) -> list[TrainingExample]:
@@ -123,7 +137,7 @@ def read_monot5_pairs(path: str | Path) -> list[TrainingExample]:
     with open_binary(path) as f:
         for i, raw in enumerate(f, start=1):
             try:
-                line = raw.decode("utf-8").rstrip("\r\n")
+                line = raw.decode("utf-8-sig" if i == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 raise InputError(f"invalid UTF-8 at byte {exc.start}", path, i) from None
             if not line.strip():
@@ -163,8 +177,8 @@ def sniff_training_format(path: str | Path) -> str:
     monoT5 pair; else ``pairs`` when every last column of the first lines is 0 or 1; else ``triples``."""
     labels: list[str] = []
     with open_binary(path) as f:
-        for raw in f:
-            line = raw.decode("utf-8", errors="replace").strip("\r\n")
+        for i, raw in enumerate(f):
+            line = raw.decode("utf-8-sig" if i == 0 else "utf-8", errors="replace").strip("\r\n")
             if not line.strip():
                 continue
             if not labels and line.lstrip().startswith("{"):
@@ -198,20 +212,30 @@ def _writer(f):  # type: ignore[no-untyped-def]
     return csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
 
 
+def _row(texts: list[str], names: tuple[str, ...], k: int) -> list[str]:
+    """``texts`` as they are written, each refused when empty (the readers refuse an empty field)."""
+    for name, value in zip(names, texts, strict=True):
+        if not value:
+            raise InputError(f"example {k}: empty {name} after normalisation: a training file cannot hold it")
+    return texts
+
+
 def write_triples(path: str | Path, examples: Iterable[TrainingExample]) -> int:
     """Write examples as the original's triples TSV (one line per negative); returns the lines written.
 
-    Queries are whitespace-normalised and newlines in texts become spaces, as the original does; an
-    example without negatives has no triple and is left out (counted in a warning).
+    Queries are whitespace-normalised and line breaks in texts become spaces, as the original does; an
+    example without negatives has no triple and is left out (counted in a warning). A text left empty by
+    this (which :func:`read_triples` would refuse) is an :class:`InputError`, and nothing is written.
     """
     n = skipped = 0
     with atomic_write(path, encoding="utf-8") as f:
         w = _writer(f)
-        for ex in examples:
+        for k, ex in enumerate(examples, start=1):
             if not ex.negatives:
                 skipped += 1
             for negative in ex.negatives:
-                w.writerow([_clean_query(ex.query), _clean_doc(ex.positive), _clean_doc(negative)])
+                w.writerow(_row([_clean_query(ex.query), _clean_doc(ex.positive), _clean_doc(negative)],
+                                ("query", "positive", "negative"), k))
                 n += 1
     if skipped:
         log.warning("%s: %d examples without negatives have no triple", path, skipped)
@@ -219,15 +243,17 @@ def write_triples(path: str | Path, examples: Iterable[TrainingExample]) -> int:
 
 
 def write_pairs(path: str | Path, examples: Iterable[TrainingExample]) -> int:
-    """Write examples as the original's pairs TSV: the positive with label 1, each negative with 0."""
+    """Write examples as the original's pairs TSV: the positive with label 1, each negative with 0.
+
+    Texts are normalised as :func:`write_triples` does; an empty one is an :class:`InputError`."""
     n = 0
     with atomic_write(path, encoding="utf-8") as f:
         w = _writer(f)
-        for ex in examples:
+        for k, ex in enumerate(examples, start=1):
             query = _clean_query(ex.query)
-            w.writerow([query, _clean_doc(ex.positive), 1])
+            w.writerow([*_row([query, _clean_doc(ex.positive)], ("query", "positive"), k), 1])
             for negative in ex.negatives:
-                w.writerow([query, _clean_doc(negative), 0])
+                w.writerow([*_row([query, _clean_doc(negative)], ("query", "negative"), k), 0])
             n += 1 + len(ex.negatives)
     return n
 

@@ -48,9 +48,10 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from inpars.datasets import Dataset, load_dataset
-from inpars.errors import InputError
-from inpars.fingerprint import RUNTIME_OPTIONS, fingerprint, item_seed
-from inpars.generation.base import Backend, Generation, SamplingParams, get_backend
+from inpars.errors import ConfigError, InputError
+from inpars.fingerprint import RUNTIME_OPTIONS, fingerprint
+from inpars.generation.base import Backend, SamplingParams, get_backend
+from inpars.generation.batches import DEFAULT_BATCH_SIZE, PROMPT_MARGIN, run_batches
 from inpars.generation.flags import (
     FLAG_COPIES_DOCUMENT,
     FLAG_EMPTY,
@@ -61,8 +62,8 @@ from inpars.generation.flags import (
 )
 from inpars.generation.meta import META_VERSION, check_meta, meta_path, params_record
 from inpars.generation.selection import check_selection, eligible_ids, select_documents, selection_path
-from inpars.io import JsonlAppender, exclusive, read_jsonl, repair_jsonl
-from inpars.prompts import PROMPTS, BuiltPrompt, Prompt, get_prompt
+from inpars.io import exclusive, read_jsonl, repair_jsonl
+from inpars.prompts import PROMPTS
 from inpars.records import Document, GeneratedQuery
 
 __all__ = [
@@ -72,9 +73,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BATCH_SIZE = 8
-
 
 @dataclass
 class GenerateSummary:
@@ -113,33 +111,18 @@ def sample_documents(
     return select_documents(dataset, n_docs, seed=seed, min_doc_chars=min_doc_chars)
 
 
-#: tokens kept free beside the prompt and the generation (chat templates add a few)
-PROMPT_MARGIN = 32
+def _existing(out: Path, ds: Dataset | None = None) -> tuple[set[tuple[str, int]], Counter[str]]:
+    """(doc_id, query_index) pairs already in ``out`` (after cutting a torn last line), and their flags.
 
-
-def _build_prompt(
-    name: str, backend: Backend, dataset: Dataset, options: dict[str, Any], reserve: int = 0
-) -> Prompt:
-    """Instantiate prompt ``name`` with the generator's tokenizer and the stage's options.
-
-    When the backend knows its context length, few-shot examples are dropped until the prompt fits with
-    ``reserve`` tokens (the generation, plus a margin for a chat template) to spare.
-    """
-    if options.get("template") is not None and name != "template":
-        log.warning("prompt '%s' does not use a template; --template is ignored (use prompt 'template')", name)
-    kwargs = {"truncate": backend.truncate, "count_tokens": backend.count_tokens, "dataset": dataset, **options}
-    if backend.context_length and "max_prompt_tokens" not in options:
-        kwargs["max_prompt_tokens"] = max(1, backend.context_length - reserve - PROMPT_MARGIN)
-    return get_prompt(name, **{k: v for k, v in kwargs.items() if v is not None})
-
-
-def _existing(out: Path) -> tuple[set[tuple[str, int]], Counter[str]]:
-    """(doc_id, query_index) pairs already in ``out`` (after cutting a torn last line), and their flags."""
+    With ``ds``, a record whose recorded document ``text`` differs from the corpus's text under the same
+    id now is refused (ConfigError): its query was written for another text."""
     done: set[tuple[str, int]] = set()
     flags: Counter[str] = Counter()
     if not out.is_file():
         return done, flags
     repair_jsonl(out)
+    docs = ds.docs() if ds is not None else None
+    changed: dict[str, int] = {}
     for line, obj in read_jsonl(out, skip_truncated_tail=True):
         try:
             key = (str(obj["doc_id"]), int(obj.get("query_index", 0)))
@@ -149,11 +132,15 @@ def _existing(out: Path) -> tuple[set[tuple[str, int]], Counter[str]]:
             log.warning("%s:%d: duplicate record for %s; keeping both", out, line, key)
         done.add(key)
         flags.update(obj.get("flags") or [])
+        doc = docs.get(key[0]) if docs is not None else None
+        if doc is not None and isinstance(obj.get("text"), str) and obj["text"] != doc.full_text:
+            changed.setdefault(key[0], line)
+    if changed:
+        doc_id, line = next(iter(changed.items()))
+        raise ConfigError(
+            f"{out}:{line}: the text of {len(changed)} document(s) changed in the corpus since their queries were "
+            f"generated (first: '{doc_id}'); use another output file or --overwrite to start again")
     return done, flags
-
-
-def _n_tokens(gen: Generation) -> int:
-    return len(gen.tokens) if gen.tokens else len(gen.log_probs)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -265,7 +252,7 @@ def generate_queries(
     docs = select_documents(ds, n_docs, seed=seed, method=doc_selection, options=selection_options, out=out,
                             params_hash=fingerprint(params), eligible=eligible)
 
-    done, flag_counts = _existing(out)
+    done, flag_counts = _existing(out, ds)
     n_existing = len(done)
     one_each = temperature > 0 or varies  # one prompt per (document, query index)
     todo = _work_units(docs, done, queries_per_doc, one_each=one_each)
@@ -287,7 +274,7 @@ def generate_queries(
             from inpars.generation.ray_engine import Runner, make_runner
 
             # engine 'ray': no backend here, they live in the engine's actors
-            runner: Runner = _run if be is not None else make_runner(executor, executor_options, backend, model, backend_options)
+            runner: Runner = run_batches if be is not None else make_runner(executor, executor_options, backend, model, backend_options)
             n_generated, n_tokens, gen_seconds = runner(
                 be, ds, todo, out, flag_counts,
                 prompt=prompt,
@@ -356,104 +343,6 @@ def _work_units(
     return units
 
 
-def _run(
-    be: Backend,
-    ds: Dataset,
-    todo: list[tuple[Document, list[int]]],
-    out: Path,
-    flag_counts: Counter[str],
-    *,
-    prompt: str,
-    prompt_options: dict[str, Any],
-    params: SamplingParams,
-    seed: int,
-    model: str,
-    chat: bool,
-    batch_size: int | None,
-    total: int,
-    progress: bool | None,
-) -> tuple[int, int, float]:
-    """Generate for ``todo`` (from :func:`_work_units`) batch by batch, appending records.
-
-    Prompt ``(doc, [i, ...])`` (the prompt's :meth:`~inpars.prompts.Prompt.build_for` ``(doc, i)``) is sent
-    with the seed ``item_seed(seed, doc_id, i)``; with ``params.n`` greedy continuations of one prompt per
-    document, generation ``i`` is query ``i``. Returns (queries, tokens, seconds).
-    """
-    from tqdm.auto import tqdm
-
-    from inpars.quiet import show_progress
-
-    builder = _build_prompt(prompt, be, ds, prompt_options, reserve=params.max_new_tokens)
-    bs = batch_size or int(getattr(be, "default_batch_size", 0) or DEFAULT_BATCH_SIZE)
-    single = params.n == 1  # one unit per (document, query index)
-    n_generated = n_tokens = 0
-    seconds = 0.0
-    bar = tqdm(
-        total=total,
-        initial=total - sum(len(m) for _, m in todo),
-        unit="q",
-        desc="generating queries",
-        disable=not show_progress(progress),
-        dynamic_ncols=True,
-    )
-    # a document's units are adjacent: build its prompt once (once per index if it varies with the index)
-    last: tuple[tuple[str, int], BuiltPrompt] | None = None
-    with JsonlAppender(out) as writer, bar:
-        for start in range(0, len(todo), bs):
-            batch = todo[start : start + bs]
-            built: list[BuiltPrompt] = []
-            for doc, missing in batch:
-                key = (doc.doc_id, missing[0] if builder.varies_with_index else 0)
-                if last is None or last[0] != key:
-                    last = (key, builder.build_for(doc, key[1]))
-                built.append(last[1])
-            texts = [be.chat_prompt(b.text) if chat else b.text for b in built]
-            seeds = [item_seed(seed, doc.doc_id, missing[0]) for doc, missing in batch]
-            t0 = time.perf_counter()
-            results = be.generate(texts, params, seeds=seeds)
-            dt = time.perf_counter() - t0
-            if len(results) != len(batch):
-                raise RuntimeError(f"backend {be.name} returned {len(results)} results for {len(batch)} prompts")
-            n_batch = sum(len(m) for _, m in batch)
-            per_query = dt / max(1, n_batch)
-            for (doc, missing), b, text, gens in zip(batch, built, texts, results, strict=True):
-                want = 1 if single else max(missing) + 1
-                if len(gens) < want:
-                    raise RuntimeError(f"backend {be.name} returned {len(gens)} generations; asked for {params.n}")
-                for qi in missing:
-                    gen = gens[0] if single else gens[qi]
-                    query = gen.text.strip()
-                    flags = flag_generation(query, b.text, doc.full_text, gen.finish_reason)
-                    flag_counts.update(flags)
-                    rec = GeneratedQuery(
-                        doc_id=doc.doc_id,
-                        query=query,
-                        log_probs=[float(x) for x in gen.log_probs],
-                        prompt_text=text,
-                        fewshot_examples=list(b.fewshot_examples),
-                        query_index=qi,
-                        flags=flags,
-                        extra={
-                            "text": doc.full_text,
-                            "backend": be.name,
-                            "model": model,
-                            "finish_reason": gen.finish_reason,
-                            "n_tokens": _n_tokens(gen),
-                            "prompt_tokens": gen.prompt_tokens,
-                            "cached_tokens": gen.cached_tokens,
-                            "seconds": round(per_query, 4),
-                        },
-                    )
-                    writer.write(rec.to_json())
-                    n_tokens += _n_tokens(gen)
-            n_generated += n_batch
-            seconds += dt
-            bar.update(n_batch)
-            if seconds > 0:
-                bar.set_postfix(tok_s=f"{n_tokens / seconds:.1f}", refresh=False)
-    return n_generated, n_tokens, seconds
-
-
 def _check_list(obj: dict[str, Any], key: str, path: Path, line: int, number: bool = False) -> None:
     value = obj.get(key)
     if value is None:
@@ -494,6 +383,10 @@ def read_generated(path: str | Path) -> list[GeneratedQuery]:
             raise InputError(f"expected an integer, got {obj['query_index']!r}", path, line, "query_index")
         if obj.get("prompt_text") is not None and not isinstance(obj["prompt_text"], str):
             raise InputError("expected a string", path, line, "prompt_text")
+        scores = obj.get("filter_scores")
+        if scores is not None and not (isinstance(scores, dict) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores.values())):
+            raise InputError(f"expected an object of numbers, got {scores!r:.60}", path, line, "filter_scores")
         records.append(GeneratedQuery.from_json(obj))
     return records
 

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -58,10 +59,18 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _name_it(exc, path)
         raise
+
+
+def _name_it(exc: BaseException, path: Path) -> None:
+    """Give an OSError raised while writing ``path`` (a full disk, a quota) the file's name, which a failed
+    ``write`` or ``fsync`` does not carry, so that the error line names what could not be written."""
+    if isinstance(exc, OSError) and exc.filename is None:
+        exc.filename = str(path)
 
 
 @contextlib.contextmanager
@@ -198,13 +207,25 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Write records as JSON lines, atomically; returns how many were written."""
+    """Write records as JSON lines, atomically; returns how many were written.
+
+    A record holding NaN or an infinity (which :func:`read_jsonl` refuses) is an :class:`InputError`, and
+    nothing is written."""
     n = 0
     with atomic_write(path) as f:
         for rec in records:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            f.write(_json_line(rec, path, n + 1))
             n += 1
     return n
+
+
+def _json_line(record: dict[str, Any], path: str | Path, n: int) -> str:
+    """``record`` as one line of JSON; NaN and infinities, which no reader here accepts, are refused."""
+    try:
+        return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise InputError(f"record {n} for {path} cannot be written ({exc}): NaN and infinities are not JSON "
+                         "numbers, and the readers refuse them") from None
 
 
 class _NotANumber(ValueError):
@@ -215,14 +236,23 @@ def _no_constant(name: str) -> Any:
     raise _NotANumber(name)
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number, refused when beyond the range of a double (``1e400`` would read as infinity)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotANumber(text if len(text) <= 24 else text[:20] + "...")
+    return value
+
+
 def read_jsonl(path: str | Path, *, skip_truncated_tail: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-empty line of a JSONL file.
 
     Raises :class:`InputError` naming the file and line for invalid UTF-8, invalid JSON (``NaN`` and
-    ``Infinity``, which Python's JSON would accept, included) or a line that is not a JSON object. A UTF-8
-    byte-order mark at the start of the file is accepted, as in every other reader. With
-    ``skip_truncated_tail`` a last line without its newline that does not parse (what a killed writer
-    leaves) is skipped with a warning instead. The file is streamed: one line is held at a time.
+    ``Infinity``, which Python's JSON would accept, included, and so are a number beyond the range of a
+    double, an integer beyond Python's digit limit and nesting beyond its recursion limit) or a line that is
+    not a JSON object. A UTF-8 byte-order mark at the start of the file is accepted, as in every other
+    reader. With ``skip_truncated_tail`` a last line without its newline that does not parse (what a killed
+    writer leaves) is skipped with a warning instead. The file is streamed: one line is held at a time.
     """
     for i, _offset, obj in read_jsonl_offsets(path, skip_truncated_tail=skip_truncated_tail):
         yield i, obj
@@ -263,7 +293,7 @@ def _parse_line(raw: bytes, path: Path, i: int, torn_ok: bool) -> Any:
     if not text.strip():
         return None
     try:
-        obj = json.loads(text, parse_constant=_no_constant)
+        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except _NotANumber as exc:
         raise InputError(f"{exc.args[0]} is not a number (a score or log-prob must be finite)",
                          path=path, line=i or None) from None
@@ -272,6 +302,10 @@ def _parse_line(raw: bytes, path: Path, i: int, torn_ok: bool) -> Any:
             log.warning("%s:%d: ignoring an incomplete last line (interrupted write)", path, i)
             return _TORN
         raise InputError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=path, line=i or None) from None
+    except ValueError as exc:  # an integer beyond sys.get_int_max_str_digits()
+        raise InputError(f"invalid JSON number ({exc})", path=path, line=i or None) from None
+    except RecursionError:
+        raise InputError("invalid JSON (nested too deeply)", path=path, line=i or None) from None
     if not isinstance(obj, dict):
         raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=i or None)
     return obj
@@ -293,8 +327,8 @@ def repair_jsonl(path: str | Path) -> int:
         cut = data.rfind(b"\n") + 1
         tail = data[cut:]
         try:
-            json.loads(tail.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            json.loads(tail.decode("utf-8-sig" if cut == 0 else "utf-8"))  # a BOM may start the file
+        except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             f.truncate(cut)
             log.warning("%s: removed an incomplete last line of %d bytes", path, len(tail))
             return len(tail)
@@ -320,21 +354,33 @@ class JsonlAppender:
         self._f: IO[str] = open(self.path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
         self._fsync_every = max(1, fsync_every)
         self._pending = 0
+        self._written = 0
 
     def write(self, record: dict[str, Any]) -> None:
         # One write call per complete line: a kill leaves at most this line incomplete.
-        self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._f.flush()
-        self._pending += 1
-        if self._pending >= self._fsync_every:
-            os.fsync(self._f.fileno())
-            self._pending = 0
+        line = _json_line(record, self.path, self._written + 1)
+        try:
+            self._f.write(line)
+            self._f.flush()
+            self._pending += 1
+            if self._pending >= self._fsync_every:
+                os.fsync(self._f.fileno())
+                self._pending = 0
+        except OSError as exc:
+            _name_it(exc, self.path)
+            raise
+        self._written += 1
 
     def close(self) -> None:
         if not self._f.closed:
-            self._f.flush()
-            os.fsync(self._f.fileno())
-            self._f.close()
+            try:
+                self._f.flush()
+                os.fsync(self._f.fileno())
+            except OSError as exc:
+                _name_it(exc, self.path)
+                raise
+            finally:
+                self._f.close()
 
     def __enter__(self) -> JsonlAppender:
         return self

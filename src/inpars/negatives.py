@@ -51,8 +51,12 @@ from inpars.config import NegativesConfig
 from inpars.datasets import PROTECTED_SPLITS, Dataset, ranked
 from inpars.errors import ConfigError
 from inpars.filter.base import as_dataset, load_records, resolve_bm25_params
+from inpars.fusion import minmax
 from inpars.io import write_jsonl
+from inpars.quiet import bar
 from inpars.records import Document, GeneratedQuery, TrainingExample
+from inpars.rerank import load_scorer
+from inpars.retrieval import get_index
 from inpars.text import normalize_query, text_key
 
 log = logging.getLogger(__name__)
@@ -231,8 +235,6 @@ class _DenseScores:
     """Cosine scores of (query, document id) pairs by a zero-shot bi-encoder, computed in bulk."""
 
     def __init__(self, model: str, max_length: int, docs: Mapping[str, Document]) -> None:
-        from inpars.rerank import load_scorer
-
         self.docs = docs
         self.scorer = load_scorer(model, "bi-encoder", max_length=max_length)
         self.scores: dict[tuple[str, str], float] = {}
@@ -257,8 +259,6 @@ def _fused_teacher(
     of each taken over the BM25 hits and the group (a document outside the hits gets the BM25 minimum).
 
     Rounded to 6 decimals so that the training file is stable across platforms."""
-    from inpars.fusion import minmax
-
     floor = min(bm25_hits.values(), default=0.0)
     cands = list(dict.fromkeys([*bm25_hits, *group]))
     lexical = minmax({d: bm25_hits.get(d, floor) for d in cands})
@@ -319,12 +319,8 @@ def mine_negatives(
 
     index = None
     if (method in ("bm25", "dense") or teacher != "none") and items:
-        from inpars.retrieval import get_index
-
         index = get_index(ds, index_dir, **resolve_bm25_params(index_dir, bm25))
     dense = _DenseScores(model, max_length, docs) if (method == "dense" or teacher != "none") and items else None
-
-    from inpars.quiet import bar
 
     examples: list[TrainingExample] = []
     n_fallback = n_short = n_excluded = 0

@@ -25,11 +25,14 @@ from typing import Any
 from inpars.config import PipelineConfig
 from inpars.datasets import Dataset, load_dataset
 from inpars.errors import ConfigError
+from inpars.families import resolve_training
 from inpars.fingerprint import dataset_fingerprint
 from inpars.fusion import sample_ids
+from inpars.generation.base import check_backend
 from inpars.io import exclusive, write_json
 from inpars.layout import STAGES, stage_dir
 from inpars.manifest import StageResult, run_stage, takes_over
+from inpars.report import build_report
 from inpars.safety import mask_obj
 from inpars.stages import TABLE, Context, Stage, label_splits
 
@@ -58,7 +61,7 @@ def validate(cfg: PipelineConfig) -> None:
     of generation: the models (``train.model``, ``rerank.model``, the dense ``negatives.model``, filter
     steps' ``model``), the generation backend, its options and model, the template file, the threads and
     the run folder. Raises :class:`~inpars.errors.ConfigError` naming the key path."""
-    from inpars.safety import check_backend, check_model, check_output_dir, check_threads
+    from inpars.safety import check_model, check_output_dir, check_threads
 
     check_threads(cfg.threads, "threads")
     check_output_dir(cfg.run_dir, [], cfg.dataset.name, flag="run_dir")
@@ -95,7 +98,6 @@ def _resolved(cfg: PipelineConfig) -> PipelineConfig:
     start checkpoint when the config does not set them (:func:`inpars.families.resolve_training`)."""
     if cfg.rerank.model is not None or {"model_type", "loss"} <= cfg.train.model_fields_set:
         return cfg
-    from inpars.families import resolve_training
 
     cfg = cfg.model_copy(deep=True)
     resolve_training(cfg.train)
@@ -176,8 +178,6 @@ def run_pipeline(
             if stage.name == until:
                 break
         else:
-            from inpars.report import build_report
-
             build_report(ctx.run_dir)
     result.seconds = time.perf_counter() - t0
     return result

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inpars.errors import InputError
+from inpars.io import read_jsonl
 from inpars.records import Document
 
 if TYPE_CHECKING:
@@ -153,8 +154,6 @@ def file_examples(path: str | Path, seed: int = 0) -> list[Example]:
     ``inpars/fewshot-examples``): one object per line with ``query_id``, ``doc_id``, ``query`` and
     ``document`` (the document text), in a seeded random order. Errors name the file, line and field.
     """
-    from inpars.io import read_jsonl
-
     path = Path(path)
     if not path.is_file():
         raise InputError("few-shot examples file not found", path=path)

@@ -30,7 +30,10 @@ from collections.abc import Iterable, Mapping, Sized
 from pathlib import Path
 from typing import Any
 
+from inpars.datasets import ranked
 from inpars.errors import ConfigError
+from inpars.index_manifest import INDEX_FORMAT, MANIFEST, index_fingerprint
+from inpars.io import write_json
 from inpars.quiet import bar, jvm_options, quiet_java_logging
 from inpars.records import Document
 
@@ -138,9 +141,6 @@ def _analyzer(j: dict[str, Any], params: Mapping[str, Any]) -> Any:
 def build_index(path: Path, docs: Iterable[Document], params: dict[str, Any], corpus_sha256: str | None) -> None:
     """The ``pyserini`` engine's build for :func:`inpars.retrieval.get_index`: the Lucene index, then the
     manifest (written last)."""
-    from inpars.io import write_json
-    from inpars.retrieval import INDEX_FORMAT, MANIFEST, index_fingerprint
-
     n_docs = PyseriniIndex.create(path, docs, params)
     write_json(
         Path(path) / MANIFEST,
@@ -256,8 +256,6 @@ class PyseriniIndex:
 
     def search_one(self, text: str, k: int = 1000) -> list[tuple[str, float]]:
         """Ranked ``(doc_id, score)`` pairs for one text, in trec_eval's order (score, then id, descending)."""
-        from inpars.datasets import ranked
-
         return ranked(self.search({"_": text}, k)["_"])
 
     def close(self) -> None:

@@ -30,7 +30,15 @@ from typing import Any
 import pandas as pd
 import pyterrier as pt
 
+from inpars.datasets import Dataset, load_dataset
 from inpars.errors import InputError
+from inpars.fingerprint import item_seed
+from inpars.generation.base import Backend, SamplingParams, get_backend
+from inpars.prompts import get_prompt
+from inpars.records import Document
+from inpars.rerank import load_scorer
+from inpars.rerank.base import Scorer
+from inpars.retrieval import get_index
 
 
 def _require(df: pd.DataFrame, columns: list[str], who: str) -> None:
@@ -45,7 +53,6 @@ def _doc_texts(docs: Any) -> dict[str, str]:
         return {}
     if isinstance(docs, Mapping):
         return {str(k): (v if isinstance(v, str) else v.full_text) for k, v in docs.items()}
-    from inpars.datasets import Dataset, load_dataset
 
     ds = docs if isinstance(docs, Dataset) else load_dataset(docs)
     return {d.doc_id: d.full_text for d in ds.docs_iter()}
@@ -66,8 +73,6 @@ class Retriever(pt.Transformer):
             self.index = source
             self._docs = _doc_texts(docs) if text else {}
         else:
-            from inpars.retrieval import get_index
-
             self.index = get_index(source, index_dir, **index_options)
             self._docs = _doc_texts(docs if docs is not None else source) if text else {}
         self.k = k
@@ -101,13 +106,9 @@ class Reranker(pt.Transformer):
     """
 
     def __init__(self, model: Any, model_type: str | None = None, *, docs: Any = None, **options: Any) -> None:
-        from inpars.rerank.base import Scorer
-
         if isinstance(model, Scorer):
             self.scorer = model
         else:
-            from inpars.rerank import load_scorer
-
             self.scorer = load_scorer(str(model), model_type, **options)
         self._docs = _doc_texts(docs)
 
@@ -141,9 +142,6 @@ class QueryGenerator(pt.Transformer):
                  queries_per_doc: int = 1, max_new_tokens: int = 64, temperature: float = 0.0,
                  seed: int = 1, prompt_options: dict[str, Any] | None = None,
                  backend_options: dict[str, Any] | None = None) -> None:
-        from inpars.generation.base import Backend, get_backend
-        from inpars.prompts import get_prompt
-
         self.backend = backend if isinstance(backend, Backend) else get_backend(backend, model, **(backend_options or {}))
         opts = {"truncate": self.backend.truncate, "count_tokens": self.backend.count_tokens, "seed": seed,
                 **(prompt_options or {})}
@@ -154,10 +152,6 @@ class QueryGenerator(pt.Transformer):
         self.seed = seed
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
-        from inpars.fingerprint import item_seed
-        from inpars.generation.base import SamplingParams
-        from inpars.records import Document
-
         _require(inp, ["docno", "text"], "QueryGenerator")
         titles = inp["title"] if "title" in inp.columns else [""] * len(inp)
         docs = [Document(str(d), str(t), str(ti or "")) for d, t, ti in zip(inp["docno"], inp["text"], titles, strict=True)]

@@ -28,8 +28,13 @@ from typing import Any
 
 from inpars.datasets import Dataset, load_dataset, write_run
 from inpars.errors import InputError
+from inpars.fusion import fuse
 from inpars.layout import output_path
 from inpars.records import Run
+from inpars.rerank import load_scorer
+from inpars.rerank.base import release
+from inpars.rerank.run import rerank_run
+from inpars.retrieval import retrieve
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +96,6 @@ class Ranker:
     def scorer(self) -> Any:
         """The loaded reranker (loaded once)."""
         if self._scorer is None:
-            from inpars.rerank import load_scorer
-
             s = self.spec
             self._scorer = load_scorer(self.model, s.get("model_type"), batch_size=self.batch_size,
                                        max_length=s.get("max_length"), engine=s.get("engine", "auto"),
@@ -101,8 +104,6 @@ class Ranker:
 
     def first_stage(self, queries: Mapping[str, str], k: int | None = None) -> Run:
         """BM25 over the run's index (built again if it is gone)."""
-        from inpars.retrieval import retrieve
-
         options = dict(self.spec["first_stage"])
         index = self.run_dir / str(options.pop("index"))
         if k is not None:
@@ -113,9 +114,6 @@ class Ranker:
                show_progress: bool | None = None) -> Run:
         """Rank ``queries`` (``{query_id: text}``, or texts, numbered from ``1``); returns ``{query_id:
         {doc_id: score}}``, each query's documents cut at ``k`` (default: the first stage's depth)."""
-        from inpars.fusion import fuse
-        from inpars.rerank.run import rerank_run
-
         texts = dict(queries) if isinstance(queries, Mapping) else {str(i): q for i, q in enumerate(queries, 1)}
         if not texts:
             return {}
@@ -135,7 +133,5 @@ class Ranker:
     def close(self) -> None:
         """Release the model (a Ray scorer's actors; memory otherwise)."""
         if self._scorer is not None:
-            from inpars.rerank.base import release
-
             release(self._scorer)
             self._scorer = None

@@ -20,6 +20,7 @@ Options (all runtime only: they never change a result):
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from inpars.errors import ConfigError, require
@@ -65,6 +66,16 @@ def check_options(
         value = options.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise ConfigError(f"{options_key}.{key}: expected a number >= 0, got {value!r}")
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"{options_key}.{key}: expected a finite number, got {value!r}")
+    env = options.get("runtime_env")
+    if env is not None and not isinstance(env, dict):
+        raise ConfigError(f"{options_key}.runtime_env: expected a mapping (Ray's runtime_env: env_vars, pip, "
+                          f"working_dir, ...), got {env!r:.60}")
+    address = options.get("address")
+    if address is not None and not isinstance(address, str):
+        raise ConfigError(f"{options_key}.address: expected a string (auto, ray://HOST:PORT, HOST:PORT), got "
+                          f"{address!r:.60}")
     return options
 
 

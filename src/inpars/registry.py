@@ -8,11 +8,21 @@
 True
 >>> shapes.names()
 ['square']
+
+A registry may also know names before their implementation is imported: ``modules`` maps a name to the
+module that registers it, imported on the first :meth:`~Registry.get` of that name. Its names are then
+known (:meth:`~Registry.names`, ``in``) without importing anything, so a low layer (the configuration)
+can check a name that a higher one implements::
+
+    >>> lazy = Registry("shape", modules={"circle": "no.such.module"})
+    >>> "circle" in lazy, lazy.names()
+    (True, ['circle'])
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 from inpars.errors import InparsError
@@ -25,11 +35,13 @@ class UnknownNameError(InparsError, LookupError):
 
 
 class Registry(Generic[T]):
-    """Maps names to classes (or factories) of one kind."""
+    """Maps names to classes (or factories) of one kind; ``modules``: name -> the module whose import
+    registers it (imported when that name is first asked for)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, modules: Mapping[str, str] | None = None) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._modules: dict[str, str] = dict(modules or {})
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -41,18 +53,20 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
+        if name not in self._items and name in self._modules:
+            importlib.import_module(self._modules[name])
         try:
             return self._items[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown {self.kind} '{name}'; available: {', '.join(sorted(self._items)) or '(none)'}"
+                f"unknown {self.kind} '{name}'; available: {', '.join(self.names()) or '(none)'}"
             ) from None
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted({*self._items, *self._modules})
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._modules
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._items))
+        return iter(self.names())

@@ -20,8 +20,31 @@ log = logging.getLogger(__name__)
 
 
 def _load_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """A JSON object from a file of the run; an unreadable or non-object file is an InputError naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason}); the file is damaged", path=path) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON ({exc.msg}); the file is damaged", path=path, line=exc.lineno) from None
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object, got {type(data).__name__}; the file is damaged", path=path)
+    return data
+
+
+#: the manifest fields the report reads, and the types they must have (None allowed for each)
+_MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "seconds": (int, float), "finished": (str,), "resumed": (bool,), "summary": (dict,)}
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
+    m = _load_json(path)
+    for key, types in _MANIFEST_TYPES.items():
+        value = m.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool) and bool not in types):
+            raise InputError(f"expected {' or '.join(t.__name__ for t in types)}, got {value!r:.40}; the manifest "
+                             "is damaged (run the stage again with --force)", path=path, field=key)
+    return m
 
 
 def _stage_folders(run_dir: Path) -> dict[str, Path]:
@@ -42,9 +65,9 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
     for name, folder in folders.items():
         mpath = folder / MANIFEST
         if name != "report" and mpath.is_file():
-            m = _load_json(mpath)
+            m = _load_manifest(mpath)
             info["timings"].append({"stage": name, "seconds": m.get("seconds"), "finished": m.get("finished"),
-                                    "resumed": m.get("resumed", False), "summary": m.get("summary", {})})
+                                    "resumed": m.get("resumed") or False, "summary": m.get("summary") or {}})
     metrics = _output(folders, "evaluate", "metrics")
     if metrics.is_file():
         info["metrics"] = _load_json(metrics)
@@ -63,7 +86,7 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
         info["samples"] = samples
     rr = folders["rerank"] / MANIFEST
     if rr.is_file():
-        info["rerank"] = _load_json(rr).get("summary", {})
+        info["rerank"] = _load_manifest(rr).get("summary") or {}
     fusion = _output(folders, "rerank", "fusion")
     if fusion.is_file():
         info["fusion"] = _load_json(fusion)

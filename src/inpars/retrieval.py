@@ -39,8 +39,9 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,17 +49,16 @@ from typing import Any
 from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS
 from inpars.datasets import BeirDataset, Dataset, load_dataset, ranked, write_run
 from inpars.errors import ConfigError
-from inpars.fingerprint import versioned
+from inpars.index_manifest import INDEX_FORMAT, MANIFEST, index_fingerprint, read_manifest
 from inpars.io import make_temp, sha256_file, write_json
+from inpars.quiet import bar, show_progress
 from inpars.records import Document
 from inpars.registry import Registry
 
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "INPARS_CACHE"
-MANIFEST = "inpars_index.json"
 DOC_IDS = "doc_ids.json"
-INDEX_FORMAT = 2  # 2: keyed by index_fingerprint
 _QUERY_BATCH = 1024
 
 
@@ -139,35 +139,32 @@ class BM25Index:
         *,
         corpus_sha256: str | None = None,
         show_progress: bool = False,
+        path: str | Path | None = None,
+        chunk_docs: int | None = None,
     ) -> BM25Index:
         """Index ``Document.full_text`` of every document (Lucene BM25 with the given k1 and b).
 
         ``stopwords`` is a bm25s list name ("en", ...) or None; ``stemmer`` a PyStemmer algorithm
-        ("english", ...) or None.
+        ("english", ...) or None. The index is built in bounded memory, ``chunk_docs`` documents at a
+        time, into bm25s' files (:func:`inpars.bm25_build.write_bm25_index`), and opened memory-mapped:
+        in ``path`` (a complete index folder, manifest included), else in a temporary folder that is
+        removed at once (the open arrays stay readable).
         """
-        import bm25s
+        from inpars.bm25_build import CHUNK_DOCS, write_bm25_index
 
         _check_stopwords(stopwords)
         params = bm25_params(k1, b, stopwords, stemmer)
-        stem = _make_stemmer(stemmer)
-        doc_ids: list[str] = []
-        texts: list[str] = []
-        for d in docs:
-            doc_ids.append(d.doc_id)
-            texts.append(d.full_text)
-        if not doc_ids:
-            raise ValueError("cannot build a BM25 index over an empty corpus")
-        start = time.perf_counter()
-        tokens = bm25s.tokenize(texts, stopwords=stopwords, stemmer=stem, show_progress=show_progress)
-        retriever = bm25s.BM25(method="lucene", k1=k1, b=b)
-        retriever.index(tokens, show_progress=show_progress)
-        log.info(
-            "indexed %d documents (%d terms) in %.1fs",
-            len(doc_ids),
-            len(retriever.vocab_dict),
-            time.perf_counter() - start,
-        )
-        return cls(retriever, doc_ids, params, corpus_sha256)
+        folder = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="inpars-bm25-"))
+        try:
+            stats = write_bm25_index(folder, docs, k1=k1, b=b, stopwords=stopwords, stemmer=_make_stemmer(stemmer),
+                                     chunk_docs=chunk_docs or CHUNK_DOCS, show_progress=show_progress,
+                                     total=len(docs) if isinstance(docs, Sized) else None)
+            index = cls(None, [], params, corpus_sha256)
+            index._write_manifest(folder, stats.n_docs)
+            return cls.load(folder, mmap=True)
+        finally:
+            if path is None:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def save(self, path: str | Path) -> Path:
         """Write the bm25s arrays, ``doc_ids.json`` and the manifest ``inpars_index.json`` to ``path``.
@@ -179,6 +176,10 @@ class BM25Index:
         path.mkdir(parents=True, exist_ok=True)
         self.retriever.save(str(path), show_progress=False)
         write_json(path / DOC_IDS, self.doc_ids)
+        self._write_manifest(path, len(self.doc_ids))
+        return path
+
+    def _write_manifest(self, path: Path, n_docs: int) -> None:
         import bm25s
 
         write_json(
@@ -188,11 +189,10 @@ class BM25Index:
                 "fingerprint": index_fingerprint(self.corpus_sha256, self.params),
                 "params": self.params,
                 "corpus_sha256": self.corpus_sha256,
-                "n_docs": len(self.doc_ids),
+                "n_docs": n_docs,
                 "bm25s_version": getattr(bm25s, "__version__", "unknown"),
             },
         )
-        return path
 
     @classmethod
     def load(cls, path: str | Path, *, mmap: bool = False) -> BM25Index:
@@ -238,8 +238,6 @@ class BM25Index:
         >>> run["q2"]
         {}
         """
-        from inpars.quiet import bar
-
         k = min(int(k), len(self.doc_ids))
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -297,13 +295,9 @@ def _bm25s_check(params: dict[str, Any]) -> None:
 
 
 def _bm25s_build(path: Path, docs: Iterable[Document], params: dict[str, Any], sha: str | None) -> BM25Index:
-    from inpars.quiet import show_progress
-
-    # bm25s' bars, one after the other (splitting, stemming, counting, scoring), on a terminal
-    index = BM25Index.build(docs, params["k1"], params["b"], params["stopwords"], params["stemmer"], corpus_sha256=sha,
-                            show_progress=show_progress(None))
-    index.save(path)
-    return index
+    # built chunk by chunk straight into ``path`` (bounded memory), then opened memory-mapped
+    return BM25Index.build(docs, params["k1"], params["b"], params["stopwords"], params["stemmer"], corpus_sha256=sha,
+                           show_progress=show_progress(None), path=path)
 
 
 def _bm25s_load(path: Path, manifest: dict[str, Any], mmap: bool) -> BM25Index:
@@ -344,15 +338,6 @@ def index_params(
 # --------------------------------------------------------------------------------------------- cache
 
 
-def read_manifest(path: str | Path) -> dict[str, Any] | None:
-    """The manifest of an index folder, or None when there is none (or it cannot be read)."""
-    try:
-        obj = json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
 def corpus_fingerprint(dataset: Dataset) -> str:
     """SHA-256 of a dataset's corpus: of ``corpus.jsonl`` for a BEIR folder, else of its documents."""
     if isinstance(dataset, BeirDataset):
@@ -362,11 +347,6 @@ def corpus_fingerprint(dataset: Dataset) -> str:
         h.update(json.dumps([d.doc_id, d.title, d.text], ensure_ascii=False).encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()
-
-
-def index_fingerprint(corpus_sha256: str | None, params: dict[str, Any]) -> str:
-    """The key of an index: ``versioned("bm25-index", ...)`` of its corpus hash and parameters."""
-    return versioned("bm25-index", {"corpus": corpus_sha256, "params": params})
 
 
 def default_index_dir(dataset: Dataset, corpus_sha256: str, params: dict[str, Any]) -> Path:

@@ -61,12 +61,16 @@ def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def check_id(value: str, what: str) -> str:
-    """``value`` unchanged; :class:`InputError` when it is empty or holds whitespace (TREC files cannot)."""
+    """``value`` unchanged; :class:`InputError` when it is empty or holds whitespace (TREC files cannot), or
+    starts with a byte-order mark (U+FEFF, which every reader drops at the start of a file)."""
     if not value or _WHITESPACE.search(value):
         raise InputError(
             f"{what} {value!r} is empty or holds whitespace: TREC run and qrels files separate columns by "
             "whitespace and cannot represent it; rename the id"
         )
+    if value.startswith("\ufeff"):
+        raise InputError(f"{what} {value!r} starts with a byte-order mark (U+FEFF), which readers drop at the "
+                         "start of a file; rename the id")
     return value
 
 
@@ -83,8 +87,8 @@ def read_qrels(path: str | Path) -> list[Qrel]:
             continue
         parts = line.split("\t") if "\t" in line else line.split()
         parts = [p.strip() for p in parts]
-        if i == 1 and parts and parts[0].lower() in {"query-id", "query_id", "qid"}:
-            continue  # BEIR header
+        if i == 1 and parts and parts[0].lower() in {"query-id", "query_id", "qid"} and not _is_number(parts[-1]):
+            continue  # BEIR header (a judgement of a query named 'qid' has a number last)
         if len(parts) == 4:
             qid, _, did, rel = parts
         elif len(parts) == 3:
@@ -97,7 +101,7 @@ def read_qrels(path: str | Path) -> list[Qrel]:
                 i,
             )
         try:
-            grade = int(float(rel))
+            grade = int(rel) if rel.lstrip("+-").isdigit() else int(float(rel))  # '2.0' too; never through a float
         except (ValueError, OverflowError):  # OverflowError: 'inf', '1e400'
             raise InputError(f"relevance must be an integer, got '{rel}'", path, i, "relevance") from None
         key = (qid, did)
@@ -114,6 +118,14 @@ def read_qrels(path: str | Path) -> list[Qrel]:
         seen[key] = grade
         out.append(Qrel(qid, did, grade))
     return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def write_qrels(path: str | Path, qrels: Iterable[Qrel], fmt: str = "trec") -> None:
@@ -227,18 +239,31 @@ def write_run(
 ) -> None:
     """Write a TREC run atomically, each query's documents ranked as trec_eval ranks them.
 
-    An id holding whitespace raises :class:`InputError` before anything is written.
+    Scores are written with 8 decimals, or with every digit when 8 decimals would change them (so that the
+    file reads back the same scores, and trec_eval ranks it as it was written). An id holding whitespace,
+    or a score that is not finite (:func:`read_run` refuses both), raises :class:`InputError` before
+    anything is written.
     """
     as_dict = run if isinstance(run, dict) else run_to_dict(run)
     for qid, docs in as_dict.items():
         check_id(qid, "query id")
-        for did in docs:
+        for did, score in docs.items():
             check_id(did, f"document id (query {qid})")
+            if not math.isfinite(score):
+                raise InputError(f"score {score} of document '{did}' (query '{qid}') is not a finite number: "
+                                 "a run file cannot rank it")
     check_id(tag, "run tag")
     with atomic_write(path) as f:
         for qid in sorted(as_dict, key=_natural_key):
             for rank, (did, score) in enumerate(ranked(as_dict[qid])[:depth], start=1):
-                f.write(f"{qid} Q0 {did} {rank} {score:.8f} {tag}\n")
+                f.write(f"{qid} Q0 {did} {rank} {_score_text(score)} {tag}\n")
+
+
+def _score_text(score: float) -> str:
+    """``score`` with 8 decimals when they hold it exactly, else in full (the shortest text that reads back
+    as the same double)."""
+    text = f"{score:.8f}"
+    return text if float(text) == score else repr(float(score))
 
 
 # ------------------------------------------------------------------------------------------- queries

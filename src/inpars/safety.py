@@ -253,24 +253,6 @@ def check_model(name: str | None, what: str) -> None:
                           "a checkpoint folder or a packaged name")
 
 
-def check_backend(name: str, model: str | None, options: dict[str, Any], what: str = "generate") -> None:
-    """Refuse an unknown backend, a backend option it does not take or of the wrong type, and (for the
-    local backends) a model that cannot load, before anything is generated."""
-    from inpars.generation.base import check_backend_options
-
-    if not check_backend_options(name, options, what):
-        return
-    if model and name in ("transformers", "vllm"):
-        check_model(model, f"{what}.model")
-    elif model and name == "llamacpp":
-        path = Path(model).expanduser()
-        if not path.exists() and (model.startswith(("/", ".", "~")) or model.endswith(".gguf")):
-            from inpars.models import PACKAGED_MODELS
-
-            raise ConfigError(f"{what}.model: {model} does not exist (give a .gguf file or a packaged name: "
-                              f"{', '.join(PACKAGED_MODELS.names())})")
-
-
 def usable_cores() -> int:
     """CPU cores this process may run on (its CPU affinity where the OS has one): the default thread
     budget of llama.cpp and of a local Ray cluster."""
@@ -292,6 +274,34 @@ def check_threads(threads: int | None, flag: str = "--threads") -> None:
     if threads is not None and threads > most:
         raise ConfigError(f"{flag} {threads}: more than {most} threads ({THREADS_PER_CORE} per usable core) only "
                           "slows the machine down; give at most that, or leave it unset")
+
+
+def check_range(value: int, flag: str, low: int, high: int | None = None) -> int:
+    """``value`` when within ``low``..``high`` (no upper bound when None), else a ConfigError naming ``flag``."""
+    if value < low or high is not None and value > high:
+        span = f"at least {low}" if high is None else f"{low}..{high}"
+        raise ConfigError(f"{flag} {value}: expected {span}")
+    return value
+
+
+_DEVICE = re.compile(r"(cpu|mps|cuda)(:\d+)?")
+
+
+def check_device(device: str | None, flag: str = "device", *, present: bool = True) -> None:
+    """Refuse a device that is not ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; with ``present``, also a CUDA
+    device this machine does not have (torch is imported only then)."""
+    if device is None:
+        return
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise ConfigError(f"{flag} {device!r}: expected cpu, cuda, cuda:N or mps")
+    if present and device.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            have = "no CUDA device" if count == 0 else f"CUDA devices 0..{count - 1} only"
+            raise ConfigError(f"{flag} {device}: this machine has {have}; give cpu or a device it has")
 
 
 # -- errors ---------------------------------------------------------------------------------------------

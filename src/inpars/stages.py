@@ -23,11 +23,25 @@ from pathlib import Path
 from typing import Any
 
 from inpars.config import PipelineConfig, TrainConfig
-from inpars.datasets import Dataset
-from inpars.fingerprint import identity
+from inpars.datasets import Dataset, read_run_dict, write_run
+from inpars.decision import decide
+from inpars.evaluation import evaluate_dataset
+from inpars.families import detect_model_type
+from inpars.filter import filter_queries, load_records
+from inpars.fingerprint import identity, item_seed
+from inpars.fusion import TuneSet, fuse, tuning_qrels
+from inpars.generate import generate_queries
+from inpars.io import atomic_write, write_json, write_jsonl
 from inpars.layout import OUTPUTS, output_path
 from inpars.manifest import Split, StageResult
+from inpars.models import resolve_model
+from inpars.negatives import mine_negatives
+from inpars.rerank import load_scorer
+from inpars.rerank.run import rerank_run
+from inpars.retrieval import get_index, retrieve
+from inpars.scoring.base import release
 from inpars.summary import as_dict
+from inpars.training import saved_model_path, train_reranker
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +125,6 @@ class Context:
     def model(self) -> tuple[str, str | None]:
         """The reranker checkpoint and its declared type: the trained one, or ``rerank.model``."""
         if self.training:
-            from inpars.training import saved_model_path
-
             return str(saved_model_path(self.out("train", "model").parent)), self.cfg.train.model_type
         return str(self.cfg.rerank.model), self.cfg.rerank.model_type
 
@@ -178,8 +190,6 @@ class Stage:
 def _retrieve(ctx: Context, folder: Path) -> dict[str, Any]:
     """BM25 runs of the ranked queries and of a labelled tuning split; the index is built in any case (the
     run's ranker searches it)."""
-    from inpars.retrieval import get_index, retrieve
-
     out: dict[str, Any] = {}
     t = time.perf_counter()
     index = get_index(ctx.ds, ctx.index_dir, **ctx.cfg.retrieve.index_params())
@@ -197,25 +207,17 @@ def _retrieve(ctx: Context, folder: Path) -> dict[str, Any]:
 
 
 def _generate(ctx: Context, folder: Path) -> dict[str, Any]:
-    from inpars.generate import generate_queries
-
     return as_dict(generate_queries(ctx.ds, ctx.out("generate", "queries"), seed=ctx.cfg.seed,
                                     train_split=ctx.cfg.dataset.train_split, **ctx.cfg.generate.model_dump()))
 
 
 def _filter(ctx: Context, folder: Path) -> dict[str, Any]:
-    from inpars.filter import filter_queries
-
     return as_dict(filter_queries(ctx.out("generate", "queries"), ctx.out("filter", "filtered"), dataset=ctx.ds,
                                   seed=ctx.cfg.seed, index_dir=ctx.index_dir, bm25=ctx.cfg.retrieve.index_params(),
                                   **ctx.cfg.filter.model_dump()))
 
 
 def _negatives(ctx: Context, folder: Path) -> dict[str, Any]:
-    from inpars.filter import filter_queries, load_records
-    from inpars.io import write_jsonl
-    from inpars.negatives import mine_negatives
-
     records = load_records(ctx.out("filter", "filtered"), ctx.ds)
     held_docs: set[str] = set()
     n_held = 0
@@ -253,8 +255,6 @@ def holdout_docs(doc_ids: set[str], n_docs: int, seed: int, share: float = 0.25)
     >>> len(held), held <= set("abcdefgh"), held == holdout_docs(set("hgfedcba"), 5, seed=1)
     (2, True, True)
     """
-    from inpars.fingerprint import item_seed
-
     docs = sorted(doc_ids, key=lambda d: (item_seed(seed, "pseudo-dev", d), d))
     return set(docs[: min(n_docs, int(len(docs) * share))])
 
@@ -262,8 +262,6 @@ def holdout_docs(doc_ids: set[str], n_docs: int, seed: int, share: float = 0.25)
 def pseudo_dev_set(ctx: Context, folder: Path) -> Any:
     """The tuning set of a label-free run: held-out synthetic queries, each with its source document as the
     one relevant document, and their BM25 first stage."""
-    from inpars.datasets import write_run
-
     tune = synthetic_tune_set(ctx.ds, ctx.out("negatives", "pseudo_dev"), ctx.index_dir,
                               ctx.cfg.retrieve.model_dump())
     write_run(folder / f"bm25.{PSEUDO_DEV}.trec", tune.first, tag="bm25")
@@ -274,10 +272,6 @@ def synthetic_tune_set(ds: Dataset, path: Path, index_dir: Path, retrieve_option
     """A :class:`~inpars.fusion.TuneSet` of the synthetic queries in ``path`` (query id
     ``<doc_id>-<query_index>``), each with its source document as the one relevant document, and their BM25
     first stage (``retrieve_options``: a :class:`~inpars.config.RetrieveConfig` dump)."""
-    from inpars.filter import load_records
-    from inpars.fusion import TuneSet
-    from inpars.retrieval import retrieve
-
     records = load_records(path, ds)
     queries = {f"{r.doc_id}-{r.query_index}": r.query for r in records}
     first = retrieve(ds, queries=queries, index_dir=index_dir, **retrieve_options)
@@ -290,8 +284,6 @@ def synthetic_tune_set(ds: Dataset, path: Path, index_dir: Path, retrieve_option
 
 
 def _train(ctx: Context, folder: Path) -> dict[str, Any]:
-    from inpars.training import train_reranker
-
     return as_dict(train_reranker(ctx.out("negatives", "train"), folder, seed=ctx.cfg.seed, threads=ctx.cfg.threads,
                                   **ctx.cfg.train.model_dump()))
 
@@ -300,12 +292,6 @@ def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
     """Decide on the tuning set which model reranks and at what fusion weight (:func:`inpars.decision.decide`),
     rerank the ranked queries with that, and write ``fusion.json`` (the decision and its evidence) and
     ``ranker.json`` (what ``inpars search`` applies to new queries)."""
-    from inpars.datasets import read_run_dict, write_run
-    from inpars.fusion import fuse
-    from inpars.io import write_json
-    from inpars.rerank.base import release
-    from inpars.rerank.run import rerank_run
-
     rc = ctx.cfg.rerank
     loaders = _model_loaders(ctx)
     tune = _tune_set(ctx, folder)
@@ -313,8 +299,6 @@ def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
     chosen, alpha = next(iter(loaders)), rc.alpha
     scorer = None
     if tune is not None:
-        from inpars.decision import decide
-
         decision, fits = decide(ctx.ds, tune, loaders, depth=rc.depth, alphas=rc.alphas, alpha=rc.alpha,
                                 min_queries=rc.min_decision_queries, max_p=rc.decision_p, seed=ctx.cfg.seed,
                                 where=ctx.tune_split)
@@ -358,8 +342,6 @@ def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
 def _model_loaders(ctx: Context) -> dict[str, Any]:
     """The candidate rerankers, by name: ``trained`` (the run's model, or ``rerank.model``) and, in a
     label-free training run whose start checkpoint reranks as the trained model does, ``start``."""
-    from inpars.rerank import load_scorer
-
     rc = ctx.cfg.rerank
     kw: dict[str, Any] = dict(batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
                               threads=ctx.cfg.threads, executor=rc.executor, executor_options=rc.executor_options)
@@ -374,9 +356,6 @@ def _model_loaders(ctx: Context) -> dict[str, Any]:
 def _tune_set(ctx: Context, folder: Path) -> Any:
     """The set the decision is made on: the pseudo-dev set (label-free), a labelled split's queries
     (``rerank.tune_split``), or None without fusion."""
-    from inpars.datasets import read_run_dict
-    from inpars.fusion import TuneSet, tuning_qrels
-
     if ctx.pseudo_dev:
         return pseudo_dev_set(ctx, folder)
     if not ctx.cfg.rerank.interpolate:
@@ -411,8 +390,6 @@ def _comparable_start(ctx: Context) -> str | None:
     (same family: e.g. all-MiniLM-L6-v2 for a bi-encoder, not for a cross-encoder, whose head it lacks)."""
     if not (ctx.training and ctx.cfg.rerank.select_start):
         return None
-    from inpars.families import detect_model_type
-    from inpars.models import resolve_model
 
     start = resolve_model(ctx.cfg.train.model)
     try:
@@ -436,10 +413,6 @@ def _evaluated_runs(ctx: Context) -> dict[str, Path]:
 
 def _evaluate(ctx: Context, folder: Path) -> dict[str, Any]:
     """The only stage that reads the evaluation split's judgements."""
-    from inpars.datasets import read_run_dict
-    from inpars.evaluation import evaluate_dataset
-    from inpars.io import atomic_write, write_json
-
     assert ctx.eval_split is not None  # enabled only when judged
     res = evaluate_dataset(ctx.ds, ctx.eval_split, {k: read_run_dict(v) for k, v in _evaluated_runs(ctx).items()},
                            query_ids=ctx.eval_ids, seed=ctx.cfg.seed, **ctx.cfg.evaluate.model_dump())

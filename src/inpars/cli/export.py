@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from inpars.errors import ConfigError
@@ -43,8 +44,6 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and (not value.strip() or any(ord(c) < 32 or c in "\x7f\u2028\u2029" for c in value)):
             raise ConfigError(f"{flag}: one line of printable text (it goes into the dataset card's YAML header)")
     if args.run:
-        from pathlib import Path
-
         from inpars.layout import output_path
 
         if args.generated or args.train:
@@ -74,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
     from inpars.safety import check_output
 
     check_output(args.out, [args.train])
-    from pathlib import Path
-
     if Path(args.out).exists():  # as the hf format does: an export never replaces a file it did not write
         raise ConfigError(f"--out {args.out} exists; remove it or choose another path")
     n = export_original(args.out, args.train, args.format)

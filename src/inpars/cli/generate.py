@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.seed = args.seed
     if not cfg.dataset.name:
         raise ConfigError("no dataset: give --dataset or a --config with dataset.name")
-    from inpars.safety import check_backend, check_output
+    from inpars.generation.base import check_backend
+    from inpars.safety import check_output
 
     check_output(args.out, [cfg.generate.template, cfg.generate.prompt, getattr(args, "config", None)],
                  cfg.dataset.name)

@@ -67,8 +67,9 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from inpars import rerank
     from inpars.datasets import load_dataset, read_run_dict, write_run
-    from inpars.fusion import TuneSet, rerank_and_fuse, sample_ids, tuning_qrels
+    from inpars.fusion import TuneSet, sample_ids, tuning_qrels
     from inpars.io import write_json
+    from inpars.rerank.fuse import rerank_and_fuse
 
     fields = section_values(args, RerankConfig)
     cfg = resolve_config(args, "rerank", fields, dataset=args.dataset)

@@ -7,10 +7,12 @@
 ``query-likelihood``  :mod:`inpars.families.query_likelihood`: causal LM, mean log P(query | document)
 ====================  ===============================================================================
 
-Adding a family is one module holding a :class:`~inpars.families.base.Family` subclass decorated with
-:func:`~inpars.families.base.register`, imported below. Everything that depends on the model type (the
-type read from a checkpoint, the scorer, the engines it accepts, training, the model card, the CLI's
-``--model-type`` choices, the config's validation) goes through this registry.
+Adding a family is one module holding a :class:`~inpars.scoring.family.Family` subclass decorated with
+:func:`~inpars.scoring.family.register`, imported below, and its name and module in
+:data:`inpars.catalog.FAMILIES` (so that its name is known, and its module imported on first use, without
+importing this package). Everything that depends on the model type (the type read from a checkpoint, the
+scorer, the engines it accepts, training, the model card, the CLI's ``--model-type`` choices, the config's
+validation) goes through this registry.
 
 >>> FAMILIES.names()
 ['bi-encoder', 'cross-encoder', 'monot5', 'query-likelihood']
@@ -20,10 +22,7 @@ type read from a checkpoint, the scorer, the engines it accepts, training, the m
 
 from __future__ import annotations
 
-# inpars.rerank (the scorers' base classes) re-exports the family scorers: importing it first lets either
-# package be imported first without a half-initialised module on the way.
-import inpars.rerank  # noqa: F401  isort: skip
-from inpars.families.base import (
+from inpars.scoring.family import (
     DEFAULT_FAMILY,
     FAMILIES,
     Family,
@@ -35,6 +34,6 @@ from inpars.families.base import (
 )
 
 # Importing a family module registers it.
-from inpars.families import bi_encoder, cross_encoder, monot5, query_likelihood  # noqa: E402,F401  isort: skip
+from inpars.families import bi_encoder, cross_encoder, monot5, query_likelihood  # noqa: F401  isort: skip
 
 __all__ = ["DEFAULT_FAMILY", "FAMILIES", "Family", "detect_model_type", "family_help", "get_family", "register", "resolve_training"]

@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from inpars.families.base import Family, register
+from inpars.quiet import show_progress as shown_here
 from inpars.records import TrainingExample
-from inpars.rerank.base import Pair, Scorer, TorchScorer
-from inpars.rerank.classifier import has_classification_head
+from inpars.scoring.base import Pair, Scorer, TorchScorer
+from inpars.scoring.classifier import has_classification_head
+from inpars.scoring.family import Family, register
 
 
 class BiEncoderScorer(TorchScorer):
@@ -44,7 +45,6 @@ class BiEncoderScorer(TorchScorer):
         todo = sorted({t for t in texts if t not in self._cache}, key=lambda t: (-len(t), t))
         if not todo:
             return
-        from inpars.quiet import show_progress as shown_here
 
         shown = shown_here(show_progress)  # sentence-transformers' own rule would follow its logger's level
         vectors = self._model.encode(

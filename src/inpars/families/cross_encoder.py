@@ -5,8 +5,8 @@ Scoring: ``AutoModelForSequenceClassification``; the score is the raw logit of a
 once, sorted by token length so that each batch pads little, scored under ``torch.inference_mode`` and put
 back in input order; only the *document* is truncated to ``max_length`` (``truncation="only_second"``).
 In the torch engines a BERT cross-encoder's last layer runs at the [CLS] position only
-(:func:`inpars.rerank.surgery.prune_last_layer`): the same scores for less work. Every engine of
-:data:`inpars.rerank.engines.ENGINES` runs it.
+(:func:`inpars.scoring.surgery.prune_last_layer`): the same scores for less work. Every engine of
+:data:`inpars.catalog.ENGINES` runs it.
 
 Training (:mod:`inpars.training.cross_encoder`): one logit, loss ``bce`` (pointwise) or ``listwise``.
 Detection: a checkpoint whose config names a ``...ForSequenceClassification`` architecture and is not an
@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from inpars.errors import ConfigError
-from inpars.families.base import Family, register
 from inpars.records import TrainingExample
-from inpars.rerank import engines as _engines
-from inpars.rerank import onnx as _onnx
-from inpars.rerank.base import Pair, Scorer, TorchScorer, progress
-from inpars.rerank.classifier import (
+from inpars.scoring import engines as _engines
+from inpars.scoring import onnx as _onnx
+from inpars.scoring.base import Pair, Scorer, TorchScorer, progress
+from inpars.scoring.classifier import (
     has_classification_head,
     head_labels,
     load_sequence_classifier,
     logits_to_scores,
 )
-from inpars.rerank.surgery import prune_last_layer
+from inpars.scoring.family import Family, register
+from inpars.scoring.surgery import prune_last_layer
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from inpars.families.base import Family, register
+from inpars.errors import ConfigError
 from inpars.records import TrainingExample
-from inpars.rerank.base import Pair, Scorer, TorchScorer, progress
+from inpars.scoring.base import Pair, Scorer, TorchScorer, progress
+from inpars.scoring.family import Family, register
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,6 @@ def prediction_tokens(path: str | Path, config: Any = None) -> tuple[str, str]:
 def token_pair_ids(tokenizer: Any, tokens: tuple[str, str]) -> tuple[int, int]:
     """Ids of the two tokens: a vocabulary entry as written (``▁yes``), else a word the tokenizer encodes as
     exactly one token (``true``); ConfigError otherwise."""
-    from inpars.errors import ConfigError
-
     vocab = tokenizer.get_vocab()
     ids = []
     for token in tokens:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from inpars.errors import ConfigError
-from inpars.families.base import Family, register
 from inpars.records import TrainingExample
-from inpars.rerank.base import Pair, Scorer, TorchScorer
+from inpars.scoring.base import Pair, Scorer, TorchScorer
+from inpars.scoring.family import Family, register
 
 PROMPT = "Passage: {document}. Please write a question based on this passage.\nQuestion:"
 
@@ -43,6 +43,8 @@ class QueryLikelihoodScorer(TorchScorer):
         from inpars.models import from_pretrained_source
 
         source, extra = from_pretrained_source(model, purpose="scoring with a GGUF file through transformers")
+        if not extra:  # a GGUF file is a causal LM; a folder says what it is in its config
+            _check_causal(model, source)
         self.tokenizer = AutoTokenizer.from_pretrained(source, **extra)
         lm: Any = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra)
         self.lm = lm.to(self.device).eval()
@@ -81,6 +83,25 @@ class QueryLikelihoodScorer(TorchScorer):
         return out
 
 
+def _is_causal(config: Any) -> bool:
+    names = [str(a) for a in (getattr(config, "architectures", None) or [])]
+    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in names) and not getattr(
+        config, "is_encoder_decoder", False)
+
+
+def _check_causal(model: str, source: str) -> None:
+    """Refuse a checkpoint whose config names no causal-LM architecture (a BERT encoder or cross-encoder,
+    a T5): transformers would give it a new, untrained language-model head and every score would be noise."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source)
+    if not _is_causal(config):
+        found = ", ".join(getattr(config, "architectures", None) or []) or "no architecture"
+        raise ConfigError(f"{model} is not a causal language model ({found}): model_type 'query-likelihood' "
+                          "needs a *ForCausalLM checkpoint or a .gguf file; leave model_type unset to use the "
+                          "checkpoint's own type")
+
+
 @register
 class QueryLikelihoodFamily(Family):
     name = "query-likelihood"
@@ -92,7 +113,7 @@ class QueryLikelihoodFamily(Family):
             from transformers import AutoConfig
 
             config = AutoConfig.from_pretrained(path)
-        return any(str(a).endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or []))
+        return _is_causal(config)
 
     @property
     def scorer(self) -> type[Scorer]:

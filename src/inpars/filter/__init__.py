@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inpars.catalog import build_filters
 from inpars.config import FilterStep
 from inpars.datasets import Dataset
 from inpars.errors import ConfigError
@@ -106,6 +107,12 @@ def make_filter(step: FilterStep | dict[str, Any]) -> Filter:
     ...
     inpars.errors.ConfigError: filter step 'logprob': unknown option 'min_scor'; valid options: min_score
     """
+    step = _as_step(step)
+    return FILTERS.get(step.name)(step)
+
+
+def _as_step(step: FilterStep | dict[str, Any]) -> FilterStep:
+    """A step's FilterStep (its dict form validated); ConfigError naming the step otherwise."""
     if not isinstance(step, FilterStep):
         from pydantic import ValidationError
 
@@ -115,7 +122,7 @@ def make_filter(step: FilterStep | dict[str, Any]) -> Filter:
             where = step.get("name", "?") if isinstance(step, dict) else "?"
             msgs = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"filter step '{where}': {msgs}") from None
-    return FILTERS.get(step.name)(step)
+    return step
 
 
 def make_filters(steps: Sequence[FilterStep | dict[str, Any]]) -> list[Filter]:
@@ -129,14 +136,8 @@ def make_filters(steps: Sequence[FilterStep | dict[str, Any]]) -> list[Filter]:
     ...
     inpars.errors.ConfigError: filter step 'per_doc': option by='consistency_rank' names no score of an earlier step (their scores: logprob)
     """
-    filters: list[Filter] = []
-    scores: list[str] = []
-    for step in steps:
-        flt = make_filter(step)
-        flt.check_after(tuple(scores))
-        scores.extend(flt.score_names())
-        filters.append(flt)
-    return filters
+    # the check the configuration runs when it loads (inpars.config), each step validated when it is reached
+    return build_filters(_as_step(step) for step in steps)
 
 
 def parse_step(spec: str) -> FilterStep:

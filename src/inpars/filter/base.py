@@ -12,16 +12,18 @@ import json
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from inpars.config import FilterStep
+from inpars.catalog import FILTERS as _FILTERS
+from inpars.config import MAX_TOKENS, FilterStep
 from inpars.datasets import Dataset, load_dataset
 from inpars.errors import ConfigError, InputError
 from inpars.records import Document, GeneratedQuery
 from inpars.registry import Registry
+from inpars.safety import check_device, check_range, check_threads
 from inpars.text import same_text_groups
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class Option:
     type: type
     default: Any
     description: str
+    valid: Callable[[Any, str], object] | None = None
+    """Checks a value of the right type (raises ConfigError naming the flag it is given)."""
 
     def check(self, value: Any, step: str) -> Any:
         """``value`` converted to the option's type (an int for a float option becomes a float)."""
@@ -60,12 +64,17 @@ class Option:
             return None
         ok = isinstance(value, self.type) and (self.type is bool or not isinstance(value, bool))
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            value = float(value)
+            ok = True
+        if ok and self.type is float and not math.isfinite(value):
+            ok = False
         if not ok:
             raise ConfigError(
                 f"filter step '{step}': option '{self.name}' must be {_TYPE_NAMES.get(self.type, self.type.__name__)}, "
                 f"got {value!r}"
             )
+        if self.valid is not None:
+            self.valid(value, f"filter step '{step}': option {self.name}")
         return value
 
     def usage(self) -> str:
@@ -83,11 +92,15 @@ MIN_SCORE = Option("min_score", float, None, "also drop every query scoring belo
 
 SCORER_OPTIONS: tuple[Option, ...] = (
     Option("model_type", str, None, "model family, as for 'inpars rerank --model-type' (default: from the checkpoint)"),
-    Option("batch_size", int, None, "pairs per scoring batch (default: the reranker's)"),
-    Option("max_length", int, None, "tokens per (query, document) pair (default: the reranker's)"),
+    Option("batch_size", int, None, "pairs per scoring batch (default: the reranker's)",
+           lambda v, flag: check_range(v, flag, 1)),
+    Option("max_length", int, None, "tokens per (query, document) pair (default: the reranker's)",
+           lambda v, flag: check_range(v, flag, 16, MAX_TOKENS)),
     Option("engine", str, None, "scoring engine, as for 'inpars rerank --engine' (default: the reranker's)"),
-    Option("threads", int, None, "CPU threads (default: the reranker's)"),
-    Option("device", str, None, "cpu, cuda, cuda:1, ... (default: the reranker's)"),
+    Option("threads", int, None, "CPU threads (default: the reranker's)",
+           lambda v, flag: check_threads(check_range(v, flag, 1), flag)),
+    Option("device", str, None, "cpu, cuda, cuda:1, ... (default: the reranker's)",
+           lambda v, flag: check_device(v, flag, present=False)),
 )
 """Options of the steps that load a reranker, passed to :func:`inpars.rerank.load_scorer` when given."""
 
@@ -310,8 +323,10 @@ class Filter(ABC):
         """Return (kept, removed); ``kept`` keeps the input order."""
 
 
-FILTERS: Registry[type[Filter]] = Registry("filter")
-"""The filters by name; :mod:`inpars.filter` imports every filter module, which registers its class."""
+FILTERS: Registry[type[Filter]] = _FILTERS
+"""The filters by name (:data:`inpars.catalog.FILTERS`, where the configuration checks a step's name): each
+filter module registers its class; the catalog names the module of every built-in filter, imported on
+first use, and :mod:`inpars.filter` imports them all."""
 
 
 def keep_count(n: int, top_k: int | None, top_fraction: float | None) -> int:

@@ -25,6 +25,7 @@ from inpars.filter.base import (
     executor_kwargs,
     scorer_kwargs,
 )
+from inpars.quiet import bar
 
 
 def source_rank(hits: dict[str, float], group: frozenset[str]) -> int | None:
@@ -69,8 +70,6 @@ class ConsistencyFilter(Filter):
         return ("consistency_rank",)
 
     def apply(self, cands: list[Candidate], ctx: FilterContext) -> tuple[list[Candidate], list[Removal]]:
-        from inpars.quiet import bar
-
         kept: list[Candidate] = []
         removed: list[Removal] = []
         if not cands:

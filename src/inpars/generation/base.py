@@ -19,6 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from inpars.errors import ConfigError, InparsError
@@ -226,6 +227,8 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
     if hint is Any or value is None and (hint is type(None) or type(None) in typing.get_args(hint)):
         return True
+    if hint is type(None):
+        return value is None
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return any(_type_ok(value, h) for h in typing.get_args(hint))
@@ -273,6 +276,25 @@ def check_backend_options(name: str, options: dict[str, Any], what: str = "gener
             raise ConfigError(f"{what}.backend_options.{key}: expected {getattr(hint, '__name__', hint)}, got "
                               f"{value!r} (--backend-option {key}=VALUE)")
     return True
+
+
+def check_backend(name: str, model: str | None, options: dict[str, Any], what: str = "generate") -> None:
+    """Refuse an unknown backend, a backend option it does not take or of the wrong type
+    (:func:`check_backend_options`), and (for the local backends) a model that cannot load
+    (:func:`inpars.safety.check_model`), before anything is generated."""
+    if not check_backend_options(name, options, what):
+        return
+    if model and name in ("transformers", "vllm"):
+        from inpars.safety import check_model  # looked up when called, as before it moved here
+
+        check_model(model, f"{what}.model")
+    elif model and name == "llamacpp":
+        path = Path(model).expanduser()
+        if not path.exists() and (model.startswith(("/", ".", "~")) or model.endswith(".gguf")):
+            from inpars.models import PACKAGED_MODELS
+
+            raise ConfigError(f"{what}.model: {model} does not exist (give a .gguf file or a packaged name: "
+                              f"{', '.join(PACKAGED_MODELS.names())})")
 
 
 def get_backend(name: str, model: str, **options: Any) -> Backend:

@@ -92,6 +92,25 @@ class LlamaCppBackend(Backend):
 
     name = "llamacpp"
 
+    @staticmethod
+    def check_options(options: dict[str, Any], where: str = "backend_options") -> None:
+        """Refuse thread counts below 1 or above the machine's bound (:func:`inpars.safety.check_threads`),
+        and context, batch and slot sizes out of range, before a model is loaded."""
+        from inpars.errors import ConfigError
+        from inpars.safety import check_threads
+
+        for key in ("n_threads", "decode_threads"):
+            value = options.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                if value < 1 and not (key == "n_threads" and value == 0):
+                    raise ConfigError(f"{where}.{key}: expected a positive number of threads, got {value}")
+                check_threads(value, f"{where}.{key}")
+        bounds = {"n_ctx": (16, 1 << 20), "n_parallel": (1, 1024), "n_batch": (1, 1 << 20), "poll": (0, 100)}
+        for key, (low, high) in bounds.items():
+            value = options.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+                raise ConfigError(f"{where}.{key}: expected {low}..{high}, got {value}")
+
     def __init__(
         self,
         model: str = "smollm2-135m",

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from inpars.errors import ConfigError, InputError
-from inpars.fingerprint import VERSIONS, fingerprint, identity
+from inpars.fingerprint import RUNTIME_OPTIONS, VERSIONS, fingerprint, identity
 from inpars.io import sha256_file, write_json
+from inpars.safety import mask_obj
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ def params_record(
             "code_version": VERSIONS["generate"],
         }
     )
-    from inpars.safety import mask_obj
 
     return dict(mask_obj(params))  # credentials in a server URL never reach the sidecar
 
@@ -107,8 +107,6 @@ def check_meta(out: Path, params: dict[str, Any], n_docs: int, overwrite: bool) 
 
 def _comparable(old: dict[str, Any]) -> dict[str, Any]:
     """A recorded params dict as it would be recorded now: drop runtime keys a sidecar may still hold."""
-    from inpars.fingerprint import RUNTIME_OPTIONS
-
     out = {k: v for k, v in old.items() if k != "batch_size"}
     if isinstance(out.get("backend_options"), dict):
         out["backend_options"] = {k: v for k, v in out["backend_options"].items() if k not in RUNTIME_OPTIONS}

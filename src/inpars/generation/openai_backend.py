@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from inpars.errors import require
+from inpars.errors import ConfigError, require
 from inpars.generation.base import (
     BACKENDS,
     Backend,
@@ -55,6 +55,7 @@ from inpars.generation.base import (
     cut_at_stop,
     prompt_seeds,
 )
+from inpars.safety import mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,13 @@ class OpenAIBackend(Backend):
         password holding ``/``, ``#`` or ``@`` must be percent-encoded; better, give no password in the URL),
         an ``api_key_env`` that is not an environment variable's name (a key given in its place), and a
         non-finite or negative ``timeout``/``backoff``."""
-        from inpars.errors import ConfigError
-
         url = options.get("base_url")
         if isinstance(url, str):
             try:
                 parts = urllib.parse.urlsplit(url)
                 ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                # an unencoded '/', '#' or '@' in a password moves the host: clients disagree where it is
+                ok = ok and not parts.fragment and "@" not in parts.path + parts.query
                 parts.port  # noqa: B018  (raises on a port that is no number: a '/' or '#' in a password)
             except ValueError:
                 ok = False
@@ -152,7 +153,6 @@ class OpenAIBackend(Backend):
         parts = urllib.parse.urlsplit(self.base_url)
         if parts.username or parts.password:  # never record credentials written into the URL
             parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
-        from inpars.safety import mask_secrets
 
         self.public_url = mask_secrets(urllib.parse.urlunsplit(parts))
         self.root_url = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
@@ -192,8 +192,6 @@ class OpenAIBackend(Backend):
     # -- helpers -----------------------------------------------------------------------------------------
     def _mask(self, text: str) -> str:
         """``text`` without the API key, nor credentials written into a URL (:func:`inpars.safety.mask_secrets`)."""
-        from inpars.safety import mask_secrets
-
         return mask_secrets(text.replace(self.__key, "***") if self.__key else text)
 
     def _warn_once(self, key: str, message: str, *args: Any) -> None:

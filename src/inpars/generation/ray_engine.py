@@ -4,7 +4,7 @@ The work units of :func:`inpars.generate.generate_queries` (documents still miss
 are cut into batches of ``batch_size`` prompts, exactly the batches a single-process run sends, and
 sharded through Ray Data: ``map_batches`` over a callable class, one row per batch, ``actors`` actors.
 Each actor opens one backend (llama.cpp on CPU, vLLM or transformers on GPU) and runs the single-process
-batch code on its rows (:func:`inpars.generate._run`, into a scratch file), so every record is built by
+batch code on its rows (:func:`inpars.generation.batches.run_batches`, into a scratch file), so every record is built by
 the same code as without Ray.
 
 Output: the driver writes the records to the one output JSONL through the same appender, in work-unit
@@ -48,8 +48,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from inpars.generation.base import GenerationError
+from inpars.generation.base import GenerationError, backend_class, check_backend, get_backend
+from inpars.generation.batches import DEFAULT_BATCH_SIZE, run_batches
 from inpars.io import JsonlAppender
+from inpars.quiet import show_progress
 from inpars.ray_cluster import actor_share, check_options, connect, import_ray, restart_args
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ def check_engine_options(engine: str, options: dict[str, Any] | None) -> dict[st
 def make_runner(
     engine: str, options: dict[str, Any] | None, backend: str, backend_model: str, backend_options: dict[str, Any]
 ) -> Runner:
-    """A function with the signature of :func:`inpars.generate._run` whose first argument (the backend) is
+    """A function with the signature of :func:`inpars.generation.batches.run_batches` whose first argument (the backend) is
     ignored: the backends live in the engine's workers."""
     opts = check_engine_options(engine, options)
 
@@ -87,8 +89,6 @@ def _import_ray() -> Any:
 
 
 def _takes_option(backend: str, key: str) -> bool:
-    from inpars.generation.base import backend_class
-
     try:
         params = inspect.signature(backend_class(backend).__init__).parameters
     except (TypeError, ValueError):
@@ -109,8 +109,6 @@ class GenerateActor:
 
     def __init__(self, backend: str, model: str, backend_options: dict[str, Any], dataset: Any,
                  run_kwargs: dict[str, Any], threads: int | None = None) -> None:
-        from inpars.generation.base import get_backend
-
         # torch (a transformers backend, the prompt's tokenizer) uses the actor's share of the cores, not
         # every core of its node
         threads = backend_options.get("n_threads") or threads
@@ -124,14 +122,12 @@ class GenerateActor:
         self.run_kwargs = run_kwargs
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        from inpars.generate import _run
-
         out: dict[str, list[Any]] = {"pos": [], "lines": [], "n_queries": [], "n_tokens": [], "seconds": []}
         for pos, payload in zip(batch["pos"], batch["units"], strict=True):
             units = pickle.loads(payload)
             with tempfile.TemporaryDirectory(prefix="inpars-ray-") as tmp:
                 shard = Path(tmp) / "shard.jsonl"
-                n, tokens, seconds = _run(
+                n, tokens, seconds = run_batches(
                     self.backend, self.dataset, units, shard, Counter(), total=sum(len(m) for _, m in units),
                     progress=False, **self.run_kwargs,
                 )
@@ -168,10 +164,6 @@ def run_on_ray(
     """Generate ``todo`` on Ray and append the records to ``out`` in order; returns (queries, tokens,
     seconds), ``seconds`` being the wall time of the distributed run."""
     from tqdm.auto import tqdm
-
-    from inpars.generate import DEFAULT_BATCH_SIZE
-    from inpars.generation.base import backend_class
-    from inpars.safety import check_backend
 
     ray = _import_ray()
     check_backend(backend, None, backend_options)
@@ -224,8 +216,6 @@ def _write_in_order(
     progress: bool | None, tqdm: Any,
 ) -> tuple[int, int, float]:
     """Stream the actors' results and append each batch once all batches before it are written."""
-    from inpars.quiet import show_progress
-
     t0 = time.perf_counter()
     pending: dict[int, tuple[str, int, int]] = {}
     next_pos = n_queries = n_tokens = 0

@@ -29,13 +29,18 @@ which queries are generated.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inpars.catalog import SELECTION_OPTIONS, check_selection  # noqa: F401  (re-exported)
+from inpars.catalog import SELECTIONS as _SELECTIONS
 from inpars.errors import ConfigError, InputError
+from inpars.io import write_json
+from inpars.models import resolve_model
 from inpars.registry import Registry
 
 if TYPE_CHECKING:
@@ -46,46 +51,9 @@ log = logging.getLogger(__name__)
 
 Selector = Callable[["Dataset", list[str], int, int, dict[str, Any]], list[str]]
 
-#: name -> function(dataset, eligible sorted ids, n_docs, seed, options) -> chosen ids
-SELECTIONS: Registry[Selector] = Registry("document selection")
-#: name -> the options it accepts, with their defaults
-SELECTION_OPTIONS: dict[str, dict[str, Any]] = {
-    "random": {},
-    "clusters": {"model": "minilm-l6", "clusters": None, "temperature": 0.1, "max_length": 256,
-                 "fit_sample": 50_000},
-    "ids": {"doc_ids": None},
-}
-
-
-def check_selection(method: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``options`` with the method's defaults filled in; a :class:`ConfigError` names an unknown method,
-    an unknown option or a bad value."""
-    SELECTIONS.get(method)  # raises UnknownNameError listing the methods
-    known = SELECTION_OPTIONS[method]
-    given = dict(options or {})
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        accepted = ", ".join(sorted(known)) or "none"
-        raise ConfigError(f"generate.selection_options: unknown option(s) {', '.join(unknown)} for "
-                          f"doc_selection '{method}' (accepted: {accepted})")
-    merged = {**known, **given}
-    if method == "clusters":
-        for key in ("clusters", "max_length", "fit_sample"):
-            value = merged[key]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"generate.selection_options.{key}: expected a positive integer, got {value!r}")
-        temp = merged["temperature"]
-        if isinstance(temp, bool) or not isinstance(temp, (int, float)) or temp <= 0:
-            raise ConfigError(f"generate.selection_options.temperature: expected a number > 0, got {temp!r}")
-        if not isinstance(merged["model"], str) or not merged["model"]:
-            raise ConfigError("generate.selection_options.model: expected a model name or path")
-    if method == "ids":
-        ids = merged["doc_ids"]
-        if not isinstance(ids, list) or not ids or not all(isinstance(d, (str, int)) for d in ids):
-            raise ConfigError("generate.selection_options.doc_ids: expected a non-empty list of document ids, "
-                              f"got {ids!r}")
-        merged["doc_ids"] = [str(d) for d in ids]
-    return merged
+# The registry, the options of each method and their check are plain data of the bottom layer
+# (inpars.catalog, which the configuration checks against); the methods register themselves below.
+SELECTIONS: Registry[Selector] = _SELECTIONS
 
 
 @SELECTIONS.register("random")
@@ -144,8 +112,7 @@ def _ids(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, options:
 def _clusters(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, options: dict[str, Any]) -> list[str]:
     import numpy as np
 
-    from inpars.families.bi_encoder import BiEncoderScorer
-    from inpars.models import resolve_model
+    from inpars.families.bi_encoder import BiEncoderScorer  # the bi-encoder family: only for this method
 
     n_docs = min(n_docs, len(eligible))
     if n_docs == 0:
@@ -205,8 +172,6 @@ def select_documents(
     ``eligible``: :func:`eligible_ids` of ``dataset`` and ``min_doc_chars`` when the caller has them
     already (each costs a pass over the corpus).
     """
-    from inpars.io import write_json
-
     opts = check_selection(method, options)
     docs = dataset.docs()
     if eligible is None:
@@ -216,8 +181,6 @@ def select_documents(
     cache = selection_path(out) if (out is not None and params_hash is not None and method != "random") else None
     ids: list[str] | None = None
     if cache is not None and cache.is_file():
-        import json
-
         try:
             saved = json.loads(cache.read_text(encoding="utf-8"))
             if saved.get("params_hash") == params_hash:

@@ -2,14 +2,17 @@
 
 Rerankers come in families (``model_type``, :mod:`inpars.families`: ``cross-encoder``, ``monot5``,
 ``bi-encoder``), all loaded with :func:`load_scorer`; the type is read from the checkpoint when not given
-(:func:`detect_model_type`). How a scorer runs is its engine (:data:`~inpars.rerank.engines.ENGINES`:
+(:func:`detect_model_type`). How a scorer runs is its engine (:data:`~inpars.catalog.ENGINES`:
 ``auto``, ``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8``; a family declares the engines it accepts).
 
-Modules: :mod:`~inpars.rerank.base` (the :class:`Scorer` interface), :mod:`~inpars.rerank.engines` (the
-engine registry, bf16 probing), :mod:`~inpars.rerank.onnx` (export and cache), :mod:`~inpars.rerank.surgery`
-(BERT last layer at [CLS] only), :mod:`~inpars.rerank.classifier` (classification heads),
-:mod:`~inpars.rerank.run` (:func:`rerank_run` with its resumable score cache). Fusion with the first stage
-(tail, interpolation, weight tuning) is :mod:`inpars.fusion`.
+Modules: :mod:`~inpars.rerank.load` (:func:`load_scorer`; :mod:`~inpars.rerank.local` in this process,
+:mod:`~inpars.rerank.ray_scoring` on a Ray cluster), :mod:`~inpars.rerank.run` (:func:`rerank_run` with its
+resumable score cache), :mod:`~inpars.rerank.fuse` (:func:`~inpars.rerank.fuse.rerank_and_fuse`: rerank, then
+fuse with the first stage). What a scorer is lives below both this package and the families that implement
+it, in :mod:`inpars.scoring` (the :class:`Scorer` interface, the engines, ONNX export, BERT last-layer
+surgery, classification heads), re-exported as :mod:`~inpars.rerank.base`, :mod:`~inpars.rerank.engines`,
+:mod:`~inpars.rerank.onnx`, :mod:`~inpars.rerank.surgery` and :mod:`~inpars.rerank.classifier`. Fusion with
+the first stage itself (tail, interpolation, weight tuning: runs in, run out) is :mod:`inpars.fusion`.
 
 >>> scorer = load_scorer("minilm-l6", "cross-encoder", batch_size=16, max_length=128)  # doctest: +SKIP
 >>> scorer.score([("what lowers cholesterol", "Statins reduce cholesterol.")])       # doctest: +SKIP
@@ -19,21 +22,25 @@ engine registry, bf16 probing), :mod:`~inpars.rerank.onnx` (export and cache), :
 
 from __future__ import annotations
 
-from typing import Any
-
-from inpars.families.base import DEFAULT_FAMILY, FAMILIES, detect_model_type, get_family
 from inpars.families.bi_encoder import BiEncoderScorer
 from inpars.families.cross_encoder import CrossEncoderScorer
 from inpars.families.monot5 import MonoT5Scorer
 from inpars.fusion import DEFAULT_ALPHAS, append_tail, interpolate, tune_alpha
-from inpars.models import resolve_model
-from inpars.rerank.base import LENGTH_FROM_MODEL, Pair, RunDict, Scorer, TorchScorer, model_max_length
-from inpars.rerank.classifier import has_classification_head
-from inpars.rerank.classifier import load_sequence_classifier as _load_sequence_classifier
-from inpars.rerank.engines import DEFAULT_ENGINE, ENGINES, bf16_supported, get_engine
-from inpars.rerank.onnx import ONNX_OPSET, onnx_model_path
+from inpars.rerank.load import load_scorer
 from inpars.rerank.run import rerank_run, score_cache_key, top_depth
-from inpars.rerank.surgery import prune_last_layer
+from inpars.scoring.base import Pair, RunDict, Scorer, TorchScorer
+from inpars.scoring.classifier import has_classification_head
+from inpars.scoring.classifier import load_sequence_classifier as _load_sequence_classifier
+from inpars.scoring.engines import DEFAULT_ENGINE, ENGINES, bf16_supported
+from inpars.scoring.family import DEFAULT_FAMILY, FAMILIES, detect_model_type
+from inpars.scoring.onnx import ONNX_OPSET, onnx_model_path
+from inpars.scoring.surgery import prune_last_layer
+
+# importable from here before the scorer protocol moved down to inpars.scoring (not in __all__)
+from inpars.models import resolve_model  # noqa: E402,F401  isort: skip
+from inpars.scoring.base import LENGTH_FROM_MODEL, model_max_length  # noqa: E402,F401  isort: skip
+from inpars.scoring.engines import get_engine  # noqa: E402,F401  isort: skip
+from inpars.scoring.family import get_family  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -64,54 +71,3 @@ __all__ = [
     "tune_alpha",
 ]
 
-
-def load_scorer(
-    model: str,
-    model_type: str | None = None,
-    *,
-    batch_size: int = 32,
-    max_length: int | None = None,
-    engine: str = DEFAULT_ENGINE,
-    threads: int | None = None,
-    device: str | None = None,
-    executor: str = "local",
-    executor_options: dict[str, Any] | None = None,
-) -> Scorer:
-    """Load a reranker for :meth:`Scorer.score`.
-
-    ``model``: a packaged name (``minilm-l6``), a local folder or a hub id (see
-    :func:`inpars.models.resolve_model`). ``model_type``: a registered family (:data:`FAMILIES`); read from
-    the checkpoint when None (:func:`detect_model_type`). ``engine``: a registered engine
-    (:data:`ENGINES`) that the family accepts; ``auto`` runs ``onnx`` for a cross-encoder on the CPU when
-    onnxruntime and onnx are installed, else ``torch``; ``scorer.engine`` tells which one runs.
-    ``threads``: CPU threads (``torch.set_num_threads``; onnxruntime's intra-op threads).
-    ``max_length``: tokens per (query, document) input; None: the length the model was saved with
-    (:func:`inpars.rerank.base.model_max_length`; 256 document tokens for ``query-likelihood``).
-    ``executor``: ``local`` (this process) or ``ray`` (a :class:`~inpars.rerank.ray_scoring.RayScorer`
-    whose actors each hold such a scorer; ``executor_options``: see :mod:`inpars.ray_cluster`).
-
-    >>> load_scorer("minilm-l6", engine="tensorflow")
-    Traceback (most recent call last):
-    ...
-    inpars.errors.ConfigError: unknown engine 'tensorflow'; choose from auto, onnx, onnx-int8, torch, torch-bf16
-    """
-    get_engine(engine)
-    if executor != "local" or executor_options:
-        from inpars.ray_cluster import check_options
-
-        options = check_options(executor, executor_options, engine_key="executor", options_key="executor_options")
-        if executor == "ray":
-            from inpars.rerank.ray_scoring import RayScorer
-
-            return RayScorer(model, model_type, options, batch_size=batch_size, max_length=max_length,
-                             engine=engine, threads=threads, device=device)
-    family = get_family(model_type) if model_type is not None else None
-    path = resolve_model(model)
-    if family is None:
-        family = get_family(detect_model_type(path))
-    if max_length is None:  # the length the model was saved with (rerank.base.model_max_length)
-        max_length = model_max_length(path, family.name) if family.name in LENGTH_FROM_MODEL else 256
-    kwargs: dict[str, Any] = dict(
-        batch_size=batch_size, max_length=max_length, engine=engine, threads=threads, device=device
-    )
-    return family.load_scorer(path, **kwargs)

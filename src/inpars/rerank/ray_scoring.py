@@ -36,7 +36,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from inpars.errors import ConfigError
-from inpars.rerank.base import Pair, Scorer
+from inpars.rerank.local import load_local_scorer
+from inpars.scoring.base import Pair, Scorer, progress
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,7 @@ class ScoreActor:
     """One local scorer per actor."""
 
     def __init__(self, model: str, model_type: str | None, kwargs: dict[str, Any]) -> None:
-        from inpars.rerank import load_scorer
-
-        self.scorer = load_scorer(model, model_type, **kwargs)  # it sets its own threads (torch, onnxruntime)
+        self.scorer = load_local_scorer(model, model_type, **kwargs)  # it sets its own threads (torch, onnxruntime)
 
     def describe(self) -> dict[str, Any]:
         return self.scorer.describe()
@@ -118,8 +117,6 @@ class RayScorer(Scorer):
 
     def _score(self, pairs: list[Pair], show_progress: bool | None) -> list[float]:
         from ray.util import ActorPool
-
-        from inpars.rerank.base import progress
 
         size = self.batch_size * SHARD_BATCHES
         shards: list[Sequence[Pair]] = [pairs[i : i + size] for i in range(0, len(pairs), size)]

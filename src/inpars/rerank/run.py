@@ -14,7 +14,8 @@ from inpars.errors import ConfigError, InputError
 from inpars.fingerprint import dataset_fingerprint, fingerprint, model_fingerprint, versioned
 from inpars.io import JsonlAppender, read_jsonl, repair_jsonl
 from inpars.quiet import bar
-from inpars.rerank.base import RunDict, Scorer, release
+from inpars.rerank.load import load_scorer
+from inpars.scoring.base import RunDict, Scorer, release
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,6 @@ def rerank_run(
     if scorer is None:
         if model is None:
             raise ConfigError("rerank_run needs a model (or a loaded scorer)")
-        from inpars.rerank import load_scorer
 
         scorer = load_scorer(
             model, model_type, batch_size=batch_size, max_length=max_length, engine=engine,

@@ -91,7 +91,7 @@ def _validated_config(values: dict[str, Any]) -> Any:
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("invalid training options:\n" + "\n".join(lines)) from None
-    from inpars.families import get_family
+    from inpars.scoring.family import get_family
 
     get_family(cfg.model_type).check_loss(cfg.loss)
     return cfg
@@ -224,7 +224,7 @@ def train_reranker(
         torch.set_num_threads(threads)
     base = resolve_model(cfg.model)
     set_seed(seed)  # the new classification head is initialised while loading
-    from inpars.families import get_family
+    from inpars.scoring.family import get_family
 
     family = get_family(cfg.model_type)
     parts = family.build(base, examples, loss=cfg.loss, max_length=cfg.max_length)

@@ -138,6 +138,11 @@ def load_training_examples(path: str | Path, *, need_negatives: bool = False) ->
             raise InputError(
                 "the listwise loss needs at least one negative per example", path=path, line=line, field="negatives"
             )
+        scores = obj.get("scores")
+        if scores is not None and not (isinstance(scores, list) and len(scores) == 1 + len(negatives) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in scores)):
+            raise InputError(f"expected a list of 1 + {len(negatives)} numbers (the positive's score, then each "
+                             f"negative's), got {scores!r:.60}", path=path, line=line, field="scores")
         out.append(TrainingExample.from_json(obj))
     if not out:
         raise InputError("no training examples in the file", path=path)
@@ -160,12 +165,33 @@ def _checkpoint_step(path: Path) -> int | None:
         return None
 
 
+def safetensors_intact(path: Path) -> bool:
+    """Whether a ``.safetensors`` file is whole, from its header alone: the 8-byte header length, a JSON
+    header, and a file size equal to the header's end plus the largest tensor end offset (a truncated or
+    damaged file fails; its data is not read)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if size < 8 or not 2 <= n <= min(size - 8, 100 << 20):
+                return False
+            header = json.loads(f.read(n))
+        ends = [int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"]
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return False
+    return size == 8 + n + max(ends, default=0)
+
+
 def _is_complete(path: Path) -> bool:
     if not (path / COMPLETE_MARKER).is_file():
         return False
     try:
         json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return False
+    damaged = [w.name for w in path.glob("*.safetensors") if not safetensors_intact(w)]
+    if damaged:
+        log.warning("checkpoint %s: %s damaged or truncated; resuming from an earlier one", path, ", ".join(damaged))
         return False
     return True
 
@@ -505,7 +531,7 @@ def write_model_card(model_dir: Path, info: dict[str, Any], shown_path: Path | N
 
     where = shown_path or model_dir
 
-    from inpars.families import get_family
+    from inpars.scoring.family import get_family
 
     cfg = json.dumps(info["config"], indent=2, sort_keys=True)
     usage = get_family(info["config"]["model_type"]).usage(where)
