@@ -49,6 +49,8 @@ SHOWN = (
     "scale.json",
     "training_idle.json",
     "training_idle_bf16.json",
+    "training_vs_st.json",
+    "probe_bad_inputs.json",
     "bm25.json",
 )
 
@@ -245,6 +247,8 @@ def _rerank(d: Json) -> tuple[str, str]:
                 notes.append("same scores")
             diff = r.get("nDCG@10_minus_st", 0.0)
             notes.append("nDCG@10 unchanged" if abs(diff) < 5e-5 else f"nDCG@10 {delta(diff)}")
+            if "chose" in r:  # engine auto: what it measured to be faster, against the faster exact engine
+                notes.append(f"chose {r['chose']}, {r['vs_best_exact']:.2f}x the faster of torch and onnx")
             text += f" ({', '.join(notes)})"
         parts.append(text)
     head = "trained" if d.get("head_trained") else "untrained head"
@@ -336,7 +340,25 @@ def _recipes(d: Json) -> tuple[str, str]:
     return f"the packaged recipes on {d['dataset']} (`benchmarks/bench_recipes.py`, label-free)", "; ".join(parts)
 
 
+def _training_vs_st(d: Json) -> tuple[str, str]:
+    st = d["settings"]
+    what = (f"bi-encoder training against sentence-transformers' trainer, MiniLM, batch {st['batch_size']}, "
+            f"length {st['max_length']}, {st['measured_steps']} steps x {st['rounds']} rounds, {_threads(st['threads'])} "
+            "(`benchmarks/bench_training_st.py`)")
+    rounds = "; ".join(f"{r['inpars']['seconds_per_step']:.2f} vs {r['sentence_transformers']['seconds_per_step']:.2f} s/step"
+                       for r in d["rounds"])
+    return what, f"speed ratio (ST time / inpars time) {d['speed_ratio_mean']:.2f}x ({rounds})"
+
+
+def _probe_inputs(d: Json) -> tuple[str, str]:
+    failed = ", ".join(d["failed"]) or "none"
+    return ("bad inputs through the CLI (`benchmarks/probe_bad_inputs.py`)",
+            f"{d['cases'] - len(d['failed'])}/{d['cases']} clean (exit 0 or 2, one line, inputs unchanged); failed: {failed}")
+
+
 RENDERERS: dict[str, Callable[[Json], tuple[str, str]]] = {
+    "training_vs_sentence_transformers": _training_vs_st,
+    "probe_bad_inputs": _probe_inputs,
     "demo": _demo,
     "recipes": _recipes,
     "scifact-full-pipeline": _pipeline,

@@ -171,12 +171,50 @@ def test_torch_bf16_engine_is_close_to_fp32_or_refused(tiny_ce: str, monkeypatch
         rerank.load_scorer(tiny_ce, engine="torch-bf16", device="cpu")
 
 
-def test_auto_engine_prefers_onnx_and_falls_back_to_torch(tiny_ce: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_engine_measures_the_faster_exact_engine_and_falls_back_to_torch(
+    tiny_ce: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``auto`` on a CPU times onnx and torch on the first two batches, keeps the faster, caches the choice
+    per machine and model; the scores are those of the chosen engine, exactly."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
+    import json
+    import time
+
+    from inpars.families.cross_encoder import CrossEncoderScorer
+    from inpars.scoring import calibrate
+
+    monkeypatch.setenv("INPARS_CACHE", str(tmp_path / "cache"))
     ref = rerank.load_scorer(tiny_ce, max_length=64).score(PAIRS)
-    auto = rerank.load_scorer(tiny_ce, max_length=64, engine="auto", device="cpu")
-    assert auto.engine == "onnx" and auto.score(PAIRS) == pytest.approx(ref, abs=1e-4)
+    auto = rerank.load_scorer(tiny_ce, max_length=64, engine="auto", device="cpu", batch_size=2)
+    assert auto.engine == "auto"  # not measured yet
+    got = auto.score(PAIRS)
+    assert auto.engine in ("onnx", "torch") and got == pytest.approx(ref, abs=1e-4)
+    exact = rerank.load_scorer(tiny_ce, max_length=64, engine=auto.engine, device="cpu", batch_size=2)
+    assert got == exact.score(PAIRS)  # the chosen engine's own scores, probe batches included
+    cached = json.loads((tmp_path / "cache" / calibrate.CACHE_FILE).read_text())
+    assert [e["engine"] for e in cached.values()] == [auto.engine]
+
+    # a slower onnx on another machine (another cache): torch is chosen, and a later scorer loads torch only
+    monkeypatch.setenv("INPARS_CACHE", str(tmp_path / "cache2"))
+    real = CrossEncoderScorer._forward_onnx
+
+    def slow_onnx(self: CrossEncoderScorer, batch: list) -> list[float]:
+        time.sleep(0.2)
+        return real(self, batch)
+
+    monkeypatch.setattr(CrossEncoderScorer, "_forward_onnx", slow_onnx)
+    slow = rerank.load_scorer(tiny_ce, max_length=64, engine="auto", device="cpu", batch_size=2)
+    assert slow.score(PAIRS) == pytest.approx(ref, abs=1e-6) and slow.engine == "torch"
+    again = rerank.load_scorer(tiny_ce, max_length=64, engine="auto", device="cpu", batch_size=2)
+    assert again.engine == "torch" and again._session is None  # type: ignore[attr-defined]
+    # another batch size is another key: measured again
+    assert rerank.load_scorer(tiny_ce, max_length=64, engine="auto", device="cpu", batch_size=3).engine == "auto"
+    # the cache can be switched off: every scorer measures
+    monkeypatch.setenv("INPARS_ENGINE_CHOICE", "off")
+    assert rerank.load_scorer(tiny_ce, max_length=64, engine="auto", device="cpu", batch_size=2).engine == "auto"
+    monkeypatch.delenv("INPARS_ENGINE_CHOICE")
+    monkeypatch.setattr(CrossEncoderScorer, "_forward_onnx", real)
 
     def no_onnx(*args: object, **kwargs: object) -> None:
         raise ImportError("onnxruntime is not installed")
@@ -203,7 +241,7 @@ def test_model_type_is_read_from_the_checkpoint(tiny_ce: str, tiny_t5: str) -> N
 def test_unknown_engine_and_type(tiny_ce: str, tiny_t5: str) -> None:
     with pytest.raises(ConfigError, match="unknown engine"):
         rerank.load_scorer(tiny_ce, engine="tensorflow")
-    with pytest.raises(ConfigError, match="unknown model_type"):
+    with pytest.raises(ConfigError, match="unknown model type"):
         rerank.load_scorer(tiny_ce, "colbert")
     with pytest.raises(ConfigError, match="cross-encoders only"):
         rerank.load_scorer(tiny_t5, engine="onnx")

@@ -207,9 +207,7 @@ def write_bm25_index(
     ``show_progress``: one bar counting the documents indexed (of ``total`` when given), as
     :func:`inpars.quiet.bar` decides.
     """
-    import bm25s
     from bm25s.scoring import _score_idf_lucene
-    from bm25s.utils import json_functions
 
     if min(chunk_docs, chunk_chars, block_postings) < 1:
         raise ValueError("chunk_docs, chunk_chars and block_postings must be positive")
@@ -226,70 +224,8 @@ def write_bm25_index(
     path.mkdir(parents=True, exist_ok=True)
     spill = Path(tempfile.mkdtemp(prefix=".bm25-spill-", dir=path))
     try:
-        vocab: dict[str, int] = {}
-        df = _Growing(np.int64)
-        doc_len = _Growing(np.int32)
-        chunk_meta: list[tuple[int, int, int, int]] = []  # (postings start, count, terms start, count)
-        n_post = n_uterms = 0
-        ids_out = _DocIdWriter(path / DOC_IDS)
-        with contextlib.ExitStack() as stack:
-            stack.callback(ids_out.close)
-            rows_f = stack.enter_context(open(spill / "rows.i32", "wb"))
-            tf_f = stack.enter_context(open(spill / "tf.i32", "wb"))
-            terms_f = stack.enter_context(open(spill / "terms.i32", "wb"))
-            counts_f = stack.enter_context(open(spill / "counts.i64", "wb"))
-            shown = stack.enter_context(bar(total=total, desc="BM25 index", unit="doc", show=show_progress))
-            for doc_ids, texts in _chunks(docs, chunk_docs, chunk_chars):
-                row0, n = doc_len.size, len(doc_ids)
-                shown.update(n)
-                ids_out.write(doc_ids)
-                del doc_ids
-                # bm25s.tokenize with the stemmer does this: split, drop stopwords, number the words in order
-                # of first use, then stem that list of distinct words with one stemWords call
-                tok = bm25s.tokenize(texts, stopwords=stopwords, stemmer=None, return_ids=True, show_progress=False)
-                del texts
-                lengths = np.fromiter(map(len, tok.ids), dtype=np.int64, count=n)
-                total = int(lengths.sum())
-                doc_len.extend(lengths.astype(np.int32))
-                if total == 0:
-                    chunk_meta.append((n_post, 0, n_uterms, 0))
-                    continue
-                flat = np.fromiter(itertools.chain.from_iterable(tok.ids), dtype=np.int32, count=total)
-                words = list(tok.vocab)  # ids 0, 1, ... in this order
-                del tok
-                terms_of = stem(words) if stem is not None else words
-                # global term ids, new terms numbered in order of first use (setdefault: len before insertion)
-                to_global = np.array([vocab.setdefault(t, len(vocab)) for t in terms_of], dtype=np.int64)
-                del words, terms_of
-                # postings (term, row, tf), sorted by term then row: key = term * n + row in chunk
-                key = to_global[flat]
-                del flat, to_global
-                key *= n
-                key += np.repeat(np.arange(n, dtype=np.int64), lengths)
-                key.sort()
-                starts = _run_starts(key)
-                tf = _run_lengths(starts, total).astype(np.int32)
-                key = key[starts]
-                del starts
-                terms = key // n
-                key -= terms * n
-                key += row0
-                rows = key.astype(np.int32)
-                del key
-                starts = _run_starts(terms)
-                uterms = terms[starts].astype(np.int32)
-                counts = _run_lengths(starts, len(terms))
-                del terms, starts
-                df.reserve(len(vocab))
-                df.array[uterms] += counts
-                rows_f.write(rows.data)
-                tf_f.write(tf.data)
-                terms_f.write(uterms.data)
-                counts_f.write(counts.astype(np.int64).data)
-                chunk_meta.append((n_post, len(rows), n_uterms, len(uterms)))
-                n_post += len(rows)
-                n_uterms += len(uterms)
-                log.debug("BM25 index: %d documents, %d terms, %d postings", doc_len.size, len(vocab), n_post)
+        vocab, doc_len, df, chunk_meta, n_post = _spill(docs, spill, path / DOC_IDS, stopwords, stem, chunk_docs,
+                                                        chunk_chars, show_progress, total)
         n_docs = doc_len.size
         if n_docs == 0:
             raise ValueError("cannot build a BM25 index over an empty corpus")
@@ -311,85 +247,11 @@ def write_bm25_index(
         nnz = int(indptr[-1])
         assert nnz == n_post, (nnz, n_post)
 
-        # blocks of columns, and where each chunk's slice of each block starts
-        cuts = [0]
-        while cuts[-1] < n_terms:
-            t0 = cuts[-1]
-            t1 = int(np.searchsorted(indptr, indptr[t0] + block_postings, side="right")) - 1
-            cuts.append(min(max(t1, t0 + 1), n_terms))
-        cut_arr = np.array(cuts, dtype=np.int64)
-        slices = np.zeros((len(chunk_meta), len(cuts), 2), dtype=np.int64)  # (posting, term) offsets
-        with open(spill / "terms.i32", "rb") as terms_in, open(spill / "counts.i64", "rb") as counts_in:
-            for c, (_, _, u0, nu) in enumerate(chunk_meta):
-                uterms = _read(terms_in, np.int32, u0, nu)
-                ends = np.concatenate(([0], np.cumsum(_read(counts_in, np.int64, u0, nu))))
-                pos = np.searchsorted(uterms, cut_arr, side="left")
-                slices[c, :, 0] = ends[pos]
-                slices[c, :, 1] = pos
-
-        # merge: each block of columns, every chunk's slice of it, scored, appended to data and indices
-        with contextlib.ExitStack() as stack:
-            rows_in = stack.enter_context(open(spill / "rows.i32", "rb"))
-            tf_in = stack.enter_context(open(spill / "tf.i32", "rb"))
-            terms_in = stack.enter_context(open(spill / "terms.i32", "rb"))
-            counts_in = stack.enter_context(open(spill / "counts.i64", "rb"))
-            data_out = stack.enter_context(open(path / DATA, "wb"))
-            indices_out = stack.enter_context(open(path / INDICES, "wb"))
-            _write_npy_header(data_out, np.float32, nnz)
-            _write_npy_header(indices_out, np.int32, nnz)
-            for blk in range(len(cuts) - 1):
-                t0, t1 = cuts[blk], cuts[blk + 1]
-                p0 = int(indptr[t0])
-                size = int(indptr[t1]) - p0
-                out_rows = np.empty(size, dtype=np.int32)
-                out_data = np.empty(size, dtype=np.float32)
-                heads = indptr[t0:t1] - p0
-                for c, (post0, _, u0, _) in enumerate(chunk_meta):
-                    a, z = int(slices[c, blk, 0]), int(slices[c, blk + 1, 0])
-                    if a == z:
-                        continue
-                    ua, uz = int(slices[c, blk, 1]), int(slices[c, blk + 1, 1])
-                    local = _read(terms_in, np.int32, u0 + ua, uz - ua).astype(np.int64) - t0
-                    counts = _read(counts_in, np.int64, u0 + ua, uz - ua)
-                    rows = _read(rows_in, np.int32, post0 + a, z - a)
-                    tf = _read(tf_in, np.int32, post0 + a, z - a).astype(work)
-                    # bm25s per document: idf[t] * (tf / (k1 * (...) + tf)), then stored as float32
-                    score = norm[lens[rows]]
-                    score += tf
-                    np.divide(tf, score, out=score)
-                    del tf
-                    score *= np.repeat(idf_work[t0:t1][local], counts)
-                    # this chunk's rows of each column go after the earlier chunks' rows
-                    dest = np.repeat(heads[local] - (np.cumsum(counts) - counts), counts)
-                    dest += np.arange(z - a, dtype=np.int64)
-                    heads[local] += counts
-                    out_data[dest] = score
-                    out_rows[dest] = rows
-                    del score, rows, dest
-                data_out.write(out_data.data)
-                indices_out.write(out_rows.data)
+        cuts, slices = _block_slices(spill, chunk_meta, indptr, n_terms, block_postings)
+        _merge(spill, path, chunk_meta, cuts, slices, indptr, norm, idf_work, lens, nnz)
         np.save(path / INDPTR, indptr, allow_pickle=False)
 
-        vocab_dict = vocab
-        if "" not in vocab_dict:
-            vocab_dict[""] = n_terms  # bm25s' create_empty_token: last, with no column
-        with open(path / VOCAB, "w", encoding="utf-8") as f:
-            f.write(json_functions.dumps(vocab_dict, ensure_ascii=False))
-        del vocab_dict, vocab
-        params = {
-            "k1": k1,
-            "b": b,
-            "delta": 0.5,
-            "method": "lucene",
-            "idf_method": "lucene",
-            "dtype": "float32",
-            "int_dtype": "int32",
-            "num_docs": n_docs,
-            "version": bm25s.__version__,
-            "backend": "numpy",
-        }
-        with open(path / PARAMS, "w") as f:
-            json.dump(params, f, indent=4)
+        _write_vocab_and_params(path, vocab, n_terms, k1=k1, b=b, n_docs=n_docs)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     stats = BuildStats(n_docs, n_terms, nnz, float(avg_doc_len), len(chunk_meta), time.perf_counter() - start_time)
@@ -397,3 +259,177 @@ def write_bm25_index(
              stats.nnz, stats.chunks, stats.seconds)
     return stats
 
+
+
+def _spill(docs: Iterable[Document], spill: Path, ids_path: Path, stopwords: str | None, stem: Any,
+           chunk_docs: int, chunk_chars: int, show_progress: bool | None, total: int | None,
+) -> tuple[dict[str, int], _Growing, _Growing, list[tuple[int, int, int, int]], int]:
+    """Pass 1: tokenise and count ``docs`` chunk by chunk, streaming their ids to ``ids_path`` and each chunk's
+    postings (rows, tf, terms, counts; sorted by term then row) to raw files in ``spill``. Returns the
+    vocabulary, the document lengths, the document frequencies, each chunk's (postings start, count, terms
+    start, count) and the number of postings."""
+    import bm25s
+
+    vocab: dict[str, int] = {}
+    df = _Growing(np.int64)
+    doc_len = _Growing(np.int32)
+    chunk_meta: list[tuple[int, int, int, int]] = []  # (postings start, count, terms start, count)
+    n_post = n_uterms = 0
+    ids_out = _DocIdWriter(ids_path)
+    with contextlib.ExitStack() as stack:
+        stack.callback(ids_out.close)
+        rows_f = stack.enter_context(open(spill / "rows.i32", "wb"))
+        tf_f = stack.enter_context(open(spill / "tf.i32", "wb"))
+        terms_f = stack.enter_context(open(spill / "terms.i32", "wb"))
+        counts_f = stack.enter_context(open(spill / "counts.i64", "wb"))
+        shown = stack.enter_context(bar(total=total, desc="BM25 index", unit="doc", show=show_progress))
+        for doc_ids, texts in _chunks(docs, chunk_docs, chunk_chars):
+            row0, n = doc_len.size, len(doc_ids)
+            shown.update(n)
+            ids_out.write(doc_ids)
+            del doc_ids
+            # bm25s.tokenize with the stemmer does this: split, drop stopwords, number the words in order
+            # of first use, then stem that list of distinct words with one stemWords call
+            tok = bm25s.tokenize(texts, stopwords=stopwords, stemmer=None, return_ids=True, show_progress=False)
+            del texts
+            lengths = np.fromiter(map(len, tok.ids), dtype=np.int64, count=n)
+            total = int(lengths.sum())
+            doc_len.extend(lengths.astype(np.int32))
+            if total == 0:
+                chunk_meta.append((n_post, 0, n_uterms, 0))
+                continue
+            flat = np.fromiter(itertools.chain.from_iterable(tok.ids), dtype=np.int32, count=total)
+            words = list(tok.vocab)  # ids 0, 1, ... in this order
+            del tok
+            terms_of = stem(words) if stem is not None else words
+            # global term ids, new terms numbered in order of first use (setdefault: len before insertion)
+            to_global = np.array([vocab.setdefault(t, len(vocab)) for t in terms_of], dtype=np.int64)
+            del words, terms_of
+            # postings (term, row, tf), sorted by term then row: key = term * n + row in chunk
+            key = to_global[flat]
+            del flat, to_global
+            key *= n
+            key += np.repeat(np.arange(n, dtype=np.int64), lengths)
+            key.sort()
+            starts = _run_starts(key)
+            tf = _run_lengths(starts, total).astype(np.int32)
+            key = key[starts]
+            del starts
+            terms = key // n
+            key -= terms * n
+            key += row0
+            rows = key.astype(np.int32)
+            del key
+            starts = _run_starts(terms)
+            uterms = terms[starts].astype(np.int32)
+            counts = _run_lengths(starts, len(terms))
+            del terms, starts
+            df.reserve(len(vocab))
+            df.array[uterms] += counts
+            rows_f.write(rows.data)
+            tf_f.write(tf.data)
+            terms_f.write(uterms.data)
+            counts_f.write(counts.astype(np.int64).data)
+            chunk_meta.append((n_post, len(rows), n_uterms, len(uterms)))
+            n_post += len(rows)
+            n_uterms += len(uterms)
+            log.debug("BM25 index: %d documents, %d terms, %d postings", doc_len.size, len(vocab), n_post)
+    return vocab, doc_len, df, chunk_meta, n_post
+
+
+def _block_slices(spill: Path, chunk_meta: list[tuple[int, int, int, int]], indptr: np.ndarray, n_terms: int,
+                  block_postings: int) -> tuple[list[int], np.ndarray]:
+    """Blocks of columns of about ``block_postings`` postings, and where each chunk's slice of each block
+    starts in its spilled postings and terms."""
+    cuts = [0]
+    while cuts[-1] < n_terms:
+        t0 = cuts[-1]
+        t1 = int(np.searchsorted(indptr, indptr[t0] + block_postings, side="right")) - 1
+        cuts.append(min(max(t1, t0 + 1), n_terms))
+    cut_arr = np.array(cuts, dtype=np.int64)
+    slices = np.zeros((len(chunk_meta), len(cuts), 2), dtype=np.int64)  # (posting, term) offsets
+    with open(spill / "terms.i32", "rb") as terms_in, open(spill / "counts.i64", "rb") as counts_in:
+        for c, (_, _, u0, nu) in enumerate(chunk_meta):
+            uterms = _read(terms_in, np.int32, u0, nu)
+            ends = np.concatenate(([0], np.cumsum(_read(counts_in, np.int64, u0, nu))))
+            pos = np.searchsorted(uterms, cut_arr, side="left")
+            slices[c, :, 0] = ends[pos]
+            slices[c, :, 1] = pos
+
+    return cuts, slices
+
+
+def _merge(spill: Path, path: Path, chunk_meta: list[tuple[int, int, int, int]], cuts: list[int],
+           slices: np.ndarray, indptr: np.ndarray, norm: np.ndarray, idf_work: np.ndarray, lens: np.ndarray,
+           nnz: int) -> None:
+    """Pass 2: each block of columns gathered from every chunk's spilled slice of it, scored as bm25s scores,
+    appended to ``data`` and ``indices`` (each column's rows ascending)."""
+    work = norm.dtype
+    with contextlib.ExitStack() as stack:
+        rows_in = stack.enter_context(open(spill / "rows.i32", "rb"))
+        tf_in = stack.enter_context(open(spill / "tf.i32", "rb"))
+        terms_in = stack.enter_context(open(spill / "terms.i32", "rb"))
+        counts_in = stack.enter_context(open(spill / "counts.i64", "rb"))
+        data_out = stack.enter_context(open(path / DATA, "wb"))
+        indices_out = stack.enter_context(open(path / INDICES, "wb"))
+        _write_npy_header(data_out, np.float32, nnz)
+        _write_npy_header(indices_out, np.int32, nnz)
+        for blk in range(len(cuts) - 1):
+            t0, t1 = cuts[blk], cuts[blk + 1]
+            p0 = int(indptr[t0])
+            size = int(indptr[t1]) - p0
+            out_rows = np.empty(size, dtype=np.int32)
+            out_data = np.empty(size, dtype=np.float32)
+            heads = indptr[t0:t1] - p0
+            for c, (post0, _, u0, _) in enumerate(chunk_meta):
+                a, z = int(slices[c, blk, 0]), int(slices[c, blk + 1, 0])
+                if a == z:
+                    continue
+                ua, uz = int(slices[c, blk, 1]), int(slices[c, blk + 1, 1])
+                local = _read(terms_in, np.int32, u0 + ua, uz - ua).astype(np.int64) - t0
+                counts = _read(counts_in, np.int64, u0 + ua, uz - ua)
+                rows = _read(rows_in, np.int32, post0 + a, z - a)
+                tf = _read(tf_in, np.int32, post0 + a, z - a).astype(work)
+                # bm25s per document: idf[t] * (tf / (k1 * (...) + tf)), then stored as float32
+                score = norm[lens[rows]]
+                score += tf
+                np.divide(tf, score, out=score)
+                del tf
+                score *= np.repeat(idf_work[t0:t1][local], counts)
+                # this chunk's rows of each column go after the earlier chunks' rows
+                dest = np.repeat(heads[local] - (np.cumsum(counts) - counts), counts)
+                dest += np.arange(z - a, dtype=np.int64)
+                heads[local] += counts
+                out_data[dest] = score
+                out_rows[dest] = rows
+                del score, rows, dest
+            data_out.write(out_data.data)
+            indices_out.write(out_rows.data)
+
+
+def _write_vocab_and_params(path: Path, vocab: dict[str, int], n_terms: int, *, k1: float, b: float,
+                            n_docs: int) -> None:
+    """bm25s' vocabulary file (the empty token last, with no column) and parameters file."""
+    import bm25s
+    from bm25s.utils import json_functions
+
+    vocab_dict = vocab
+    if "" not in vocab_dict:
+        vocab_dict[""] = n_terms  # bm25s' create_empty_token: last, with no column
+    with open(path / VOCAB, "w", encoding="utf-8") as f:
+        f.write(json_functions.dumps(vocab_dict, ensure_ascii=False))
+    del vocab_dict, vocab
+    params = {
+        "k1": k1,
+        "b": b,
+        "delta": 0.5,
+        "method": "lucene",
+        "idf_method": "lucene",
+        "dtype": "float32",
+        "int_dtype": "int32",
+        "num_docs": n_docs,
+        "version": bm25s.__version__,
+        "backend": "numpy",
+    }
+    with open(path / PARAMS, "w") as f:
+        json.dump(params, f, indent=4)

@@ -367,6 +367,12 @@ def select_queries(
     return texts, f"all queries of {dataset.name} (no judgements)"
 
 
+def as_dataset(dataset: Dataset | str | Path) -> Dataset:
+    """``dataset`` itself, or the dataset a name, folder or ``irds:`` id designates (:func:`load_dataset`):
+    the one place a library call resolves what it was given."""
+    return dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+
+
 def data_home() -> Path | None:
     """``$INPARS_DATA_HOME`` as a path, or None when unset."""
     home = os.environ.get(DATA_HOME_ENV)

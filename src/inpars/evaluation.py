@@ -43,8 +43,8 @@ from typing import Any
 
 from inpars.datasets import (
     Dataset,
+    as_dataset,
     evaluation_access,
-    load_dataset,
     ranked,
     read_qrels,
     read_run_dict,
@@ -52,7 +52,13 @@ from inpars.datasets import (
 )
 from inpars.errors import ConfigError
 from inpars.evaluation_rules import aggregate as aggregate_values
-from inpars.evaluation_rules import drop_identical_ids, fill_counts, warn_identical_ids
+from inpars.evaluation_rules import (  # noqa: F401  (parse_measures, split_measures: re-exported)
+    drop_identical_ids,
+    fill_counts,
+    parse_measures,
+    split_measures,
+    warn_identical_ids,
+)
 from inpars.io import atomic_write, write_json
 from inpars.records import Qrel, ScoredDoc
 
@@ -67,62 +73,6 @@ RunLike = Mapping[str, Mapping[str, float]] | Iterable[ScoredDoc] | str | Path
 
 
 # -------------------------------------------------------------------------------------------- inputs
-
-
-def split_measures(text: str) -> list[str]:
-    """Split ``"nDCG@10 R@100, P(rel=2)@5"`` on spaces and commas outside parentheses.
-
-    >>> split_measures("nDCG@10 R@100, nDCG(dcg='exp-log2', judged_only=True)@10")
-    ['nDCG@10', 'R@100', "nDCG(dcg='exp-log2', judged_only=True)@10"]
-    """
-    out: list[str] = []
-    depth = 0
-    cur = ""
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth = max(0, depth - 1)
-        if depth == 0 and (ch.isspace() or ch == ","):
-            if cur:
-                out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    if cur:
-        out.append(cur)
-    return out
-
-
-def parse_measures(measures: str | Iterable[str]) -> list[Any]:
-    """ir_measures measure objects from names (ir_measures syntax or trec_eval names), in order.
-
-    >>> [str(m) for m in parse_measures("nDCG@10 map P_5")]
-    ['nDCG@10', 'AP', 'P@5']
-    """
-    import ir_measures
-
-    names = split_measures(measures) if isinstance(measures, str) else [n for m in measures for n in split_measures(m)]
-    if not names:
-        raise ConfigError("no evaluation measure given")
-    out: list[Any] = []
-    for name in names:
-        try:
-            parsed = [ir_measures.parse_measure(name)]
-        except (NameError, ValueError, SyntaxError):
-            try:
-                parsed = list(ir_measures.parse_trec_measure(name))
-            except (NameError, ValueError, SyntaxError):
-                raise ConfigError(
-                    f"unknown evaluation measure '{name}' (examples: nDCG@10 R@100 AP@1000 RR@10 P@5, "
-                    "or trec_eval names such as ndcg_cut_10 map)"
-                ) from None
-        for m in parsed:
-            cutoff = getattr(m, "params", {}).get("cutoff")
-            if cutoff is not None and cutoff < 1:
-                raise ConfigError(f"evaluation measure '{name}': the cut-off must be at least 1")
-        out.extend(m for m in parsed if m not in out)
-    return out
 
 
 def as_qrels(qrels: QrelsLike) -> dict[str, dict[str, int]]:
@@ -493,7 +443,7 @@ def evaluate_dataset(
     >>> result = evaluate_dataset("scifact", "test", {"bm25": "runs/bm25.trec"}, measures="nDCG@10 R@100")  # doctest: +SKIP
     >>> print(result.to_text())                                                                             # doctest: +SKIP
     """
-    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    ds = as_dataset(dataset)
     with evaluation_access():
         qrels = ds.qrels(split)
     return evaluate_runs(

@@ -1,4 +1,5 @@
-"""Two rules of evaluation that per-query means do not cover: trec_eval's count measures and BEIR's
+"""Measure names (:func:`parse_measures`: ir_measures or trec_eval syntax, checked before any stage runs)
+and two rules of evaluation that per-query means do not cover: trec_eval's count measures and BEIR's
 ``ignore_identical_ids``.
 
 - ``num_q``, ``num_ret``, ``num_rel``, ``num_rel_ret`` (ir_measures ``NumQ``, ``NumRet``, ``NumRel``,
@@ -15,10 +16,68 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from inpars.errors import ConfigError
+
 log = logging.getLogger(__name__)
+
+
+def split_measures(text: str) -> list[str]:
+    """Split ``"nDCG@10 R@100, P(rel=2)@5"`` on spaces and commas outside parentheses.
+
+    >>> split_measures("nDCG@10 R@100, nDCG(dcg='exp-log2', judged_only=True)@10")
+    ['nDCG@10', 'R@100', "nDCG(dcg='exp-log2', judged_only=True)@10"]
+    """
+    out: list[str] = []
+    depth = 0
+    cur = ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        if depth == 0 and (ch.isspace() or ch == ","):
+            if cur:
+                out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur:
+        out.append(cur)
+    return out
+
+
+def parse_measures(measures: str | Iterable[str]) -> list[Any]:
+    """ir_measures measure objects from names (ir_measures syntax or trec_eval names), in order.
+
+    >>> [str(m) for m in parse_measures("nDCG@10 map P_5")]
+    ['nDCG@10', 'AP', 'P@5']
+    """
+    import ir_measures
+
+    names = split_measures(measures) if isinstance(measures, str) else [n for m in measures for n in split_measures(m)]
+    if not names:
+        raise ConfigError("no evaluation measure given")
+    out: list[Any] = []
+    for name in names:
+        try:
+            parsed = [ir_measures.parse_measure(name)]
+        except (NameError, ValueError, SyntaxError):
+            try:
+                parsed = list(ir_measures.parse_trec_measure(name))
+            except (NameError, ValueError, SyntaxError):
+                raise ConfigError(
+                    f"unknown evaluation measure '{name}' (examples: nDCG@10 R@100 AP@1000 RR@10 P@5, "
+                    "or trec_eval names such as ndcg_cut_10 map)"
+                ) from None
+        for m in parsed:
+            cutoff = getattr(m, "params", {}).get("cutoff")
+            if cutoff is not None and cutoff < 1:
+                raise ConfigError(f"evaluation measure '{name}': the cut-off must be at least 1")
+        out.extend(m for m in parsed if m not in out)
+    return out
 
 #: ir_measures measure names that trec_eval sums over queries instead of averaging.
 COUNT_MEASURES: frozenset[str] = frozenset({"NumQ", "NumRet", "NumRel"})

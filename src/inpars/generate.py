@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from inpars.datasets import Dataset, load_dataset
+from inpars.datasets import Dataset, as_dataset
 from inpars.errors import ConfigError, InputError
 from inpars.fingerprint import RUNTIME_OPTIONS, fingerprint
 from inpars.generation.base import Backend, SamplingParams, get_backend
@@ -218,7 +218,7 @@ def generate_queries(
     """
     t_start = time.perf_counter()
     out = Path(out)
-    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    ds = as_dataset(dataset)
     backend_options = dict(backend_options or {})
     if backend_instance is not None:
         backend, model = backend_instance.name, backend_instance.model

@@ -408,8 +408,3 @@ def sha256_path(path: str | Path) -> str:
         h.update(str(p.relative_to(path)).encode())
         h.update(sha256_file(p).encode())
     return h.hexdigest()
-
-
-def hash_obj(obj: Any) -> str:
-    """A stable SHA-256 of a JSON-serialisable object (keys sorted)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

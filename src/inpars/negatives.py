@@ -48,9 +48,9 @@ from pathlib import Path
 from typing import Any, get_args
 
 from inpars.config import NegativesConfig
-from inpars.datasets import PROTECTED_SPLITS, Dataset, ranked
+from inpars.datasets import PROTECTED_SPLITS, Dataset, as_dataset, ranked
 from inpars.errors import ConfigError
-from inpars.filter.base import as_dataset, load_records, resolve_bm25_params
+from inpars.filter.base import load_records, resolve_bm25_params
 from inpars.fusion import minmax
 from inpars.io import write_jsonl
 from inpars.quiet import bar

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 import pyterrier as pt
 
-from inpars.datasets import Dataset, load_dataset
+from inpars.datasets import as_dataset
 from inpars.errors import InputError
 from inpars.fingerprint import item_seed
 from inpars.generation.base import Backend, SamplingParams, get_backend
@@ -54,7 +54,7 @@ def _doc_texts(docs: Any) -> dict[str, str]:
     if isinstance(docs, Mapping):
         return {str(k): (v if isinstance(v, str) else v.full_text) for k, v in docs.items()}
 
-    ds = docs if isinstance(docs, Dataset) else load_dataset(docs)
+    ds = as_dataset(docs)
     return {d.doc_id: d.full_text for d in ds.docs_iter()}
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inpars.datasets import Dataset, load_dataset, write_run
+from inpars.datasets import Dataset, as_dataset, write_run
 from inpars.errors import InputError
 from inpars.fusion import fuse
 from inpars.layout import output_path
@@ -69,7 +69,7 @@ class Ranker:
             raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
         if not isinstance(spec, dict) or spec.get("format") != 1:
             raise InputError("not a ranker description of this version of inpars (format 1)", path=path)
-        ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset or spec["dataset"])
+        ds = as_dataset(dataset or spec["dataset"])
         return cls(run_dir, spec, ds, threads=threads, batch_size=batch_size)
 
     @property

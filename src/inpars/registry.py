@@ -25,13 +25,13 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
-from inpars.errors import InparsError
+from inpars.errors import ConfigError
 
 T = TypeVar("T")
 
 
-class UnknownNameError(InparsError, LookupError):
-    """A name that is not in a registry; the message lists the names that are."""
+class UnknownNameError(ConfigError, LookupError):
+    """A name that is not in a registry (a configuration error); the message lists the names that are."""
 
 
 class Registry(Generic[T]):
@@ -58,9 +58,12 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise UnknownNameError(
-                f"unknown {self.kind} '{name}'; available: {', '.join(self.names()) or '(none)'}"
-            ) from None
+            raise UnknownNameError(self.unknown(name)) from None
+
+    def unknown(self, name: str) -> str:
+        """The one wording of every registry for a name it does not hold: ``unknown KIND 'NAME'; available:
+        ...``."""
+        return f"unknown {self.kind} '{name}'; available: {', '.join(self.names()) or '(none)'}"
 
     def names(self) -> list[str]:
         return sorted({*self._items, *self._modules})

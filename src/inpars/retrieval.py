@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS
-from inpars.datasets import BeirDataset, Dataset, load_dataset, ranked, write_run
+from inpars.datasets import BeirDataset, Dataset, as_dataset, ranked, write_run
 from inpars.errors import ConfigError
 from inpars.index_manifest import INDEX_FORMAT, MANIFEST, index_fingerprint, read_manifest
 from inpars.io import make_temp, sha256_file, write_json
@@ -359,10 +359,6 @@ def _matches(manifest: dict[str, Any] | None, corpus_sha256: str, params: dict[s
     return manifest is not None and manifest.get("fingerprint") == index_fingerprint(corpus_sha256, params)
 
 
-def _as_dataset(dataset: Dataset | str | Path) -> Dataset:
-    return dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-
-
 def get_index(
     dataset: Dataset | str | Path,
     index_dir: str | Path | None = None,
@@ -391,7 +387,7 @@ def get_index(
     engine = FIRST_STAGES.get(backend)
     params = index_params(backend, k1, b, stopwords, stemmer)
     engine.check(params)
-    ds = _as_dataset(dataset)
+    ds = as_dataset(dataset)
     corpus_sha = corpus_fingerprint(ds)
     path = Path(index_dir) if index_dir is not None else default_index_dir(ds, corpus_sha, params)
     manifest = read_manifest(path)
@@ -463,7 +459,7 @@ def retrieve(
     300
     """
     del seed
-    ds = _as_dataset(dataset)
+    ds = as_dataset(dataset)
     index = get_index(ds, index_dir, k1=k1, b=b, stopwords=stopwords, stemmer=stemmer, backend=backend)
     texts = dict(queries) if queries is not None else ds.queries(split)
     start = time.perf_counter()

@@ -22,6 +22,7 @@ from typing import Any
 
 from inpars.errors import ConfigError
 from inpars.records import TrainingExample
+from inpars.scoring import calibrate
 from inpars.scoring import engines as _engines
 from inpars.scoring import onnx as _onnx
 from inpars.scoring.base import Pair, Scorer, TorchScorer, progress
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 
 class CrossEncoderScorer(TorchScorer):
     """A cross-encoder run by torch (``engine="torch"``, ``"torch-bf16"``) or onnxruntime (``"onnx"``,
-    ``"onnx-int8"``); ``"auto"`` picks onnx on the CPU when it is installed, else torch."""
+    ``"onnx-int8"``); ``"auto"`` runs the faster of onnx and torch fp32 (the same scores within 1e-4) on a
+    CPU, measured on the first two batches of the first call and cached per machine and model
+    (:mod:`inpars.scoring.calibrate`), and torch on a GPU; ``engine`` names the one that runs."""
 
     model_type = "cross-encoder"
 
@@ -67,21 +70,27 @@ class CrossEncoderScorer(TorchScorer):
         self.num_labels = head_labels(config)
         self._torch_model: Any = None
         self._session: Any = None
-        if spec.runtime is None:  # auto
-            engine = "onnx" if self.device == "cpu" else "torch"
-            if engine == "onnx":
-                try:
-                    self._open_onnx(model, threads, quantize=False)
-                except (ImportError, RuntimeError) as exc:  # no onnx extra, or a model that does not export
-                    log.warning("engine 'auto': ONNX unavailable for %s (%s); using torch", model, exc)
-                    engine = "torch"
+        self._choice_key: str | None = None  # set while engine 'auto' still has to measure (calibrate)
+        if spec.runtime is None:  # auto: the faster exact engine on this CPU (inpars.scoring.calibrate)
+            engine = "torch"
+            if self.device == "cpu":
+                key = calibrate.choice_key(model, threads=torch.get_num_threads(), batch_size=batch_size,
+                                           max_length=max_length, candidates=("onnx", "torch"))
+                chosen = calibrate.cached_choice(key)
+                if chosen != "torch":
+                    try:
+                        self._open_onnx(model, threads, quantize=False)
+                        engine = "onnx"
+                    except (ImportError, RuntimeError) as exc:  # no onnx extra, or a model that does not export
+                        log.warning("engine 'auto': ONNX unavailable for %s (%s); using torch", model, exc)
+                self._choice_key = key if chosen is None and engine == "onnx" else None
             spec = _engines.get_engine(engine)
         elif spec.runtime == "onnx":
             if spec.cpu_only and self.device != "cpu":
                 raise ConfigError(f"engine '{engine}' runs on the CPU only; use engine 'torch' on {self.device}")
             self._open_onnx(model, threads, quantize=spec.int8)
         self.first_token_last_layer = False
-        if spec.runtime == "torch":
+        if spec.runtime == "torch" or self._choice_key is not None:  # torch, or both until auto has measured
             self._torch_model = load_sequence_classifier(model, self.num_labels).to(self.device).eval()
             if first_token_last_layer:
                 self.first_token_last_layer = prune_last_layer(self._torch_model)
@@ -92,7 +101,7 @@ class CrossEncoderScorer(TorchScorer):
                         "(it would be emulated, slower than fp32); use engine 'onnx' or 'torch'"
                     )
                 self._torch_model.to(torch.bfloat16)
-        self.engine = engine
+        self.engine = "auto" if self._choice_key is not None else engine  # 'auto' until it has measured
 
     def _open_onnx(self, model: str, threads: int | None, quantize: bool) -> None:
         path = _onnx.onnx_model_path(model, self.num_labels, quantize=quantize)
@@ -126,19 +135,43 @@ class CrossEncoderScorer(TorchScorer):
         order = sorted(range(len(pairs)), key=lambda i: (-len(encoded[i]["input_ids"]), i))
         scores = [0.0] * len(pairs)
         starts = range(0, len(order), self.batch_size)
+        done: dict[int, list[float]] = {}
+        if self._choice_key is not None and len(starts) >= calibrate.PROBE_BATCHES:
+            probe = [[encoded[i] for i in order[s : s + self.batch_size]] for s in starts[: calibrate.PROBE_BATCHES]]
+            done = dict(zip(starts, self._calibrate(probe), strict=False))
         for start in progress(starts, len(starts), show_progress, "rerank", unit="batch"):
             idx = order[start : start + self.batch_size]
-            values = self._forward([encoded[i] for i in idx])
+            values = done.get(start) or self._forward([encoded[i] for i in idx])
             for i, v in zip(idx, values, strict=True):
                 scores[i] = float(v)
         return scores
 
+    def _calibrate(self, probe: list[list[dict[str, list[int]]]]) -> list[list[float]]:
+        """Engine ``auto``: time onnx and torch on the probe batches, keep the faster, close the other, cache
+        the choice; returns the chosen engine's scores of the probe batches."""
+        assert self._choice_key is not None
+        best, seconds, values = calibrate.time_engines({"onnx": self._forward_onnx, "torch": self._forward_torch},
+                                                       probe)
+        calibrate.remember(self._choice_key, best, seconds)
+        log.info("engine 'auto': %s (timed seconds on the same batches: %s)", best, seconds)
+        if best == "torch":
+            self._session = None
+        else:
+            self._torch_model = None
+        self.engine = best
+        self._choice_key = None
+        return values
+
     def _forward(self, batch: list[dict[str, list[int]]]) -> list[float]:
-        if self._session is not None:
-            arrays = self.tokenizer.pad(batch, padding=True, return_tensors="np")
-            inputs = {n: arrays[n].astype("int64") for n in self._input_names}
-            logits = self._session.run(None, inputs)[0]
-            return logits_to_scores(logits.tolist(), self.num_labels)
+        return self._forward_onnx(batch) if self._session is not None else self._forward_torch(batch)
+
+    def _forward_onnx(self, batch: list[dict[str, list[int]]]) -> list[float]:
+        arrays = self.tokenizer.pad(batch, padding=True, return_tensors="np")
+        inputs = {n: arrays[n].astype("int64") for n in self._input_names}
+        logits = self._session.run(None, inputs)[0]
+        return logits_to_scores(logits.tolist(), self.num_labels)
+
+    def _forward_torch(self, batch: list[dict[str, list[int]]]) -> list[float]:
         import torch
 
         padded = self.tokenizer.pad(batch, padding=True, return_tensors="pt")

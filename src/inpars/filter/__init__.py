@@ -43,7 +43,7 @@ from typing import Any
 
 from inpars.catalog import build_filters
 from inpars.config import FilterStep
-from inpars.datasets import Dataset
+from inpars.datasets import Dataset, as_dataset
 from inpars.errors import ConfigError
 from inpars.filter import consistency, logprob, per_doc, random_subset, reranker  # noqa: F401  (register the filters)
 from inpars.filter.base import (
@@ -56,7 +56,6 @@ from inpars.filter.base import (
     Option,
     Removal,
     ScoreFilter,
-    as_dataset,
     keep_count,
     load_records,
     read_queries,

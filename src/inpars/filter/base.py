@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from inpars.catalog import FILTERS as _FILTERS
 from inpars.config import MAX_TOKENS, FilterStep
-from inpars.datasets import Dataset, load_dataset
+from inpars.datasets import Dataset
 from inpars.errors import ConfigError, InputError
 from inpars.records import Document, GeneratedQuery
 from inpars.registry import Registry
@@ -141,11 +141,6 @@ def load_records(queries: str | Path | Sequence[GeneratedQuery], ds: Dataset) ->
                 field="doc_id",
             )
     return records
-
-
-def as_dataset(dataset: Dataset | str | Path) -> Dataset:
-    """``dataset`` itself, or the dataset a name or folder designates (:func:`inpars.datasets.load_dataset`)."""
-    return dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
 
 
 def resolve_bm25_params(index_dir: str | Path | None, bm25: dict[str, Any] | None) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def load_scorer(
     >>> load_scorer("minilm-l6", engine="tensorflow")
     Traceback (most recent call last):
     ...
-    inpars.errors.ConfigError: unknown engine 'tensorflow'; choose from auto, onnx, onnx-int8, torch, torch-bf16
+    inpars.registry.UnknownNameError: unknown engine 'tensorflow'; available: auto, onnx, onnx-int8, torch, torch-bf16
     """
     if executor != "local" or executor_options:
         check_arguments(batch_size, max_length, engine, threads, device, present=executor == "local")

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from inpars.datasets import Dataset, load_dataset, ranked, read_run_dict, write_run
+from inpars.datasets import Dataset, as_dataset, ranked, read_run_dict, write_run
 from inpars.errors import ConfigError, InputError
 from inpars.fingerprint import dataset_fingerprint, fingerprint, model_fingerprint, versioned
 from inpars.io import JsonlAppender, read_jsonl, repair_jsonl
@@ -87,7 +87,7 @@ def rerank_run(
     """
     if depth < 1:
         raise ConfigError(f"depth must be >= 1, got {depth}")
-    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    ds = as_dataset(dataset)
     run_path = str(run) if isinstance(run, (str, Path)) else "<run>"
     first = top_depth(as_run(run), depth)
     if not first:
