@@ -44,6 +44,7 @@ SHOWN = (
     "upr.json",
     "rerank_trained.json",
     "rerank_trained_50q.json",
+    "rerank_auto.json",
     "generation.json",
     "generation_idle_30docs.json",
     "scale.json",
