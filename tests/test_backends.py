@@ -463,7 +463,7 @@ def test_llamacpp_prompt_threads_never_change_the_output(llama: Any, scifact_doc
     one = run(n_threads=1)
     assert run(n_threads=2) == one
     assert llama.describe()["decode_threads"] == 1
-    with pytest.raises(ValueError, match="decode_threads must be >= 1"):
+    with pytest.raises(ValueError, match="decode_threads: expected a positive number of threads"):
         get_backend("llamacpp", "smollm2-135m", decode_threads=0)
 
 
