@@ -36,6 +36,8 @@ from typing import Any
 
 import yaml
 
+from inpars.layout import output_path
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: the round-trip filter of the *-consistency variants: keep a query when the zero-shot bi-encoder ranks its
@@ -183,11 +185,11 @@ def _pseudo_dev(run_dir: Path) -> dict[str, Any]:
     """The run's fusion table on its pseudo-dev set, and which set that is (``set``: its file's hash)."""
     from inpars.fingerprint import file_hash
 
-    fusion = json.loads((run_dir / "06-rerank" / "fusion.json").read_text(encoding="utf-8"))
+    fusion = json.loads(output_path(run_dir, "rerank", "fusion").read_text(encoding="utf-8"))
     table = {float(k): v for k, v in fusion["table"].items()}
     return {"alpha": fusion["alpha"], "queries": fusion["queries"], "bm25": table.get(0.0),
             "alone": table.get(1.0), "fused": table[float(fusion["alpha"])], "table": fusion["table"],
-            "set": file_hash(run_dir / "04-negatives" / "pseudo_dev.jsonl")[:16]}
+            "set": file_hash(output_path(run_dir, "pseudo-dev", "queries"))[:16]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,11 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         done.append(runs / name)
 
     split = cfg0.dataset.eval_split or "test"
-    bm25 = read_run_dict(runs / names[0] / "01-retrieve" / f"bm25.{split}.trec")
+    bm25 = read_run_dict(output_path(runs / names[0], "retrieve", "eval_run", eval_split=split))
     run_files: dict[str, Any] = {"bm25": bm25}
     for name in names:
-        run_files[f"{name} alone"] = read_run_dict(runs / name / "06-rerank" / f"reranked.{split}.trec")
-        run_files[f"{name} fused"] = read_run_dict(runs / name / "06-rerank" / f"interpolated.{split}.trec")
+        run_files[f"{name} alone"] = read_run_dict(output_path(runs / name, "rerank", "reranked", eval_split=split))
+        run_files[f"{name} fused"] = read_run_dict(output_path(runs / name, "rerank", "interpolated", eval_split=split))
     measures = ["nDCG@10", "R@100", "AP@1000", "RR@10"]
     res = evaluate_dataset(ds, split, run_files, measures=measures, baseline="bm25", tests=["ttest"])
     with evaluation_access():

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from inpars.datasets import evaluation_access, load_dataset, read_run_dict
     from inpars.evaluation import parse_measures, per_query_values, ttest_pvalue
     from inpars.rerank import load_scorer
-    from inpars.rerank.fuse import rerank_and_fuse
+    from inpars.reranking import rerank_and_fuse
 
     ds = load_dataset(args.dataset)
     first_all = read_run_dict(args.first_stage)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         scorer = load_scorer(model, kind, max_length=length, batch_size=8)
         load = time.perf_counter() - t
-        fused = rerank_and_fuse(ds, first, queries, scorer=scorer, depth=args.depth, tune=None, alphas=[1.0])
+        fused = rerank_and_fuse(ds, first, queries, scorer, depth=args.depth)
         runs[name] = fused.reranked
         speed[name] = {"load_seconds": round(load, 1), "pairs": fused.pairs, "seconds": round(fused.seconds, 1),
                        "pairs_per_second": round(fused.pairs / max(fused.seconds, 1e-9), 2)}

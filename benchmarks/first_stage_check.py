@@ -14,7 +14,7 @@ script measures, with the same runs' settings and nothing tuned on test:
 - **hybrid candidates**: each variant's bi-encoder retrieves its own top ``depth`` from the whole collection;
   the union with BM25's top ``depth`` is fused by the same min-max interpolation (a document BM25 did not
   return in its top ``retrieve.k`` counts as BM25's lowest score) at the weight the variant's run chose on
-  its pseudo-dev set (``06-rerank/fusion.json``), against the run's own reranking of BM25's top ``depth``
+  its pseudo-dev set (the rerank stage's ``fusion.json``), against the run's own reranking of BM25's top ``depth``
   at that weight.
 
 Each figure gets a paired t-test against BM25, and each trained variant's fused runs one against the first
@@ -32,6 +32,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from inpars.layout import output_path, stage_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURES = ("nDCG@10", "R@100")
@@ -116,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[str, float] = {}
     for name in names:
         run_dir = runs / name
-        trained = saved_model_path(run_dir / "05-train")
+        trained = saved_model_path(stage_dir(run_dir, "train"))
         source = str(trained) if trained.is_dir() else resolve_model(
             json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["rerank"]["model"])
-        alpha = json.loads((run_dir / "06-rerank" / "fusion.json").read_text(encoding="utf-8"))["alpha"]
+        alpha = json.loads(output_path(run_dir, "rerank", "fusion").read_text(encoding="utf-8"))["alpha"]
         start = time.perf_counter()
         encoder = BiEncoderScorer(source, batch_size=64, max_length=max_length, device="cpu")
         doc_vecs = encoder.encode([docs[d].full_text for d in doc_ids])

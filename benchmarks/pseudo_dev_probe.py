@@ -26,18 +26,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from inpars.layout import output_path
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _held_out(runs: Path, names: list[str]) -> tuple[list[str], dict[str, Any]]:
     """The pseudo-dev documents (the same in every variant) and the run's config."""
     for name in names:
-        path = runs / name / "04-negatives" / "pseudo_dev.jsonl"
+        path = output_path(runs / name, "pseudo-dev", "queries")
         if path.is_file():
             docs = {json.loads(line)["doc_id"] for line in path.read_text(encoding="utf-8").splitlines() if line}
             cfg = json.loads((runs / name / "config.json").read_text(encoding="utf-8"))
             return sorted(docs), cfg
-    raise SystemExit(f"no variant under {runs} has a pseudo-dev set (04-negatives/pseudo_dev.jsonl)")
+    raise SystemExit(f"no variant under {runs} has a pseudo-dev set (the pseudo-dev stage's queries.jsonl)")
 
 
 def _model(runs: Path, name: str) -> tuple[str, str]:
@@ -48,7 +50,7 @@ def _model(runs: Path, name: str) -> tuple[str, str]:
         from inpars.models import resolve_model
 
         return resolve_model(rerank["model"]), rerank.get("model_type") or "bi-encoder"
-    return str(runs / name / "05-train" / "model"), cfg["train"]["model_type"]
+    return str(output_path(runs / name, "train", "model")), cfg["train"]["model_type"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     from inpars.filter import filter_queries
     from inpars.fusion import TuneSet
     from inpars.generate import generate_queries, read_generated
+    from inpars.pseudo_dev import synthetic_tune_set
     from inpars.rerank import load_scorer
     from inpars.rerank.base import release
     from inpars.rerank.fuse import fit_on
-    from inpars.stages import synthetic_tune_set
 
     ablation = json.loads(Path(args.ablation).read_text(encoding="utf-8"))
     names = list(ablation["variants"])
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sets: dict[str, TuneSet] = {
         label: synthetic_tune_set(ds, path, runs / names[0] / "bm25-index", cfg["retrieve"])
-        for label, path in (("own", runs / names[-1] / "04-negatives" / "pseudo_dev.jsonl"),
+        for label, path in (("own", output_path(runs / names[-1], "pseudo-dev", "queries")),
                             ("probe", work / "probe_dev.jsonl"))
     }
 

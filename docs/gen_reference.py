@@ -397,7 +397,8 @@ def layers() -> str:
     return "\n".join(out) + "\n"
 
 
-_STAGE_MODULES = {"retrieve": "inpars.retrieval", "train": "inpars.training", "evaluate": "inpars.evaluation"}
+_STAGE_MODULES = {"retrieve": "inpars.retrieval", "pseudo-dev": "inpars.pseudo_dev", "train": "inpars.training",
+                  "rerank": "inpars.reranking", "evaluate": "inpars.evaluation"}
 
 
 def stages() -> str:

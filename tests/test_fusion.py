@@ -1,5 +1,5 @@
 """Fusion with the first stage: min-max, interpolation, the tail below the reranked depth, the sampling of
-tuning queries, tuning on judgements given as a dict, rerank_and_fuse (:mod:`inpars.rerank.fuse`, with its score caches), and the
+tuning queries, tuning on judgements given as a dict, rerank_and_fuse (:mod:`inpars.reranking`, with its score caches), and the
 ``inpars rerank`` CLI going through the same path as the pipeline (tail kept, tuning queries sampled by
 :func:`inpars.fusion.sample_ids`)."""
 
@@ -16,7 +16,7 @@ from inpars import fusion
 from inpars.datasets import load_dataset, ranked, read_run_dict, write_run
 from inpars.errors import ConfigError, LeakageError
 from inpars.rerank.base import Pair, Scorer
-from inpars.rerank.fuse import rerank_and_fuse
+from inpars.reranking import RerankFiles, rerank_and_fuse
 
 
 class FakeScorer(Scorer):
@@ -138,27 +138,36 @@ def test_rerank_and_fuse_tail_interpolation_and_cache(beir12: Path, tmp_path: Pa
     tune = fusion.TuneSet(first=train_first, queries={q: texts[q] for q in train_first},
                           qrels=fusion.tuning_qrels(ds, "train"))
     scorer = FakeScorer()
-    fused = rerank_and_fuse(ds, first, queries, scorer=scorer, depth=2, tune=tune, alphas=[0.0, 0.5, 1.0],
-                                   cache_dir=tmp_path / "cache")
+    files = RerankFiles(reranked=tmp_path / "rr.trec", interpolated=tmp_path / "fused.trec",
+                        record=tmp_path / "fusion.json", scores=tmp_path / "cache")
+    fused = rerank_and_fuse(ds, first, queries, scorer, depth=2, tune=tune, alphas=[0.0, 0.5, 1.0], min_queries=1,
+                            files=files, where="train")
     assert fused.pairs == 4 and len(scorer.seen) == 4 + 12 * 2
     for q in first:
         assert set(fused.top[q]) == {d for d, _ in ranked(first[q])[:2]}
         assert set(fused.reranked[q]) == set(first[q])  # the tail is kept
         assert [d for d, _ in ranked(fused.reranked[q])][2:] == [d for d, _ in ranked(first[q])[2:]]
         assert fused.interpolated is not None and set(fused.interpolated[q]) == set(first[q])
-    assert fused.alpha in (0.0, 0.5, 1.0) and set(fused.alpha_table) == {"0", "0.5", "1"}
-    assert fused.tune_queries == TRAIN_IDS
-    assert (tmp_path / "cache" / "eval.scores.jsonl").is_file() and (tmp_path / "cache" / "tune.scores.jsonl").is_file()
+    assert fused.alpha in (0.0, 0.5, 1.0) and fused.record is not None
+    assert set(fused.record["table"]) == {"0", "0.5", "1"} and fused.record["alpha_source"] == "tuned"
+    assert fused.record["query_ids"] == TRAIN_IDS and fused.record["tuned_on"] == "train"
+    assert json.loads(files.record.read_text()) == json.loads(json.dumps(fused.record))  # type: ignore[union-attr]
+    assert read_run_dict(tmp_path / "fused.trec") == fused.interpolated
+    assert read_run_dict(tmp_path / "rr.trec") == fused.reranked
+    assert (tmp_path / "cache" / "eval.scores.jsonl").is_file()
+    assert (tmp_path / "cache" / "tune.given.scores.jsonl").is_file()
     # a second call reuses every score
-    again = rerank_and_fuse(ds, first, queries, scorer=scorer, depth=2, tune=tune, alphas=[0.0, 0.5, 1.0],
-                                   cache_dir=tmp_path / "cache")
+    again = rerank_and_fuse(ds, first, queries, scorer, depth=2, tune=tune, alphas=[0.0, 0.5, 1.0], min_queries=1,
+                            files=files)
     assert len(scorer.seen) == 28 and again.top == fused.top and again.alpha == fused.alpha
     # a changed query text is scored again, not served from the cache
-    rerank_and_fuse(ds, first, {**queries, "101": "another text"}, scorer=scorer, depth=2,
-                           cache_dir=tmp_path / "cache")
+    rerank_and_fuse(ds, first, {**queries, "101": "another text"}, scorer, depth=2, files=files)
     assert len(scorer.seen) == 30 and scorer.seen[-1][0] == "another text"
-    without = rerank_and_fuse(ds, first, queries, scorer=FakeScorer(), depth=2)
+    without = rerank_and_fuse(ds, first, queries, FakeScorer(), depth=2)
     assert without.interpolated is None and without.alpha is None and without.top == fused.top
+    # too few tuning queries for a choice: the decision rule of 'inpars run' keeps weight 0.5
+    few = rerank_and_fuse(ds, first, queries, FakeScorer(), depth=2, tune=tune, alphas=[0.0, 1.0], min_queries=30)
+    assert few.alpha == 0.5 and few.record is not None and few.record["alpha_source"] == "fallback"
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -194,7 +203,7 @@ def test_cli_rerank_keeps_the_tail_and_samples_tuning_queries_like_the_library(
     scorer.seen.clear()
     interp = tmp_path / "interp.trec"
     assert main([*base, "--out", str(interp), "--interpolate", "--tune-run", str(train_run), "--tune-split", "train",
-                 "--tune-queries", "5"]) == 0
+                 "--tune-queries", "5", "--min-decision-queries", "1"]) == 0
     ids = TRAIN_IDS
     assert ds.query_ids("train") == ids  # natural order: '2' before '10'
     want = fusion.sample_ids(ds.query_ids("train"), 5, seed=1)  # seed: the config's default, as in 'inpars run'
@@ -202,7 +211,7 @@ def test_cli_rerank_keeps_the_tail_and_samples_tuning_queries_like_the_library(
     texts = ds.queries()
     tuned_texts = {q for q, _ in scorer.seen} - {texts["101"], texts["102"]}
     assert tuned_texts == {texts[q] for q in want}
-    info = json.loads(Path(f"{interp}.interpolation.json").read_text())
-    assert info["tune_query_ids"] == want and info["tune_queries"] == 5
+    info = json.loads(Path(f"{interp}.fusion.json").read_text())
+    assert info["query_ids"] == want and info["queries"] == 5 and info["tuned_on"] == "train"
     for run in (read_run_dict(interp), read_run_dict(tmp_path / "interp.rerank-only.trec")):
         assert {q: set(d) for q, d in run.items()} == {q: set(d) for q, d in first.items()}  # tail kept

@@ -185,7 +185,8 @@ def test_sampling_caps_at_corpus_size(tiny_beir: Path) -> None:
 def test_output_fields_and_summary(tiny_beir: Path, tmp_path: Path) -> None:
     ds = load_dataset(tiny_beir)
     out = tmp_path / "q.jsonl"
-    summary = gen(ds, out, n_docs=4, queries_per_doc=2, temperature=0.7, seed=5, max_doc_tokens=5, batch_size=3)
+    # max_doc_tokens 8: the smallest the config allows (generate.max_doc_tokens), below some documents' length
+    summary = gen(ds, out, n_docs=4, queries_per_doc=2, temperature=0.7, seed=5, max_doc_tokens=8, batch_size=3)
     recs = lines(out)
     assert len(recs) == 8 and summary.n_queries == 8 and summary.n_generated == 8
     assert summary.n_docs == 4 and summary.n_skipped_existing == 0
@@ -197,6 +198,7 @@ def test_output_fields_and_summary(tiny_beir: Path, tmp_path: Path) -> None:
     assert [r["doc_id"] for r in recs] == [d for d in sampled for _ in range(2)]
     assert [r["query_index"] for r in recs] == [0, 1] * 4
     docs = ds.docs()
+    assert any(len(docs[d].full_text.split()) > 8 for d in sampled)  # the cut below cuts something
     prompt = get_prompt("inpars")
     for r in recs:
         assert set(r) == {
@@ -211,8 +213,8 @@ def test_output_fields_and_summary(tiny_beir: Path, tmp_path: Path) -> None:
         assert r["log_probs"] == pytest.approx([-0.1, -0.2, -0.3, -0.4])
         assert r["n_tokens"] == 4 and r["finish_reason"] == "stop" and r["flags"] == []
         assert r["text"] == doc.full_text
-        # the document is cut to max_doc_tokens=5 words of the (fake) tokenizer
-        short = Document(doc.doc_id, " ".join(doc.full_text.split()[:5]))
+        # the document is cut to max_doc_tokens=8 words of the (fake) tokenizer
+        short = Document(doc.doc_id, " ".join(doc.full_text.split()[:8]))
         assert r["prompt_text"] == prompt.build(short).text
         assert r["fewshot_examples"] == []
         assert (r["backend"], r["model"]) == ("fake-test", "fake-model")
@@ -529,7 +531,8 @@ needs_llamacpp = pytest.mark.skipif(not _has_llamacpp(), reason="inpars.generati
 
 # One llama.cpp thread: on a busy 2-core machine two spinning threads are many times slower (STACK.md
 # measures 2 threads fastest on an idle machine); the option does not change what is generated.
-ONE_THREAD = ("--backend-option", "n_threads=1")
+# prompt threads: the machine's two cores (tests run one at a time); they never change the queries
+THREADS = ("--backend-option", "n_threads=2")
 
 
 def _cli_cmd(*args: str) -> list[str]:
@@ -548,7 +551,7 @@ def test_cli_real_smollm2_on_scifact(scifact_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "q.jsonl"
     proc = subprocess.run(
         _cli_cmd("generate", "--dataset", str(scifact_dir), "--n-docs", "3", "--seed", "1", "--out", str(out),
-                 "--max-new-tokens", "32", *ONE_THREAD),
+                 "--max-new-tokens", "32", "--max-doc-tokens", "96", *THREADS),
         capture_output=True, text=True, env=_env(), timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
@@ -570,10 +573,10 @@ def test_cli_real_smollm2_on_scifact(scifact_dir: Path, tmp_path: Path) -> None:
 @needs_llamacpp
 def test_sigkill_then_resume_real_subprocess(scifact_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "q.jsonl"
-    n_docs = 12
+    n_docs = 6
     cmd = _cli_cmd(
         "generate", "--dataset", str(scifact_dir), "--n-docs", str(n_docs), "--seed", "7", "--out", str(out),
-        "--max-new-tokens", "24", "--batch-size", "1", "--no-progress", *ONE_THREAD,
+        "--max-new-tokens", "24", "--max-doc-tokens", "64", "--batch-size", "1", "--no-progress", *THREADS,
     )
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
@@ -637,7 +640,7 @@ def test_real_sampling_is_the_same_for_any_batch_size_and_after_a_resume(scifact
     # flash attention off: log-probs then do not depend on which prompt filled the prefix cache before
     kw: dict[str, Any] = dict(
         backend="llamacpp", model="smollm2-135m", n_docs=4, temperature=0.8, max_new_tokens=16, seed=3,
-        backend_options={"n_threads": 1, "flash_attn": "off", "n_ctx": 1024}, progress=False,
+        max_doc_tokens=64, backend_options={"n_threads": 2, "flash_attn": "off", "n_ctx": 1024}, progress=False,
     )
     ds = load_dataset(scifact_dir)
     generate_queries(ds, tmp_path / "b1.jsonl", batch_size=1, **kw)

@@ -107,7 +107,7 @@ def test_pipeline_end_to_end_cache_resume_and_report(
     train_manifest = json.loads((stage_dir(run_dir, "train") / "manifest.json").read_text())
     if train_was_cut:  # the finished training '--from' had put aside is of this same config: it is put back
         assert "[train] up to date" in resumed.stdout and not train_manifest["resumed"]
-    assert not stage_dir(run_dir, "train").with_name(".05-train.previous").exists()
+    assert not stage_dir(run_dir, "train").with_name(".06-train.previous").exists()
     assert _metrics(run_dir) == agg
 
 

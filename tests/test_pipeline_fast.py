@@ -15,6 +15,7 @@ from conftest import generated_records
 from fakes import register_fake_backend, tiny_bi_encoder, tiny_cross_encoder, tiny_pipeline_config
 from inpars.cli import main
 from inpars.config import load_config_dict
+from inpars.datasets import read_run_dict
 from inpars.errors import ConfigError
 from inpars.layout import STAGES, output_path, stage_dir
 from inpars.pipeline import reusable_stages, run_pipeline
@@ -187,10 +188,13 @@ def test_label_free_run_tunes_the_fusion_on_held_out_synthetic_queries(
     assert calls and all(split == "test" and access for split, access in calls)
     fusion = json.loads(output_path(run_dir, "rerank", "fusion").read_text())
     assert fusion["tuned_on"] == "pseudo-dev" and fusion["supervised"] is False and fusion["queries"] == 2
-    held = output_path(run_dir, "negatives", "pseudo_dev").read_text().splitlines()
+    # the pseudo-dev set is a stage of its own: held-out documents, their queries and their BM25 run
+    held = output_path(run_dir, "pseudo-dev", "queries").read_text().splitlines()
     train = output_path(run_dir, "negatives", "train").read_text().splitlines()
     held_docs = {json.loads(x)["doc_id"] for x in held}
+    assert held_docs == set(output_path(run_dir, "pseudo-dev", "docs").read_text().split())
     assert len(held_docs) == 2 and not held_docs & {json.loads(x)["pos_doc_id"] for x in train}
+    assert set(read_run_dict(output_path(run_dir, "pseudo-dev", "run"))) == set(fusion["query_ids"])
     report = output_path(run_dir, "report", "markdown").read_text()
     assert "- Label-free: no stage but evaluation read" in report and "tuned on `pseudo-dev`" in report
 
@@ -319,10 +323,11 @@ def test_quick_recipe_trains_nothing_and_tunes_the_given_model_on_every_generate
             "rerank.min_decision_queries": 5}
     sets = [x for k, v in tiny.items() for x in ("--set", f"{k}={v}")]
     assert main(["-q", "run", "--dataset", str(coll), "--recipe", "quick", "--run-dir", str(run_dir), *sets]) == 0
-    assert not stage_dir(run_dir, "train").exists()
-    summary = json.loads((stage_dir(run_dir, "negatives") / "manifest.json").read_text())["summary"]
+    # nothing trained, so no filter steps, no negatives: the generated queries serve the pseudo-dev set only
+    assert not any(stage_dir(run_dir, s).exists() for s in ("filter", "negatives", "train"))
+    summary = json.loads((stage_dir(run_dir, "pseudo-dev") / "manifest.json").read_text())["summary"]
     generated = {json.loads(x)["doc_id"] for x in output_path(run_dir, "generate", "queries").read_text().splitlines()}
-    assert summary["examples"] == 0 and summary["pseudo_dev_docs"] == len(generated) == 23  # 20 + dup + one word + 1 MB
+    assert summary["documents"] == len(generated) == 23  # 20 + dup + one word + 1 MB
     fusion = json.loads(output_path(run_dir, "rerank", "fusion").read_text())
     assert fusion["model"] == "given" and fusion["alpha_source"] == "tuned" and "the model the config gives" in fusion["reason"]
     ranker = json.loads(output_path(run_dir, "rerank", "ranker").read_text())
@@ -357,7 +362,7 @@ def test_the_report_of_a_half_finished_run_names_what_is_missing(
 ) -> None:
     register_fake_backend()
     run_dir = tmp_path / "run"
-    run_pipeline(load_config_dict(tiny_pipeline_config(run_dir, tiny_model)), until="filter")
+    run_pipeline(load_config_dict(tiny_pipeline_config(run_dir, tiny_model)), until="pseudo-dev")
     (stage_dir(run_dir, "negatives")).mkdir()
     (stage_dir(run_dir, "negatives") / "pending.json").write_text("{}")
     assert main(["report", str(run_dir)]) == 0

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 ray = pytest.importorskip("ray")
-pytest.importorskip("ray.data")
 pytest.importorskip("torch")
 
 from conftest import write_beir  # noqa: E402

@@ -174,7 +174,7 @@ def test_torch_bf16_engine_is_close_to_fp32_or_refused(tiny_ce: str, monkeypatch
 def test_auto_engine_measures_the_faster_exact_engine_and_falls_back_to_torch(
     tiny_ce: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """``auto`` on a CPU times onnx and torch on the first two batches, keeps the faster, caches the choice
+    """``auto`` on a CPU times onnx and torch on the first four batches, keeps the faster, caches the choice
     per machine and model; the scores are those of the chosen engine, exactly."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
@@ -200,7 +200,7 @@ def test_auto_engine_measures_the_faster_exact_engine_and_falls_back_to_torch(
     real = CrossEncoderScorer._forward_onnx
 
     def slow_onnx(self: CrossEncoderScorer, batch: list) -> list[float]:
-        time.sleep(0.2)
+        time.sleep(0.5)  # far beyond a tiny model's batch, even on a busy machine
         return real(self, batch)
 
     monkeypatch.setattr(CrossEncoderScorer, "_forward_onnx", slow_onnx)
@@ -411,8 +411,10 @@ def test_cli_rerank_and_interpolate(tiny_ce: str, tiny_beir: Path, tmp_path: Pat
     # reading a labelled split's judgements is an explicit opt-in: the split must be named
     assert main([*args, "--interpolate", "--tune-run", str(train_run)]) == 2
     assert main([*args, "--interpolate", "--tune-run", str(train_run), "--tune-split", "train"]) == 0
-    info = json.loads(Path(f"{out2}.interpolation.json").read_text())
-    assert info["tune_split"] == "train" and 0.0 <= info["alpha"] <= 1.0 and len(info["table"]) == 11
+    info = json.loads(Path(f"{out2}.fusion.json").read_text())
+    # two tuning queries: fewer than the decision needs, so weight 0.5 is kept and measured (inpars.decision)
+    assert info["tuned_on"] == "train" and info["alpha"] == 0.5 and info["alpha_source"] == "fallback"
+    assert len(info["table"]) == 11 and info["queries"] == 2 and info["supervised"] is True
     assert read_run_dict(out2).keys() == {"q3", "q4"}
     assert (tmp_path / "interp.rerank-only.trec").is_file()
     # Tuning on the split being reranked is refused.

@@ -17,14 +17,10 @@ MAX_FUNCTION_LINES = 80
 #: still over the limits (issue 27, item 5), each with its current size as a ceiling
 MODULES_OVER = {"prompts.py": 529}
 FUNCTIONS_OVER = {
-    "cli/rerank.py:run": 106,
     "evaluation.py:evaluate_runs": 90,
-    "generate.py:generate_queries": 163,
     "generation/batches.py:run_batches": 95,
     "manifest.py:run_stage": 105,
-    "negatives.py:mine_negatives": 117,
     "rerank/run.py:rerank_run": 116,
-    "training/__init__.py:train_reranker": 203,
 }
 
 

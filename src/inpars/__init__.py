@@ -47,7 +47,7 @@ _API: dict[str, str] = {
     "train_reranker": "inpars.training",
     "load_scorer": "inpars.rerank.load",
     "rerank_run": "inpars.rerank.run",
-    "rerank_and_fuse": "inpars.rerank.fuse",
+    "rerank_and_fuse": "inpars.reranking",
     "evaluate_runs": "inpars.evaluation",
     "evaluate_dataset": "inpars.evaluation",
     # registries: a new backend, prompt, filter, model family, engine, packaged model or source is one entry

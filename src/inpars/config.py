@@ -8,8 +8,9 @@ Every section is a pydantic model that forbids unknown keys, so a typo is an err
     inpars.errors.ConfigError: invalid configuration:
       generate.temprature: unknown key (Extra inputs are not permitted)
 
-Field names of a section are the keyword arguments of the stage's library function, so
-``generate_queries(dataset, **cfg.generate.model_dump())`` is how the pipeline calls a stage.
+A section is the parameter object of its stage's library function: the pipeline calls
+``generate_queries(dataset, out, cfg.generate, seed=...)``, and ``generate_queries(dataset, out, n_docs=5)``
+builds the section from the keywords (:func:`section_params`), so a default exists here only.
 
 Fields that change speed but never a result (threads, scoring and generation batch sizes, checkpoint
 interval) are declared with :func:`~inpars.fingerprint.runtime_field`; :func:`~inpars.fingerprint.identity`
@@ -28,8 +29,9 @@ only when set to something else, so adding it leaves finished stages valid.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -369,6 +371,42 @@ def load_config_dict(data: dict[str, Any], source: str | None = None) -> Pipelin
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise _format_errors(exc, source) from None
+
+
+SectionT = TypeVar("SectionT", bound=Section)
+
+
+def section_params(model: type[SectionT], params: SectionT | None, fields: Mapping[str, Any], where: str) -> SectionT:
+    """The settings of a library call that takes a config section (``generate_queries(dataset, out, params)``):
+    ``params``, a ``model`` instance used as it is, or the section's fields as keywords (``fields``), validated
+    by building ``model`` once (its defaults are the only ones). ``where`` names the function: a keyword that
+    is no field is a :class:`TypeError` (as Python words it), so is giving both; a bad value is the
+    :class:`~inpars.errors.ConfigError` a config file gets.
+
+    >>> section_params(RetrieveConfig, None, {"k": 10}, "retrieve").k
+    10
+    >>> section_params(RetrieveConfig, None, {"kk": 10}, "retrieve")
+    Traceback (most recent call last):
+    ...
+    TypeError: retrieve() got an unexpected keyword argument 'kk'
+    >>> section_params(RetrieveConfig, None, {"k": 0}, "retrieve")
+    Traceback (most recent call last):
+    ...
+    inpars.errors.ConfigError: invalid configuration in retrieve():
+      k: Input should be greater than or equal to 1
+    """
+    if params is not None:
+        if fields or not isinstance(params, model):
+            got = f"keywords {', '.join(sorted(fields))} too" if fields else f"a {type(params).__name__}"
+            raise TypeError(f"{where}() takes a {model.__name__} or its fields as keywords; got {got}")
+        return params
+    unknown = [key for key in fields if key not in model.model_fields]
+    if unknown:
+        raise TypeError(f"{where}() got an unexpected keyword argument '{unknown[0]}'")
+    try:
+        return model.model_validate(dict(fields))
+    except ValidationError as exc:
+        raise _format_errors(exc, f"{where}()") from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inpars.evaluation import parse_measures, per_query_values, ttest_pvalue
@@ -110,19 +111,26 @@ def decide(
     max_p: float = 0.05,
     seed: int = 0,
     where: str = "pseudo-dev",
+    owned: bool = True,
+    cache_dir: Path | None = None,
 ) -> tuple[Decision, dict[str, Fit]]:
     """Fit each candidate of ``loaders`` on ``tune`` and decide: ``trained`` and ``start`` (the fine-tuned
     model and its start checkpoint), or one candidate of any name (a model the config gives).
 
-    Each scorer is loaded, fitted and released in turn (a Ray scorer's actors never overlap). Returns the
-    decision and the fits; a fit's ``scorer`` is None where it was released (load the chosen one again)."""
+    Each scorer is loaded, fitted and released in turn (a Ray scorer's actors never overlap), unless the
+    loaders hand out scorers the caller owns (``owned=False``: never released, always kept). Returns the
+    decision and the fits; a fit's ``scorer`` is None where it was released (load the chosen one again).
+    ``cache_dir``: where each candidate's tuning scores are kept (``tune.NAME.scores.jsonl``, resumable, see
+    :func:`inpars.rerank.rerank_run`)."""
     fits: dict[str, Fit] = {}
     for name, load in loaders.items():
         scorer = load()
         try:
-            best, table, reranked = fit_on(ds, tune, scorer, depth=depth, alphas=alphas, show_progress=False)
+            cache = cache_dir / f"tune.{name}.scores.jsonl" if cache_dir is not None else None
+            best, table, reranked = fit_on(ds, tune, scorer, depth=depth, alphas=alphas, show_progress=False,
+                                           cache=cache)
         finally:
-            kept = None if release(scorer) else scorer
+            kept = None if owned and release(scorer) else scorer
         fits[name] = Fit(best, table, reranked, kept)
     # each candidate's per-query values at the weight it would fuse at: measured once, used by the
     # comparison, the candidates' figures and (where the decision keeps that weight) the evidence

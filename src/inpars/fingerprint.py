@@ -51,15 +51,22 @@ VERSIONS: dict[str, int] = {
     "retrieve": 1,
     "generate": 3,  # 2: per-(seed, doc_id, query_index) sampling seeds; 3: llama.cpp decodes on decode_threads (1)
     "filter": 1,
-    "negatives": 2,  # 2: pseudo-dev drawn from all generated documents, always-on checks only; teacher scores
+    "pseudo-dev": 1,  # the label-free tuning set, a stage of its own (it was written by 'negatives')
+    "negatives": 3,  # 2: pseudo-dev drawn from all generated documents, always-on checks only; teacher scores;
+    # 3: the pseudo-dev documents read from the pseudo-dev stage
     "train": 1,
-    "rerank": 3,  # 2: label-free choice between the trained and the start checkpoint (select_start); 3: on evidence
-    # (inpars.decision: the start model unless the trained one is significantly better; ranker.json)
+    "rerank": 4,  # 2: label-free choice between the trained and the start checkpoint (select_start); 3: on evidence
+    # (inpars.decision: the start model unless the trained one is significantly better; ranker.json); 4: one
+    # reranking path (inpars.reranking), fusion.json with query_ids, tuning score caches
     "evaluate": 1,
     "report": 1,
     "bm25-index": 1,
     "onnx-export": 1,
     "rerank-scores": 1,
+    # formats of the records beside a result, checked when it is reused
+    "generate-meta": 2,  # <out>.meta.json of a generation file
+    "index-manifest": 2,  # inpars_index.json of a BM25 or Lucene index; 2: keyed by index_fingerprint
+    "doc-selection": 1,  # <out>.docs.json: a non-random document selection (clusters, ids)
 }
 
 #: Keys of free-form option dicts (``generate.backend_options``) that change speed or robustness only.

@@ -2,9 +2,9 @@
 choice of the interpolation weight on tuning queries.
 
 Runs in, run out: nothing here scores a pair (this module imports nothing of :mod:`inpars.rerank`).
-:func:`inpars.rerank.fuse.rerank_and_fuse`, which reranks and then fuses with these functions, is the one
-path from a first-stage run to the runs that are evaluated: both ``inpars rerank`` and the ``rerank`` stage
-of ``inpars run`` call it, and tuning queries are drawn with :func:`sample_ids` by both.
+:func:`inpars.reranking.rerank_and_fuse`, which reranks and then fuses with these functions, is the one
+path from a first-stage run to the runs that are evaluated: ``inpars rerank``, the ``rerank`` stage of
+``inpars run`` and the Python API call it, and tuning queries are drawn with :func:`sample_ids` by all.
 
 - :func:`append_tail`: reranking only the top ``depth`` must not cut recall at deeper cut-offs, so the
   first-stage documents below ``depth`` follow the reranked ones, in first-stage order.

@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from inpars.fingerprint import versioned
+from inpars.fingerprint import VERSIONS, versioned
 
 MANIFEST = "inpars_index.json"
-INDEX_FORMAT = 2  # 2: keyed by index_fingerprint
+INDEX_FORMAT = VERSIONS["index-manifest"]
 
 
 def read_manifest(path: str | Path) -> dict[str, Any] | None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 #: Stage names in pipeline order; the folder of stage ``s`` is ``NN-s``.
-STAGES: tuple[str, ...] = ("retrieve", "generate", "filter", "negatives", "train", "rerank", "evaluate", "report")
+STAGES: tuple[str, ...] = (
+    "retrieve", "generate", "filter", "pseudo-dev", "negatives", "train", "rerank", "evaluate", "report",
+)
 
 #: Declared outputs of each stage: key -> file name (``str.format`` fields: ``eval_split``, ``tune_split``,
 #: ``depth``). Everything a later stage or the report reads is named here.
@@ -22,7 +24,10 @@ OUTPUTS: dict[str, dict[str, str]] = {
     "retrieve": {"eval_run": "bm25.{eval_split}.trec", "tune_run": "bm25.{tune_split}.trec"},
     "generate": {"queries": "queries.jsonl"},
     "filter": {"filtered": "filtered.jsonl", "report": "filtered.report.json"},
-    "negatives": {"train": "train.jsonl", "pseudo_dev": "pseudo_dev.jsonl"},
+    # the label-free tuning set: held-out documents, their synthetic queries (each judged by its source
+    # document) and the queries' BM25 run
+    "pseudo-dev": {"docs": "docs.txt", "queries": "queries.jsonl", "run": "bm25.pseudo-dev.trec"},
+    "negatives": {"train": "train.jsonl"},
     "train": {"model": "model"},
     "rerank": {
         "top": "top{depth}.{eval_split}.trec",

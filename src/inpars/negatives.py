@@ -42,12 +42,12 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from inpars.config import NegativesConfig
+from inpars.config import NegativesConfig, section_params
 from inpars.datasets import PROTECTED_SPLITS, Dataset, as_dataset, ranked
 from inpars.errors import ConfigError
 from inpars.filter.base import load_records, resolve_bm25_params
@@ -55,6 +55,7 @@ from inpars.fusion import minmax
 from inpars.io import write_jsonl
 from inpars.quiet import bar
 from inpars.records import Document, GeneratedQuery, TrainingExample
+from inpars.registry import Registry
 from inpars.rerank import load_scorer
 from inpars.retrieval import get_index
 from inpars.text import normalize_query, text_key
@@ -271,118 +272,155 @@ def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
+@dataclass(frozen=True)
+class _Method:
+    """How a negatives method (:data:`NEGATIVE_METHODS`) finds a query's candidates: ``order`` ranks its BM25
+    hits (``hits``, the query, the dense scores) for the draw, or is None when every negative is drawn at
+    random from the corpus; ``dense``: it needs the zero-shot bi-encoder.
+
+    >>> NEGATIVE_METHODS.names() == sorted(METHODS), NEGATIVE_METHODS.get("random").order is None
+    (True, True)
+    """
+
+    order: Callable[[dict[str, float], str, _DenseScores | None], dict[str, float]] | None
+    dense: bool = False
+
+
+def _by_dense(hits: dict[str, float], query: str, dense: _DenseScores | None) -> dict[str, float]:
+    assert dense is not None  # built whenever the method is 'dense'
+    return {d: dense.get(query, d) for d in hits}
+
+
+#: the negatives methods by name (``negatives.method``)
+NEGATIVE_METHODS: Registry[_Method] = Registry("negatives method")
+NEGATIVE_METHODS.register("bm25")(_Method(order=lambda hits, query, dense: hits))
+NEGATIVE_METHODS.register("dense")(_Method(order=_by_dense, dense=True))
+NEGATIVE_METHODS.register("random")(_Method(order=None))
+
+#: the pseudo-labels of an example by ``negatives.teacher`` (None: none)
+TEACHERS: dict[str, Callable[..., list[float]] | None] = {"none": None, "fused": _fused_teacher}
+
+
+class _Miner:
+    """One mining run: the corpus, the known positives, the BM25 index and the dense scores when the method
+    or the teacher needs them, and the counts of the summary."""
+
+    def __init__(self, ds: Dataset, params: NegativesConfig, method: _Method, *, seed: int,
+                 qrels_split: str | None, index_dir: str | Path | None, bm25: dict[str, Any] | None,
+                 n_items: int) -> None:
+        self.params, self.method, self.seed = params, method, seed
+        self.teacher = TEACHERS[params.teacher]
+        self.docs = ds.docs()
+        self.corpus = _Corpus(self.docs)
+        self.by_id, self.by_text = _known_positives(ds, qrels_split)
+        uses_bm25 = (self.method.order is not None or self.teacher is not None) and n_items > 0
+        uses_dense = (self.method.dense or self.teacher is not None) and n_items > 0
+        self.index = get_index(ds, index_dir, **resolve_bm25_params(index_dir, bm25)) if uses_bm25 else None
+        self.dense = _DenseScores(params.model, params.max_length, self.docs) if uses_dense else None
+        self.n_fallback = self.n_short = self.n_excluded = 0
+
+    def batch(self, batch: list[tuple[str, GeneratedQuery]]) -> list[TrainingExample]:
+        """The examples of a batch of (query id, record), searched together."""
+        index = self.index
+        run = index.search({qid: rec.query for qid, rec in batch}, k=self.params.depth) if index is not None else {}
+        if self.dense is not None:
+            self.dense.add(((rec.query, d) for qid, rec in batch for d in [rec.doc_id, *run.get(qid, {})]))
+        return [self.example(qid, rec, run.get(qid, {})) for qid, rec in batch]
+
+    def example(self, qid: str, rec: GeneratedQuery, hits: dict[str, float]) -> TrainingExample:
+        """One query's example: negatives drawn from its ordered hits, topped up from the corpus."""
+        p = self.params
+        positives = {rec.doc_id}
+        real_qid = rec.extra.get("query_id")
+        if isinstance(real_qid, str) and real_qid in self.by_id:
+            positives |= self.by_id[real_qid]
+        positives |= self.by_text.get(normalize_query(rec.query), set())
+        excluded = self.corpus.with_duplicates(positives)
+        rng = query_rng(self.seed, qid, rec.doc_id, rec.query)
+        taken: list[str] = []
+        taken_keys: set[str] = set()
+        if self.index is not None and self.method.order is not None:
+            pool = [d for d, _ in ranked(self.method.order(hits, rec.query, self.dense))[p.skip_top : p.depth]]
+            self.n_excluded += sum(1 for d in pool if d in excluded)
+            _draw(rng, pool, p.n_negatives, excluded, self.corpus, taken, taken_keys)
+            if len(taken) < p.n_negatives:
+                self.n_fallback += 1
+        _draw_random(rng, p.n_negatives, excluded, self.corpus, taken, taken_keys)
+        if len(taken) < p.n_negatives:
+            self.n_short += 1
+        scores = None
+        if self.teacher is not None and self.dense is not None:
+            scores = self.teacher(hits, self.dense, rec.query, [rec.doc_id, *taken], p.teacher_weight)
+        return TrainingExample(query=rec.query, pos_doc_id=rec.doc_id, positive=self.docs[rec.doc_id].full_text,
+                               neg_doc_ids=taken, negatives=[self.docs[d].full_text for d in taken], query_id=qid,
+                               scores=scores)
+
+    def warn(self, n_items: int) -> None:
+        """The warnings of a run that topped up or fell short."""
+        p = self.params
+        if self.n_fallback:
+            log.warning(
+                "%d of %d queries had fewer than %d BM25 candidates in ranks %d-%d; topped up with random documents",
+                self.n_fallback, n_items, p.n_negatives, p.skip_top + 1, p.depth,
+            )  # fmt: skip
+        if self.n_short:
+            log.warning("%d queries got fewer than %d negatives (the corpus is too small)", self.n_short, p.n_negatives)
+
+
 def mine_negatives(
     queries: str | Path | Sequence[GeneratedQuery],
     out: str | Path,
+    params: NegativesConfig | None = None,
     *,
     dataset: Dataset | str | Path,
-    method: str = "bm25",
-    n_negatives: int = 1,
-    depth: int = 1000,
-    skip_top: int = 0,
     seed: int = 1,
     index_dir: str | Path | None = None,
     bm25: dict[str, Any] | None = None,
     qrels_split: str | None = None,
-    teacher: str = "none",
-    teacher_weight: float = 0.5,
-    model: str = "minilm-l6",
-    max_length: int = 256,
+    **fields: Any,
 ) -> NegativesSummary:
     """Write one training example per query with ``n_negatives`` negatives (see the module docstring).
 
-    ``queries``: a filtered (or generated) JSONL file or a list of records. ``method``: ``bm25`` (sampled
-    from hits ``skip_top + 1`` .. ``depth``) or ``random``. ``index_dir``/``bm25``: the BM25 index folder and
-    its parameters (default: those of the index already in ``index_dir``). ``qrels_split``: the split whose
-    judgements mark known positives of real queries (never a protected split; None: none).
-    ``teacher``/``teacher_weight``/``model``/``max_length``: the dense model and the pseudo-labels (module
-    docstring).
+    ``queries``: a filtered (or generated) JSONL file or a list of records. ``params``: a
+    :class:`~inpars.config.NegativesConfig` (``method``: ``bm25``, sampled from hits ``skip_top + 1`` ..
+    ``depth``, ``dense`` or ``random``; ``n_negatives``; ``teacher``/``teacher_weight``/``model``/
+    ``max_length``: the dense model and the pseudo-labels, module docstring); or give its fields as keywords
+    instead, validated by that model with its defaults (:func:`~inpars.config.section_params`).
+    ``index_dir``/``bm25``: the BM25 index folder and its parameters (default: those of the index already in
+    ``index_dir``). ``qrels_split``: the split whose judgements mark known positives of real queries (never a
+    protected split; None: none).
     """
     t0 = time.perf_counter()
-    if method not in METHODS:
-        raise ConfigError(f"unknown negatives method '{method}'; available: {', '.join(METHODS)}")
-    if n_negatives < 1:
-        raise ConfigError(f"n_negatives must be at least 1, got {n_negatives}")
-    if method in ("bm25", "dense") and skip_top >= depth:
-        raise ConfigError(f"skip_top ({skip_top}) must be smaller than depth ({depth})")
+    params = section_params(NegativesConfig, params, fields, "mine_negatives")
+    method = NEGATIVE_METHODS.get(params.method)
+    if method.order is not None and params.skip_top >= params.depth:
+        raise ConfigError(f"skip_top ({params.skip_top}) must be smaller than depth ({params.depth})")
     ds = as_dataset(dataset)
-    source = str(queries) if isinstance(queries, (str, Path)) else "<records>"
     records = load_records(queries, ds)
-    docs = ds.docs()
-    corpus = _Corpus(docs)
-    by_id, by_text = _known_positives(ds, qrels_split)
-    qids = assign_query_ids(records)
-    items = [(qid, rec) for qid, rec in zip(qids, records, strict=True) if rec.query.strip()]
+    items = [(qid, rec) for qid, rec in zip(assign_query_ids(records), records, strict=True) if rec.query.strip()]
     n_empty = len(records) - len(items)
     if n_empty:
         log.warning("%d records have an empty query; skipped", n_empty)
-
-    index = None
-    if (method in ("bm25", "dense") or teacher != "none") and items:
-        index = get_index(ds, index_dir, **resolve_bm25_params(index_dir, bm25))
-    dense = _DenseScores(model, max_length, docs) if (method == "dense" or teacher != "none") and items else None
-
+    miner = _Miner(ds, params, method, seed=seed, qrels_split=qrels_split, index_dir=index_dir, bm25=bm25,
+                   n_items=len(items))
     examples: list[TrainingExample] = []
-    n_fallback = n_short = n_excluded = 0
     shown = bar(total=len(items), desc="negatives", unit="query", show=None if len(items) >= 1000 else False)
     for batch in _batches(items, _SEARCH_BATCH):
-        run = index.search({qid: rec.query for qid, rec in batch}, k=depth) if index is not None else {}
-        if dense is not None:
-            dense.add(((rec.query, d) for qid, rec in batch for d in [rec.doc_id, *run.get(qid, {})]))
-        for qid, rec in batch:
-            positives = {rec.doc_id}
-            real_qid = rec.extra.get("query_id")
-            if isinstance(real_qid, str) and real_qid in by_id:
-                positives |= by_id[real_qid]
-            positives |= by_text.get(normalize_query(rec.query), set())
-            excluded = corpus.with_duplicates(positives)
-            rng = query_rng(seed, qid, rec.doc_id, rec.query)
-            taken: list[str] = []
-            taken_keys: set[str] = set()
-            if index is not None and method != "random":
-                hits = run.get(qid, {})
-                if method == "dense" and dense is not None:
-                    hits = {d: dense.get(rec.query, d) for d in hits}
-                pool = [d for d, _ in ranked(hits)[skip_top:depth]]
-                n_excluded += sum(1 for d in pool if d in excluded)
-                _draw(rng, pool, n_negatives, excluded, corpus, taken, taken_keys)
-                if len(taken) < n_negatives:
-                    n_fallback += 1
-            _draw_random(rng, n_negatives, excluded, corpus, taken, taken_keys)
-            if len(taken) < n_negatives:
-                n_short += 1
-            examples.append(
-                TrainingExample(
-                    query=rec.query,
-                    pos_doc_id=rec.doc_id,
-                    positive=docs[rec.doc_id].full_text,
-                    neg_doc_ids=taken,
-                    negatives=[docs[d].full_text for d in taken],
-                    query_id=qid,
-                    scores=(_fused_teacher(run.get(qid, {}), dense, rec.query, [rec.doc_id, *taken], teacher_weight)
-                            if teacher == "fused" and dense is not None else None),
-                )
-            )
+        examples += miner.batch(batch)
         shown.update(len(batch))
     shown.close()
-    if n_fallback:
-        log.warning(
-            "%d of %d queries had fewer than %d BM25 candidates in ranks %d-%d; topped up with random documents",
-            n_fallback, len(items), n_negatives, skip_top + 1, depth,
-        )  # fmt: skip
-    if n_short:
-        log.warning("%d queries got fewer than %d negatives (the corpus is too small)", n_short, n_negatives)
+    miner.warn(len(items))
     write_jsonl(out, (ex.to_json() for ex in examples))
     summary = NegativesSummary(
-        input=source,
+        input=str(queries) if isinstance(queries, (str, Path)) else "<records>",
         output=str(out),
-        method=method,
+        method=params.method,
         n_queries=len(records),
         n_examples=len(examples),
         n_negatives=sum(len(ex.neg_doc_ids) for ex in examples),
-        n_fallback=n_fallback,
-        n_short=n_short,
-        n_positives_excluded=n_excluded,
+        n_fallback=miner.n_fallback,
+        n_short=miner.n_short,
+        n_positives_excluded=miner.n_excluded,
         n_skipped_empty=n_empty,
         seconds=time.perf_counter() - t0,
     )

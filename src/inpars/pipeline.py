@@ -128,7 +128,7 @@ def run_pipeline(
 
     ``progress(stage, result)`` is called after each stage (``result`` a string: the stage does not run
     here, and why; also in ``PipelineResult.skipped``). A collection without judgements runs every stage but
-    ``evaluate``; its product is the ranker in ``06-rerank/ranker.json`` (:class:`inpars.ranker.Ranker`)."""
+    ``evaluate``; its product is the ranker in ``07-rerank/ranker.json`` (:class:`inpars.ranker.Ranker`)."""
     _check_stage(from_stage, "--from")
     _check_stage(until, "--until")
     if from_stage and until and STAGES.index(from_stage) > STAGES.index(until):
@@ -167,7 +167,7 @@ def run_pipeline(
                 continue
             res = run_stage(
                 **_stage_call(stage, ctx, ds_hash),
-                fn=lambda folder, stage=stage: stage.run(ctx, folder),  # type: ignore[misc]
+                fn=lambda folder, stage=stage: stage.call(ctx, folder),  # type: ignore[misc]
                 seed=cfg.seed, force=force or stage.name in redo,
             )
             result.stages[stage.name] = ctx.results[stage.name] = res

@@ -1,6 +1,6 @@
 """The product of a run: a ranker that applies what the run chose to new queries.
 
-``inpars run`` writes ``06-rerank/ranker.json``: the first stage (the run's BM25 index and its settings),
+``inpars run`` writes ``07-rerank/ranker.json``: the first stage (the run's BM25 index and its settings),
 the model that reranks (the fine-tuned one, or the start model where the run kept it) and the fusion
 weight chosen on the run's tuning set. :class:`Ranker` loads it and ranks any queries exactly as the run
 ranked its own: BM25, the top ``depth`` rescored by the model and fused with BM25 at that weight, the rest

@@ -1,8 +1,10 @@
-"""What the Ray engines share: their options, the check of those options, and joining or starting a cluster.
+"""What the Ray executor uses: its options, the check of those options, joining or starting a cluster, and
+each actor's share of the threads.
 
-Used by generation (``generate.executor: ray``, :mod:`inpars.generation.ray_engine`) and by scoring
+Used by :class:`inpars.executors.RayExecutor` (the ``ray`` entry of :data:`inpars.executors.EXECUTORS`),
+on which generation (``generate.executor: ray``, :mod:`inpars.generation.ray_engine`) and scoring
 (``rerank.executor: ray`` and the ``executor`` of the ``reranker`` and ``consistency`` filter steps,
-:mod:`inpars.rerank.ray_scoring`). Ray is imported only when a cluster is used.
+:mod:`inpars.rerank.ray_scoring`) run their actors. Ray is imported only when a cluster is used.
 
 Options (all runtime only: they never change a result):
 
@@ -27,18 +29,17 @@ from inpars.errors import ConfigError, require
 from inpars.quiet import VERBOSE, verbosity
 from inpars.safety import usable_cores
 
-ENGINES = ("local", "ray")
 OPTIONS = frozenset(
     {"address", "actors", "num_cpus", "cpus_per_actor", "gpus_per_actor", "max_restarts", "runtime_env"}
 )
 
 
 def check_options(
-    engine: str, options: dict[str, Any] | None, *, engine_key: str = "generate.executor",
-    options_key: str = "generate.executor_options",
+    engine: str, options: dict[str, Any] | None, *, options_key: str = "generate.executor_options"
 ) -> dict[str, Any]:
-    """Validated options (an unknown engine, unknown keys and bad values are a
-    :class:`~inpars.errors.ConfigError` naming ``engine_key`` or ``options_key.KEY``).
+    """Validated Ray options (unknown keys and bad values are a :class:`~inpars.errors.ConfigError` naming
+    ``options_key.KEY``); ``engine``: the executor's name, for messages (which executor a name stands for is
+    :data:`inpars.executors.EXECUTORS`'s to say).
 
     >>> check_options("ray", {"actors": 2})["actors"]
     2
@@ -47,8 +48,6 @@ def check_options(
     ...
     inpars.errors.ConfigError: rerank.executor_options.actor: not an option of the ray engine; options: actors, address, cpus_per_actor, gpus_per_actor, max_restarts, num_cpus, runtime_env
     """
-    if engine not in ENGINES:
-        raise ConfigError(f"{engine_key}: unknown engine '{engine}'; available: {', '.join(ENGINES)}")
     if options is not None and not isinstance(options, dict):
         raise ConfigError(f"{options_key}: expected a mapping of options, got {options!r:.60}")
     options = dict(options or {})
@@ -80,10 +79,8 @@ def check_options(
 
 
 def import_ray(purpose: str) -> Any:
-    """``ray`` with Ray Data, or a :class:`~inpars.errors.MissingExtraError` naming the ``[ray]`` extra."""
-    ray = require("ray", "ray", purpose)
-    require("ray.data", "ray", purpose)
-    return ray
+    """``ray``, or a :class:`~inpars.errors.MissingExtraError` naming the ``[ray]`` extra."""
+    return require("ray", "ray", purpose)
 
 
 def cluster_cpus(ray: Any) -> int:

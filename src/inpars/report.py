@@ -362,7 +362,7 @@ def _html(markdown_text: str, info: dict[str, Any], images: list[Path]) -> str:
 
 
 def build_report(run_dir: str | Path) -> Path:
-    """(Re)build ``<run_dir>/08-report/report.md`` and ``report.html``; returns the Markdown path."""
+    """(Re)build ``<run_dir>/09-report/report.md`` and ``report.html``; returns the Markdown path."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise InputError("not a run folder of 'inpars run' (no config.json); give the run_dir of a run", path=run_dir)

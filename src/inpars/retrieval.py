@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS
+from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS, RetrieveConfig, section_params
 from inpars.datasets import BeirDataset, Dataset, as_dataset, ranked, write_run
 from inpars.errors import ConfigError
 from inpars.index_manifest import INDEX_FORMAT, MANIFEST, index_fingerprint, read_manifest
@@ -431,19 +431,15 @@ def get_index(
 
 def retrieve(
     dataset: Dataset | str | Path,
+    params: RetrieveConfig | None = None,
     *,
     split: str = "test",
     queries: Mapping[str, str] | None = None,
-    k: int = 1000,
-    k1: float = BM25_K1,
-    b: float = BM25_B,
-    stopwords: str | None = BM25_STOPWORDS,
-    stemmer: str | None = BM25_STEMMER,
-    backend: str = "bm25s",
     index_dir: str | Path | None = None,
     out: str | Path | None = None,
     tag: str = "bm25",
     seed: int | None = None,
+    **fields: Any,
 ) -> dict[str, dict[str, float]]:
     """BM25 run of ``split``'s queries (or of ``queries``) over the dataset's corpus.
 
@@ -451,22 +447,26 @@ def retrieve(
     With ``queries`` (``{query_id: text}``, e.g. synthetic or tuning queries) no split and no judgements
     are read at all; otherwise only the split's query ids are read from its judgements, never the labels,
     so any split is allowed.
-    ``seed`` is accepted for the uniform stage signature; BM25 is deterministic. ``backend`` is the
-    first-stage engine (:data:`FIRST_STAGES`: ``bm25s`` or ``pyserini``).
+    ``params`` is a :class:`~inpars.config.RetrieveConfig`: the depth ``k``, the index's ``k1``, ``b``,
+    ``stopwords`` and ``stemmer``, and ``backend``, the first-stage engine (:data:`FIRST_STAGES`: ``bm25s`` or
+    ``pyserini``); or give its fields as keywords instead, validated by that model with its defaults
+    (:func:`~inpars.config.section_params`). ``seed`` is accepted for the uniform stage signature; BM25 is
+    deterministic.
 
     >>> run = retrieve("scifact", split="test", k=100, out="runs/bm25.trec")   # doctest: +SKIP
     >>> len(run)                                                               # doctest: +SKIP
     300
     """
     del seed
+    params = section_params(RetrieveConfig, params, fields, "retrieve")
     ds = as_dataset(dataset)
-    index = get_index(ds, index_dir, k1=k1, b=b, stopwords=stopwords, stemmer=stemmer, backend=backend)
+    index = get_index(ds, index_dir, **params.index_params())
     texts = dict(queries) if queries is not None else ds.queries(split)
     start = time.perf_counter()
-    run = index.search(texts, k, show_progress=None)  # a bar on a terminal
+    run = index.search(texts, params.k, show_progress=None)  # a bar on a terminal
     log.info(
         "retrieved up to %d documents for %d queries in %.1fs",
-        min(k, len(index)),
+        min(params.k, len(index)),
         len(run),
         time.perf_counter() - start,
     )

@@ -22,31 +22,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inpars.config import PipelineConfig, TrainConfig
-from inpars.datasets import Dataset, read_run_dict, write_run
-from inpars.decision import decide
+from inpars.config import (
+    EvaluateConfig,
+    FilterConfig,
+    GenerateConfig,
+    NegativesConfig,
+    PipelineConfig,
+    RerankConfig,
+    RetrieveConfig,
+    TrainConfig,
+)
+from inpars.datasets import Dataset, read_run_dict
 from inpars.evaluation import evaluate_dataset
 from inpars.families import detect_model_type
 from inpars.filter import filter_queries, load_records
-from inpars.fingerprint import identity, item_seed
-from inpars.fusion import TuneSet, fuse, tuning_qrels
+from inpars.fingerprint import identity
+from inpars.fusion import TuneSet
 from inpars.generate import generate_queries
-from inpars.io import atomic_write, write_json, write_jsonl
+from inpars.io import atomic_write, write_json
 from inpars.layout import OUTPUTS, output_path
 from inpars.manifest import Split, StageResult
 from inpars.models import resolve_model
 from inpars.negatives import mine_negatives
+from inpars.pseudo_dev import PSEUDO_DEV, held_docs, load_pseudo_dev, write_pseudo_dev
 from inpars.rerank import load_scorer
-from inpars.rerank.run import rerank_run
-from inpars.retrieval import get_index, retrieve
-from inpars.scoring.base import release
+from inpars.reranking import RerankFiles, labelled_tune_set, rerank_and_fuse
+from inpars.retrieval import get_index
+from inpars.retrieval import retrieve as retrieve_run
 from inpars.summary import as_dict
 from inpars.training import saved_model_path, train_reranker
 
 log = logging.getLogger(__name__)
 
-#: Name of the held-out synthetic queries that stand in for a labelled tuning split.
-PSEUDO_DEV = "pseudo-dev"
 #: Name of a collection's own queries when no split judges them (file names of the ranked runs).
 UNJUDGED = "queries"
 
@@ -82,10 +89,42 @@ class Context:
         queries, without judgements)."""
         return self.eval_split or UNJUDGED
 
-    def eval_queries(self) -> dict[str, str]:
-        """The texts of the ranked queries (ids only are read from a split's judgements)."""
+    def eval_queries(self, ids: list[str]) -> dict[str, str]:
+        """The texts of the ranked queries ``ids`` (ids only are read from a split's judgements)."""
         texts = self.ds.queries(self.eval_split) if self.eval_split else self.ds.queries()
-        return {q: texts[q] for q in self.eval_ids if q in texts}
+        return {q: texts[q] for q in ids if q in texts}
+
+    @property
+    def threads(self) -> int | None:
+        """CPU threads (runtime only: never changes a result)."""
+        return self.cfg.threads
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset as the config names it (recorded in ``ranker.json``)."""
+        return str(self.cfg.dataset.name)
+
+    @property
+    def interpolate(self) -> bool:
+        """Whether the run writes the fusion of the reranker and the first stage."""
+        return self.cfg.rerank.interpolate
+
+    @property
+    def first_stage(self) -> Path:
+        """The run the rerank stage reranks: ``rerank.first_stage``, else this run's BM25 run."""
+        given = self.cfg.rerank.first_stage
+        return Path(given) if given else self.out("retrieve", "eval_run")
+
+    @property
+    def compares_start(self) -> bool:
+        """Whether the rerank stage compares the trained model with its start checkpoint (label-free
+        training run, ``rerank.select_start``)."""
+        return self.pseudo_dev and self.training and self.cfg.rerank.select_start
+
+    @property
+    def start_model(self) -> str:
+        """The checkpoint training starts from (``train.model``, as the config names it)."""
+        return self.cfg.train.model
 
     @property
     def tune_split(self) -> str:
@@ -132,10 +171,15 @@ class Context:
 @dataclass(frozen=True)
 class Stage:
     name: str
+    #: the config section driving the stage: the key of ``params`` its growable settings are found under
     section: str | None
-    run: Callable[[Context, Path], Any]
+    #: the stage's library call: ``run(ctx, folder, **params(ctx))``; it reads everything that decides its
+    #: result from ``params`` (the context gives the dataset, the paths and runtime settings only)
+    run: Callable[..., Any]
     inputs: tuple[tuple[str, str], ...] = ()
-    identity: Callable[[Context], Mapping[str, Any]] = lambda ctx: {}
+    #: the parameters ``run`` receives (config sections as their models, and plain values): the stage's
+    #: config identity is theirs (:meth:`config_identity`), so what decides a result is what is hashed
+    params: Callable[[Context], Mapping[str, Any]] = lambda ctx: {}
     extra_inputs: Callable[[Context], Mapping[str, Path]] = lambda ctx: {}
     enabled: Callable[[Context], bool] = lambda ctx: True
     #: why a disabled stage does not run, said once to the user (None: nothing worth saying)
@@ -167,12 +211,13 @@ class Stage:
         return {**config, self.section: section}, sizes
 
     def config_identity(self, ctx: Context) -> dict[str, Any]:
-        """The stage's section minus runtime-only fields, plus its declared extras."""
-        out: dict[str, Any] = {}
-        if self.section is not None:
-            out[self.section] = identity(getattr(ctx.cfg, self.section))
-        out.update(self.identity(ctx))
-        return out
+        """The identity (:func:`~inpars.fingerprint.identity`: runtime-only fields left out) of the parameters
+        the stage receives."""
+        return dict(identity(dict(self.params(ctx))))
+
+    def call(self, ctx: Context, folder: Path) -> Any:
+        """Run the stage into ``folder`` with its parameters."""
+        return self.run(ctx, folder, **self.params(ctx))
 
     def input_paths(self, ctx: Context) -> dict[str, Path]:
         paths = {key: ctx.out(stage, key) for stage, key in self.inputs}
@@ -185,237 +230,161 @@ class Stage:
 
 
 # --- the stages ---------------------------------------------------------------------------------------
+# Each function receives what decides its result as keyword parameters (the ``params`` of its row); it reads
+# no setting from ``ctx.cfg`` (a test checks), only the dataset, the paths and runtime settings of ``ctx``.
 
 
-def _retrieve(ctx: Context, folder: Path) -> dict[str, Any]:
+def _retrieve(ctx: Context, folder: Path, *, retrieve: RetrieveConfig, eval: list[str], tune: list[str]) -> dict[str, Any]:
     """BM25 runs of the ranked queries and of a labelled tuning split; the index is built in any case (the
     run's ranker searches it)."""
     out: dict[str, Any] = {}
     t = time.perf_counter()
-    index = get_index(ctx.ds, ctx.index_dir, **ctx.cfg.retrieve.index_params())
+    index = get_index(ctx.ds, ctx.index_dir, **retrieve.index_params())
     out["index"] = {"documents": len(index), "seconds": round(time.perf_counter() - t, 2)}
-    tune = ctx.ds.queries(ctx.tune_split) if ctx.tune_ids else {}
-    for name, queries, key in ((ctx.query_set, ctx.eval_queries(), "eval_run"),
-                               (ctx.tune_split, {q: tune[q] for q in ctx.tune_ids if q in tune}, "tune_run")):
+    tune_texts = ctx.ds.queries(ctx.tune_split) if tune else {}
+    for name, queries, key in ((ctx.query_set, ctx.eval_queries(eval), "eval_run"),
+                               (ctx.tune_split, {q: tune_texts[q] for q in tune if q in tune_texts}, "tune_run")):
         if not queries:
             continue
         t = time.perf_counter()
-        retrieve(ctx.ds, queries=queries, index_dir=ctx.index_dir, out=ctx.out("retrieve", key),
-                 **ctx.cfg.retrieve.model_dump())
+        retrieve_run(ctx.ds, retrieve, queries=queries, index_dir=ctx.index_dir, out=ctx.out("retrieve", key))
         out[name] = {"queries": len(queries), "seconds": round(time.perf_counter() - t, 2)}
     return out
 
 
-def _generate(ctx: Context, folder: Path) -> dict[str, Any]:
-    return as_dict(generate_queries(ctx.ds, ctx.out("generate", "queries"), seed=ctx.cfg.seed,
-                                    train_split=ctx.cfg.dataset.train_split, **ctx.cfg.generate.model_dump()))
+def _generate(ctx: Context, folder: Path, *, generate: GenerateConfig, seed: int, train_split: str | None) -> dict[str, Any]:
+    return as_dict(generate_queries(ctx.ds, ctx.out("generate", "queries"), generate, seed=seed,
+                                    train_split=train_split))
 
 
-def _filter(ctx: Context, folder: Path) -> dict[str, Any]:
-    return as_dict(filter_queries(ctx.out("generate", "queries"), ctx.out("filter", "filtered"), dataset=ctx.ds,
-                                  seed=ctx.cfg.seed, index_dir=ctx.index_dir, bm25=ctx.cfg.retrieve.index_params(),
-                                  **ctx.cfg.filter.model_dump()))
+def _filter(ctx: Context, folder: Path, *, filter: FilterConfig, bm25: dict[str, Any], seed: int) -> dict[str, Any]:
+    return as_dict(filter_queries(ctx.out("generate", "queries"), ctx.out("filter", "filtered"), filter, dataset=ctx.ds,
+                                  seed=seed, index_dir=ctx.index_dir, bm25=bm25))
 
 
-def _negatives(ctx: Context, folder: Path) -> dict[str, Any]:
+def _pseudo_dev(ctx: Context, folder: Path, *, retrieve: RetrieveConfig, seed: int, checks: dict[str, Any],
+                documents: int, training: bool = True) -> dict[str, Any]:
+    """The label-free tuning set (:mod:`inpars.pseudo_dev`). Its documents are drawn from everything
+    generated, and their queries pass the always-on checks only (not the filter steps): the set is the same
+    whatever the filter, so the settings it compares are compared on the same queries. A run that trains
+    nothing (a given rerank.model: the quick recipe) holds out every document it wrote queries for."""
+    return write_pseudo_dev(
+        ctx.out("generate", "queries"), ctx.ds, {k: ctx.out("pseudo-dev", k) for k in OUTPUTS["pseudo-dev"]},
+        n_docs=documents, share=0.25 if training else 1.0, seed=seed, checks=checks,
+        first_stage=retrieve, index_dir=ctx.index_dir,
+    )
+
+
+def _negatives(ctx: Context, folder: Path, *, negatives: NegativesConfig, bm25: dict[str, Any], seed: int,
+               qrels_split: str | None) -> dict[str, Any]:
+    """Training examples from the filtered queries, less those of the pseudo-dev documents."""
     records = load_records(ctx.out("filter", "filtered"), ctx.ds)
-    held_docs: set[str] = set()
-    n_held = 0
-    if ctx.pseudo_dev:
-        # The held-out documents are drawn from everything generated, and their queries pass the always-on
-        # checks only (not the filter steps): the pseudo-dev set is the same whatever the filter, so the
-        # settings it compares are compared on the same queries. A run that trains nothing (a given
-        # rerank.model: the quick recipe) holds out every document it wrote queries for.
-        generated = load_records(ctx.out("generate", "queries"), ctx.ds)
-        held_docs = holdout_docs({r.doc_id for r in generated}, ctx.cfg.rerank.tune_queries, ctx.cfg.seed,
-                                 share=0.25 if ctx.training else 1.0)
-        fc = ctx.cfg.filter
-        n_held = filter_queries([r for r in generated if r.doc_id in held_docs], ctx.out("negatives", "pseudo_dev"),
-                                dataset=ctx.ds, steps=[], seed=ctx.cfg.seed, min_words=fc.min_words,
-                                max_words=fc.max_words, copy_threshold=fc.copy_threshold, index_dir=ctx.index_dir,
-                                bm25=ctx.cfg.retrieve.index_params()).n_kept
-    else:
-        write_jsonl(ctx.out("negatives", "pseudo_dev"), [])
-    if not ctx.training:
-        write_jsonl(ctx.out("negatives", "train"), [])
-        return {"examples": 0, "pseudo_dev_docs": len(held_docs), "pseudo_dev_queries": n_held}
-    train = [r for r in records if r.doc_id not in held_docs]
-    summary = as_dict(mine_negatives(train, ctx.out("negatives", "train"), dataset=ctx.ds, seed=ctx.cfg.seed,
-                                     index_dir=ctx.index_dir, bm25=ctx.cfg.retrieve.index_params(),
-                                     qrels_split=ctx.cfg.dataset.train_split, **ctx.cfg.negatives.model_dump()))
-    return {**summary, "pseudo_dev_docs": len(held_docs), "pseudo_dev_queries": n_held}
+    held = held_docs(ctx.out("pseudo-dev", "docs")) if ctx.pseudo_dev else set()
+    train = [r for r in records if r.doc_id not in held]
+    return as_dict(mine_negatives(train, ctx.out("negatives", "train"), negatives, dataset=ctx.ds, seed=seed,
+                                  index_dir=ctx.index_dir, bm25=bm25, qrels_split=qrels_split))
 
 
-def holdout_docs(doc_ids: set[str], n_docs: int, seed: int, share: float = 0.25) -> set[str]:
-    """``n_docs`` of ``doc_ids`` (a seeded choice per document id, independent of their order), but never
-    more than ``share`` of them (a quarter: the rest are trained on): the documents whose queries form the
-    pseudo-dev set.
-
-    >>> held = holdout_docs(set("abcdefgh"), 5, seed=1)
-    >>> len(held), held <= set("abcdefgh"), held == holdout_docs(set("hgfedcba"), 5, seed=1)
-    (2, True, True)
-    """
-    docs = sorted(doc_ids, key=lambda d: (item_seed(seed, "pseudo-dev", d), d))
-    return set(docs[: min(n_docs, int(len(docs) * share))])
+def _train(ctx: Context, folder: Path, *, train: TrainConfig, seed: int) -> dict[str, Any]:
+    return as_dict(train_reranker(ctx.out("negatives", "train"), folder, train, seed=seed, threads=ctx.threads))
 
 
-def pseudo_dev_set(ctx: Context, folder: Path) -> Any:
-    """The tuning set of a label-free run: held-out synthetic queries, each with its source document as the
-    one relevant document, and their BM25 first stage."""
-    tune = synthetic_tune_set(ctx.ds, ctx.out("negatives", "pseudo_dev"), ctx.index_dir,
-                              ctx.cfg.retrieve.model_dump())
-    write_run(folder / f"bm25.{PSEUDO_DEV}.trec", tune.first, tag="bm25")
-    return tune
-
-
-def synthetic_tune_set(ds: Dataset, path: Path, index_dir: Path, retrieve_options: Mapping[str, Any]) -> Any:
-    """A :class:`~inpars.fusion.TuneSet` of the synthetic queries in ``path`` (query id
-    ``<doc_id>-<query_index>``), each with its source document as the one relevant document, and their BM25
-    first stage (``retrieve_options``: a :class:`~inpars.config.RetrieveConfig` dump)."""
-    records = load_records(path, ds)
-    queries = {f"{r.doc_id}-{r.query_index}": r.query for r in records}
-    first = retrieve(ds, queries=queries, index_dir=index_dir, **retrieve_options)
-    # a query BM25 finds nothing for (only stopwords) scores 0 for every candidate: no evidence, left out
-    kept = {q: t for q, t in queries.items() if first.get(q)}
-    if len(kept) < len(queries):
-        log.info("%d synthetic tuning queries without an indexable term left out", len(queries) - len(kept))
-    qrels = {f"{r.doc_id}-{r.query_index}": {r.doc_id: 1} for r in records if f"{r.doc_id}-{r.query_index}" in kept}
-    return TuneSet(first={q: first[q] for q in kept}, queries=kept, qrels=qrels)
-
-
-def _train(ctx: Context, folder: Path) -> dict[str, Any]:
-    return as_dict(train_reranker(ctx.out("negatives", "train"), folder, seed=ctx.cfg.seed, threads=ctx.cfg.threads,
-                                  **ctx.cfg.train.model_dump()))
-
-
-def _rerank(ctx: Context, folder: Path) -> dict[str, Any]:
-    """Decide on the tuning set which model reranks and at what fusion weight (:func:`inpars.decision.decide`),
-    rerank the ranked queries with that, and write ``fusion.json`` (the decision and its evidence) and
-    ``ranker.json`` (what ``inpars search`` applies to new queries)."""
-    rc = ctx.cfg.rerank
-    loaders = _model_loaders(ctx)
-    tune = _tune_set(ctx, folder)
+def _rerank(ctx: Context, folder: Path, *, rerank: RerankConfig, model_type: str | None, eval: list[str], seed: int,
+            retrieve: RetrieveConfig, tune: str, start: str | None = None) -> dict[str, Any]:
+    """Decide on the tuning set ``tune`` which model reranks and at what fusion weight, rerank the ranked
+    queries with that (:func:`inpars.reranking.rerank_and_fuse`, the path ``inpars rerank`` takes too), and
+    write ``ranker.json`` (what ``inpars search`` applies to new queries). ``start``: the start checkpoint of
+    a label-free training run, compared with the trained model where it reranks as that does."""
+    rc = rerank
+    files = RerankFiles(top=ctx.out("rerank", "top"), reranked=ctx.out("rerank", "reranked"),
+                        interpolated=ctx.out("rerank", "interpolated"), record=ctx.out("rerank", "fusion"),
+                        scores=folder)
+    queries = ctx.eval_queries(eval)
+    start = _comparable_start(start, model_type)
+    done = rerank_and_fuse(ctx.ds, ctx.first_stage if queries else {}, queries, _model_loaders(ctx, rc, model_type, start),
+                           depth=rc.depth, tune=_tune_set(ctx, rc, seed), where=tune, supervised=not ctx.pseudo_dev,
+                           alpha=rc.alpha, alphas=rc.alphas, min_queries=rc.min_decision_queries, max_p=rc.decision_p,
+                           seed=seed, files=files)
     out: dict[str, Any] = {}
-    chosen, alpha = next(iter(loaders)), rc.alpha
-    scorer = None
-    if tune is not None:
-        decision, fits = decide(ctx.ds, tune, loaders, depth=rc.depth, alphas=rc.alphas, alpha=rc.alpha,
-                                min_queries=rc.min_decision_queries, max_p=rc.decision_p, seed=ctx.cfg.seed,
-                                where=ctx.tune_split)
-        chosen, alpha, scorer = decision.model, decision.alpha, fits[decision.model].scorer
-        for name, fit in fits.items():
-            if name != chosen:
-                release(fit.scorer)
-        record = {"alpha": alpha, "alpha_source": decision.alpha_source, "table": decision.table,
-                  "measure": "nDCG@10", "tuned_on": ctx.tune_split, "queries": decision.evidence["queries"],
-                  "supervised": not ctx.pseudo_dev, "model": chosen, "reason": decision.reason,
-                  "evidence": decision.evidence}
-        if len(fits) > 1:
-            record.update(selected_model=chosen, selection_pseudo_dev=decision.candidates,
-                          comparison=decision.comparison)
-        write_json(ctx.out("rerank", "fusion"), record)
-        out.update(alpha=alpha, alpha_table=decision.table, model=chosen, decision=decision.reason)
-    queries = ctx.eval_queries()
+    if done.record is not None:
+        out.update(alpha=done.alpha, alpha_table=done.record["table"], model=done.model,
+                   decision=done.record["reason"])
     if queries:
-        scorer = scorer or loaders[chosen]()
-        try:
-            first = read_run_dict(_first_stage(ctx))
-            t0 = time.perf_counter()
-            top = rerank_run(ctx.ds, first, None, queries=queries, scorer=scorer, depth=rc.depth,
-                             cache=folder / "eval.scores.jsonl")
-            seconds = time.perf_counter() - t0
-        finally:
-            release(scorer)
-        pairs = sum(len(v) for v in top.values())
-        write_run(ctx.out("rerank", "top"), top, tag="inpars-rerank")
-        write_run(ctx.out("rerank", "reranked"), fuse(first, top, None, rc.depth), tag="inpars-rerank")
-        if alpha is not None:
-            write_run(ctx.out("rerank", "interpolated"), fuse(first, top, alpha, rc.depth),
-                      tag=f"inpars-interp-{alpha:g}")
-        out.update(pairs=pairs, rerank_seconds=round(seconds, 2), pairs_per_second=round(pairs / max(seconds, 1e-9), 2))
-    elif scorer is not None:
-        release(scorer)
-    write_json(ctx.out("rerank", "ranker"), _ranker_spec(ctx, chosen, alpha))
+        out.update(pairs=done.pairs, rerank_seconds=round(done.seconds, 2),
+                   pairs_per_second=round(done.pairs / max(done.seconds, 1e-9), 2))
+    write_json(ctx.out("rerank", "ranker"), _ranker_spec(ctx, done.model, done.alpha, rc, model_type, retrieve))
     return out
 
 
-def _model_loaders(ctx: Context) -> dict[str, Any]:
-    """The candidate rerankers, by name: ``trained`` (the run's model, or ``rerank.model``) and, in a
-    label-free training run whose start checkpoint reranks as the trained model does, ``start``."""
-    rc = ctx.cfg.rerank
+def _model_loaders(ctx: Context, rc: RerankConfig, model_type: str | None, start: str | None) -> dict[str, Any]:
+    """The candidate rerankers, by name: ``trained`` (the run's model, or ``rerank.model``: ``given``) and
+    ``start`` (the comparable start checkpoint, when there is one)."""
     kw: dict[str, Any] = dict(batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
-                              threads=ctx.cfg.threads, executor=rc.executor, executor_options=rc.executor_options)
-    model, model_type = ctx.model()
+                              threads=ctx.threads, executor=rc.executor, executor_options=rc.executor_options)
+    model = ctx.model()[0]
     loaders: dict[str, Any] = {"trained" if ctx.training else "given": lambda: load_scorer(model, model_type, **kw)}
-    start = _comparable_start(ctx) if ctx.pseudo_dev else None
     if start is not None:
         loaders["start"] = lambda: load_scorer(start, model_type, **kw)
     return loaders
 
 
-def _tune_set(ctx: Context, folder: Path) -> Any:
+def _tune_set(ctx: Context, rc: RerankConfig, seed: int) -> TuneSet | None:
     """The set the decision is made on: the pseudo-dev set (label-free), a labelled split's queries
     (``rerank.tune_split``), or None without fusion."""
     if ctx.pseudo_dev:
-        return pseudo_dev_set(ctx, folder)
-    if not ctx.cfg.rerank.interpolate:
+        return load_pseudo_dev(ctx.ds, ctx.out("pseudo-dev", "queries"), ctx.out("pseudo-dev", "run"))
+    if not rc.interpolate:
         return None
-    tune_first = read_run_dict(ctx.out("retrieve", "tune_run"))
-    tune_texts = ctx.ds.queries(ctx.tune_split)
-    return TuneSet(first=tune_first, queries={q: tune_texts[q] for q in tune_first},
-                   qrels=tuning_qrels(ctx.ds, ctx.tune_split))
+    return labelled_tune_set(ctx.ds, ctx.tune_split, read_run_dict(ctx.out("retrieve", "tune_run")), rc.tune_queries,
+                             seed)
 
 
-def _ranker_spec(ctx: Context, chosen: str, alpha: float | None) -> dict[str, Any]:
+def _ranker_spec(ctx: Context, chosen: str, alpha: float | None, rc: RerankConfig, model_type: str | None,
+                 retrieve: RetrieveConfig) -> dict[str, Any]:
     """``ranker.json``: the first stage, the chosen model and the fusion weight, with paths relative to the
     run folder where they lie inside it (the folder can be moved)."""
-    rc = ctx.cfg.rerank
-    model, model_type = ctx.model()
+    model = ctx.model()[0]
     if chosen == "start":
-        model = ctx.cfg.train.model
+        model = ctx.start_model
     elif Path(model).exists():
         path = Path(model).resolve()
         root = ctx.run_dir.resolve()
         model = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     return {
-        "format": 1, "dataset": ctx.cfg.dataset.name,
-        "first_stage": {"index": ctx.index_dir.name, **ctx.cfg.retrieve.model_dump()},
+        "format": 1, "dataset": ctx.dataset_name,
+        "first_stage": {"index": ctx.index_dir.name, **retrieve.model_dump()},
         "model": model, "model_choice": chosen, "model_type": model_type, "max_length": rc.max_length,
         "engine": rc.engine, "depth": rc.depth, "alpha": alpha,
     }
 
 
-def _comparable_start(ctx: Context) -> str | None:
-    """The start checkpoint of a label-free training run when it can rerank as the trained model does
-    (same family: e.g. all-MiniLM-L6-v2 for a bi-encoder, not for a cross-encoder, whose head it lacks)."""
-    if not (ctx.training and ctx.cfg.rerank.select_start):
+def _comparable_start(start: str | None, model_type: str | None) -> str | None:
+    """The start checkpoint ``start`` of a label-free training run, resolved, when it can rerank as the
+    trained model does (same family: e.g. all-MiniLM-L6-v2 for a bi-encoder, not for a cross-encoder,
+    whose head it lacks)."""
+    if start is None:
         return None
-
-    start = resolve_model(ctx.cfg.train.model)
+    path = resolve_model(start)
     try:
-        same = detect_model_type(start) == ctx.cfg.train.model_type
+        same = detect_model_type(path) == model_type
     except (OSError, ValueError):  # a start the transformers config reader cannot read: no comparison
         return None
-    return start if same else None
-
-
-def _first_stage(ctx: Context) -> Path:
-    given = ctx.cfg.rerank.first_stage
-    return Path(given) if given else ctx.out("retrieve", "eval_run")
+    return path if same else None
 
 
 def _evaluated_runs(ctx: Context) -> dict[str, Path]:
     runs = {"bm25": ctx.out("retrieve", "eval_run"), "reranked": ctx.out("rerank", "reranked")}
-    if ctx.cfg.rerank.interpolate:
+    if ctx.interpolate:
         runs["interpolated"] = ctx.out("rerank", "interpolated")
     return runs
 
 
-def _evaluate(ctx: Context, folder: Path) -> dict[str, Any]:
+def _evaluate(ctx: Context, folder: Path, *, evaluate: EvaluateConfig, split: str | None, eval: list[str],
+              seed: int) -> dict[str, Any]:
     """The only stage that reads the evaluation split's judgements."""
-    assert ctx.eval_split is not None  # enabled only when judged
-    res = evaluate_dataset(ctx.ds, ctx.eval_split, {k: read_run_dict(v) for k, v in _evaluated_runs(ctx).items()},
-                           query_ids=ctx.eval_ids, seed=ctx.cfg.seed, **ctx.cfg.evaluate.model_dump())
+    assert split is not None  # enabled only when judged
+    res = evaluate_dataset(ctx.ds, split, {k: read_run_dict(v) for k, v in _evaluated_runs(ctx).items()},
+                           query_ids=eval, seed=seed, **evaluate.model_dump())
     write_json(ctx.out("evaluate", "metrics"), res.to_json())
     with atomic_write(ctx.out("evaluate", "markdown")) as f:
         f.write(res.to_markdown() + "\n")
@@ -432,10 +401,10 @@ def _model_input(ctx: Context) -> dict[str, Path]:
 def _rerank_inputs(ctx: Context) -> dict[str, Path]:
     paths = {**_model_input(ctx)}
     if ctx.eval_ids:
-        paths["first_stage"] = _first_stage(ctx)
+        paths["first_stage"] = ctx.first_stage
     if ctx.pseudo_dev:
-        paths["pseudo_dev"] = ctx.out("negatives", "pseudo_dev")
-    elif ctx.cfg.rerank.interpolate:
+        paths.update(pseudo_dev=ctx.out("pseudo-dev", "queries"), pseudo_dev_run=ctx.out("pseudo-dev", "run"))
+    elif ctx.interpolate:
         paths["tune_first_stage"] = ctx.out("retrieve", "tune_run")
     return paths
 
@@ -448,34 +417,44 @@ def _synthesizing(ctx: Context) -> bool:
     return ctx.synthesizing
 
 
+def _checks(cfg: PipelineConfig) -> dict[str, Any]:
+    """The always-on checks of the filter section (its settings but the steps)."""
+    return {k: v for k, v in identity(cfg.filter).items() if k != "steps"}
+
+
 #: The pipeline, in order. ``report`` is rebuilt by the pipeline after every invocation (it reads the
 #: declared outputs of the others) and has no row here.
 TABLE: tuple[Stage, ...] = (
     Stage("retrieve", "retrieve", _retrieve,
-          identity=lambda ctx: {"eval": ctx.eval_ids, "tune": ctx.tune_ids}),
+          params=lambda ctx: {"retrieve": ctx.cfg.retrieve, "eval": ctx.eval_ids, "tune": ctx.tune_ids}),
     Stage("generate", "generate", _generate, enabled=_synthesizing,
-          identity=lambda ctx: {"seed": ctx.cfg.seed, "train_split": ctx.cfg.dataset.train_split},
+          params=lambda ctx: {"generate": ctx.cfg.generate, "seed": ctx.cfg.seed,
+                              "train_split": ctx.cfg.dataset.train_split},
           # a larger random sample contains the smaller one: more documents extend the queries file
           grows=("n_docs",), growable=lambda ctx: ctx.cfg.generate.doc_selection == "random"),
-    Stage("filter", "filter", _filter, inputs=(("generate", "queries"),), enabled=_synthesizing,
-          identity=lambda ctx: {"bm25": ctx.cfg.retrieve.index_params(), "seed": ctx.cfg.seed}),
-    Stage("negatives", "negatives", _negatives, inputs=(("filter", "filtered"), ("generate", "queries")),
-          enabled=_synthesizing,
-          identity=lambda ctx: {"retrieve": identity(ctx.cfg.retrieve), "seed": ctx.cfg.seed,
-                                "checks": {k: v for k, v in identity(ctx.cfg.filter).items() if k != "steps"},
-                                "pseudo_dev": ctx.cfg.rerank.tune_queries if ctx.pseudo_dev else 0,
-                                # a run that trains nothing holds out all and mines nothing (absent: trains)
-                                **({} if ctx.training else {"training": False}),
-                                "qrels_split": ctx.cfg.dataset.train_split}),
+    Stage("filter", "filter", _filter, inputs=(("generate", "queries"),), enabled=_training,
+          params=lambda ctx: {"filter": ctx.cfg.filter, "bm25": ctx.cfg.retrieve.index_params(), "seed": ctx.cfg.seed}),
+    Stage("pseudo-dev", None, _pseudo_dev, inputs=(("generate", "queries"),), enabled=lambda ctx: ctx.pseudo_dev,
+          params=lambda ctx: {"retrieve": ctx.cfg.retrieve, "seed": ctx.cfg.seed, "checks": _checks(ctx.cfg),
+                              "documents": ctx.cfg.rerank.tune_queries,
+                              # a run that trains nothing holds out every document (absent: a quarter)
+                              **({} if ctx.training else {"training": False})}),
+    Stage("negatives", "negatives", _negatives, inputs=(("filter", "filtered"),), enabled=_training,
+          extra_inputs=lambda ctx: {"pseudo_dev": ctx.out("pseudo-dev", "docs")} if ctx.pseudo_dev else {},
+          params=lambda ctx: {"negatives": ctx.cfg.negatives, "bm25": ctx.cfg.retrieve.index_params(),
+                              "seed": ctx.cfg.seed, "qrels_split": ctx.cfg.dataset.train_split}),
     Stage("train", "train", _train, inputs=(("negatives", "train"),), enabled=_training,
-          identity=lambda ctx: {"seed": ctx.cfg.seed},
+          params=lambda ctx: {"train": ctx.cfg.train, "seed": ctx.cfg.seed},
           # settings applied after the last step: another value re-uses the finished run's last checkpoint
           reuses=TrainConfig.AFTER_TRAINING),
     Stage("rerank", "rerank", _rerank, extra_inputs=_rerank_inputs,
-          identity=lambda ctx: {"model_type": ctx.model()[1], "eval": ctx.eval_ids, "seed": ctx.cfg.seed,
-                                "retrieve": identity(ctx.cfg.retrieve), "tune": ctx.tune_split}),
+          params=lambda ctx: {"rerank": ctx.cfg.rerank, "model_type": ctx.model()[1], "eval": ctx.eval_ids,
+                              "seed": ctx.cfg.seed, "retrieve": ctx.cfg.retrieve, "tune": ctx.tune_split,
+                              # the start checkpoint a label-free training run compares its model with
+                              **({"start": ctx.start_model} if ctx.compares_start else {})}),
     Stage("evaluate", "evaluate", _evaluate, extra_inputs=_evaluated_runs, enabled=lambda ctx: ctx.judged,
           skipped=lambda ctx: "the collection has no judged split (no qrels/test.tsv and no dataset.eval_split): "
-          "nothing to score; the run's ranker is in 06-rerank/ranker.json",
-          identity=lambda ctx: {"split": ctx.eval_split, "eval": ctx.eval_ids, "seed": ctx.cfg.seed}),
+          f"nothing to score; the run's ranker is in {ctx.out('rerank', 'ranker').relative_to(ctx.run_dir)}",
+          params=lambda ctx: {"evaluate": ctx.cfg.evaluate, "split": ctx.eval_split, "eval": ctx.eval_ids,
+                              "seed": ctx.cfg.seed}),
 )

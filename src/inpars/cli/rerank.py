@@ -32,7 +32,9 @@ def add_parser(subparsers: Any) -> None:
             "first-stage score is chosen on --tune-split (never the test split) by reranking --tune-queries "
             "queries of --tune-run, sampled exactly as 'inpars run' samples them, and OUT holds the "
             "interpolated run (the reranker-only run goes to OUT's name with '.rerank-only' before its "
-            "suffix, the weights tried and the tuning queries to OUT.interpolation.json)."
+            "suffix, the weights tried, the decision and the tuning queries to OUT.fusion.json). The weight "
+            "is chosen by the rule 'inpars run' uses (inpars.decision): with fewer than "
+            "--min-decision-queries tuning queries, weight 0.5 is kept without a choice."
         ),
     )
     add_config_arg(p)
@@ -66,11 +68,65 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inpars import rerank
-    from inpars.datasets import load_dataset, read_run_dict, write_run
-    from inpars.fusion import TuneSet, sample_ids, tuning_qrels
-    from inpars.io import write_json
-    from inpars.rerank.fuse import rerank_and_fuse
+    from inpars.datasets import load_dataset, read_run_dict
+    from inpars.reranking import RerankFiles, labelled_tune_set, rerank_and_fuse
+    from inpars.scoring.base import release
 
+    cfg, interpolate = _settings(args)
+    rc = cfg.rerank
+    ds = load_dataset(cfg.dataset.name)
+    first = read_run_dict(rc.first_stage)
+    if args.queries:
+        from inpars.datasets import select_queries
+
+        texts, _ = select_queries(ds, args.split, args.queries)
+    else:
+        texts = ds.queries(args.split) if args.split else ds.queries()
+    queries = {q: texts[q] for q in first if q in texts}
+    # tuning reads a labelled split's judgements: only when both the run and the split are named (opt-in)
+    tune = None
+    if interpolate and rc.tune_split:
+        try:
+            tune = labelled_tune_set(ds, rc.tune_split, read_run_dict(args.tune_run), rc.tune_queries, cfg.seed)
+        except ConfigError as exc:
+            raise ConfigError(f"--tune-run {args.tune_run}: {exc}") from None
+    scorer = rerank.load_scorer(
+        rc.model, rc.model_type, batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
+        threads=args.threads or cfg.threads, executor=rc.executor,
+        executor_options={**rc.executor_options, **dict(args.executor_option or [])},
+    )
+    out = Path(args.out)
+    fused = tune is not None or rc.alpha is not None
+    try:
+        done = rerank_and_fuse(ds, first, queries, scorer, depth=rc.depth, tune=tune, where=str(rc.tune_split),
+                               supervised=True, alpha=rc.alpha, alphas=rc.alphas,
+                               min_queries=rc.min_decision_queries, max_p=rc.decision_p, seed=cfg.seed,
+                               files=RerankFiles.beside(out, fused), resume=not args.no_resume, tag=args.tag)
+    finally:
+        release(scorer)
+    how = f"{done.scorer.get('model_type')}, {done.scorer.get('engine')}"
+    if done.interpolated is None:
+        lines = sum(len(v) for v in done.reranked.values())
+        print(f"{out}: {len(done.reranked)} queries reranked (top {rc.depth}, first-stage order below), "
+              f"{lines} lines ({how})")
+        return 0
+    only = RerankFiles.beside(out, fused).reranked
+    alpha = float(done.alpha if done.alpha is not None else 1.0)
+    if done.record is None:
+        print(f"{out}: {len(done.interpolated)} queries, reranker fused with the first stage at the given "
+              f"alpha={alpha:g}; reranker only: {only} ({how})")
+        return 0
+    value = done.record["table"].get(f"{alpha:g}")
+    measured = f"nDCG@10 {value:.4f}" if value is not None else "given"
+    print(f"{out}: {len(done.interpolated)} queries, reranker interpolated with the first stage at alpha={alpha:g} "
+          f"({done.record['alpha_source']} on {done.record['queries']} {rc.tune_split} queries: {measured}; "
+          f"{done.record['reason']}); reranker only: {only} ({how})")
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> tuple[Any, bool]:
+    """The resolved config and whether the weight is tuned on a labelled split; every refusal of the flags
+    and every check that no input is overwritten come before any model is loaded."""
     fields = section_values(args, RerankConfig)
     cfg = resolve_config(args, "rerank", fields, dataset=args.dataset)
     for key, value in fields.items():
@@ -83,19 +139,18 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("no first-stage run: give --run or rerank.first_stage in the config")
     if not rc.model:
         raise ConfigError("no model: give --model or rerank.model in the config")
+    from inpars.reranking import RerankFiles
     from inpars.safety import check_model, check_output, check_output_dir, check_threads
 
     check_threads(args.threads)
     check_model(rc.model, "--model")
     inputs = [rc.first_stage, args.tune_run, args.queries, getattr(args, "config", None)]
     out_path = check_output(args.out, inputs, cfg.dataset.name)
-    check_output(out_path.with_name(f"{out_path.stem}.rerank-only{out_path.suffix}"), inputs, cfg.dataset.name,
-                 flag="reranker-only run beside --out")
-    check_output(f"{out_path}.interpolation.json", inputs, cfg.dataset.name, flag="tuning record beside --out")
-    check_output_dir(f"{out_path}.scores", inputs, cfg.dataset.name, flag="score folder beside --out")
+    beside = RerankFiles.beside(out_path, fused=True)
+    for path, what in ((beside.reranked, "reranker-only run"), (beside.record, "fusion record")):
+        check_output(str(path), inputs, cfg.dataset.name, flag=f"{what} beside --out")
+    check_output_dir(str(beside.scores), inputs, cfg.dataset.name, flag="score folder beside --out")
     split = args.split or cfg.dataset.eval_split
-    # tuning reads a labelled split's judgements: only when both the run and the split are named (opt-in)
-    tune_split = rc.tune_split
     if rc.alpha is not None and args.tune_run:
         raise ConfigError("--alpha fuses at a given weight; --tune-run tunes one: give one of them")
     if fields.get("interpolate") and not args.tune_run and rc.alpha is None:
@@ -103,70 +158,11 @@ def run(args: argparse.Namespace) -> int:
                           "to tune it on a labelled split")
     if fields.get("alphas") and not args.tune_run:
         raise ConfigError("--alphas are the weights tried on --tune-run; to fuse at one given weight use --alpha")
-    if args.tune_run and not tune_split:
+    if args.tune_run and not rc.tune_split:
         raise ConfigError("--tune-run needs --tune-split: name the labelled split whose judgements tune the weight")
     # here the weight is tuned on a labelled split's run: without --tune-run (a config's default
     # 'interpolate'), the reranked run alone is written
     interpolate = bool(rc.interpolate and args.tune_run)
-    if interpolate and tune_split == split:
+    if interpolate and rc.tune_split == split:
         raise ConfigError(f"the weight must be tuned on another split than the one reranked ('{split}')")
-
-    ds = load_dataset(cfg.dataset.name)
-    first = read_run_dict(rc.first_stage)
-    if args.queries:
-        from inpars.datasets import select_queries
-
-        texts, _ = select_queries(ds, args.split, args.queries)
-    else:
-        texts = ds.queries(args.split) if args.split else ds.queries()
-    queries = {q: texts[q] for q in first if q in texts}
-    tune = None
-    if interpolate and tune_split:  # a tuning run without a named split was refused above
-        qrels = tuning_qrels(ds, tune_split)
-        tune_run = read_run_dict(args.tune_run)
-        # the split's queries that the tuning run covers, drawn as 'inpars run' draws its tuning queries
-        ids = sample_ids([q for q in ds.query_ids(tune_split) if q in tune_run], rc.tune_queries, cfg.seed)
-        if not ids:
-            raise ConfigError(f"--tune-run {args.tune_run} holds no query of split '{tune_split}'")
-        tune_texts = ds.queries(tune_split)
-        tune = TuneSet(first={q: tune_run[q] for q in ids}, queries={q: tune_texts[q] for q in ids if q in tune_texts},
-                       qrels=qrels)
-    scorer = rerank.load_scorer(
-        rc.model, rc.model_type, batch_size=rc.batch_size, max_length=rc.max_length, engine=rc.engine,
-        threads=args.threads or cfg.threads, executor=rc.executor,
-        executor_options={**rc.executor_options, **dict(args.executor_option or [])},
-    )
-    out = Path(args.out)
-    fused = rerank_and_fuse(ds, first, queries, scorer=scorer, depth=rc.depth, tune=tune, alphas=rc.alphas,
-                            resume=not args.no_resume, cache_dir=Path(f"{out}.scores"))
-    if rc.alpha is not None:  # a given weight: fused without any tuning or label
-        from inpars.fusion import fuse
-
-        fused.alpha, fused.interpolated = rc.alpha, fuse(first, fused.top, rc.alpha, rc.depth)
-    lines = sum(len(v) for v in fused.reranked.values())
-    how = f"{scorer.model_type}, {scorer.engine}"
-    if fused.interpolated is None:
-        write_run(out, fused.reranked, tag=args.tag)
-        print(f"{out}: {len(fused.reranked)} queries reranked (top {rc.depth}, first-stage order below), "
-              f"{lines} lines ({how})")
-        return 0
-
-    only = out.with_name(f"{out.stem}.rerank-only{out.suffix}")
-    write_run(only, fused.reranked, tag=args.tag)
-    write_run(out, fused.interpolated, tag=f"{args.tag}-interp")
-    alpha = float(fused.alpha) if fused.alpha is not None else 1.0
-    if tune is None:
-        print(f"{out}: {len(fused.interpolated)} queries, reranker fused with the first stage at the given "
-              f"alpha={alpha:g}; reranker only: {only} ({how})")
-        return 0
-    write_json(
-        f"{out}.interpolation.json",
-        {"alpha": alpha, "measure": "nDCG@10", "tune_split": tune_split, "tune_queries": len(fused.tune_queries),
-         "tune_query_ids": fused.tune_queries, "seed": cfg.seed, "depth": rc.depth, "table": fused.alpha_table},
-    )
-    print(
-        f"{out}: {len(fused.interpolated)} queries, reranker interpolated with the first stage at alpha={alpha:g} "
-        f"(tuned on {len(fused.tune_queries)} {tune_split} queries: nDCG@10 "
-        f"{fused.alpha_table[f'{alpha:g}']:.4f}); reranker only: {only} ({how})"
-    )
-    return 0
+    return cfg, interpolate

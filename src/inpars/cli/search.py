@@ -13,7 +13,7 @@ def add_parser(subparsers: Any) -> None:
         "search",
         help="rank your queries with the ranker a run built (BM25 + its model + its fusion weight)",
         description=(
-            "Apply the ranker of a finished 'inpars run' (RUN_DIR/06-rerank/ranker.json) to queries: BM25 over "
+            "Apply the ranker of a finished 'inpars run' (RUN_DIR/07-rerank/ranker.json) to queries: BM25 over "
             "the run's index, the top documents rescored by the model the run chose and fused with BM25 at the "
             "weight it chose, the rest in BM25 order. No judgement is read. Writes a TREC run with --out; "
             "without it, prints the top hits of each query."

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 class CrossEncoderScorer(TorchScorer):
     """A cross-encoder run by torch (``engine="torch"``, ``"torch-bf16"``) or onnxruntime (``"onnx"``,
     ``"onnx-int8"``); ``"auto"`` runs the faster of onnx and torch fp32 (the same scores within 1e-4) on a
-    CPU, measured on the first two batches of the first call and cached per machine and model
+    CPU, measured on the first four batches of the first call and cached per machine and model
     (:mod:`inpars.scoring.calibrate`), and torch on a GPU; ``engine`` names the one that runs."""
 
     model_type = "cross-encoder"

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from inpars.catalog import build_filters
-from inpars.config import FilterStep
+from inpars.config import FilterConfig, FilterStep, section_params
 from inpars.datasets import Dataset, as_dataset
 from inpars.errors import ConfigError
 from inpars.filter import consistency, logprob, per_doc, random_subset, reranker  # noqa: F401  (register the filters)
@@ -214,23 +214,25 @@ def filters_help(width: int = 100) -> str:
 def filter_queries(
     queries: str | Path | Sequence[GeneratedQuery],
     out: str | Path,
+    params: FilterConfig | None = None,
     *,
     dataset: Dataset | str | Path,
-    steps: Sequence[FilterStep | dict[str, Any]] | None = None,
-    min_words: int = 2,
-    max_words: int = 64,
-    copy_threshold: float | None = 0.9,
     seed: int = 1,
     index_dir: str | Path | None = None,
     bm25: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> FilterReport:
     """Filter generated queries and write the kept ones to ``out`` (JSONL, atomically) with a report.
 
-    ``queries`` is a generation JSONL file or a list of records; ``steps`` the filters to run in order
-    after the always-on checks (None: none); every step is checked before anything is read. ``index_dir``
-    is the BM25 index folder (see :func:`inpars.retrieval.get_index`) and ``bm25`` its parameters (default:
-    those of the index already in ``index_dir``, else the retrieval defaults). Returns the
-    :class:`FilterReport`, also written to :func:`report_path_for` ``(out)``.
+    ``queries`` is a generation JSONL file or a list of records. ``params`` is a
+    :class:`~inpars.config.FilterConfig`: ``steps``, the filters to run in order after the always-on checks
+    (every step is checked before anything is read), and the always-on checks' ``min_words``, ``max_words``
+    and ``copy_threshold``. Or give its fields as keywords instead, validated by that model with its
+    defaults (:func:`~inpars.config.section_params`), except that ``steps`` left out (or None) runs no step
+    here: the default step list is the pipeline's. ``index_dir`` is the BM25 index folder (see
+    :func:`inpars.retrieval.get_index`) and ``bm25`` its parameters (default: those of the index already in
+    ``index_dir``, else the retrieval defaults). Returns the :class:`FilterReport`, also written to
+    :func:`report_path_for` ``(out)``.
 
     >>> rep = filter_queries("queries.jsonl", "filtered.jsonl", dataset="scifact",   # doctest: +SKIP
     ...                      steps=[{"name": "logprob", "top_k": 1000}])
@@ -241,9 +243,12 @@ def filter_queries(
     report: filtered.report.json
     """
     t0 = time.perf_counter()
-    if max_words < min_words:
-        raise ConfigError(f"max_words ({max_words}) is smaller than min_words ({min_words})")
-    filters = make_filters(steps or [])
+    if params is None and fields.get("steps") is None:
+        fields = {**fields, "steps": []}
+    params = section_params(FilterConfig, params, fields, "filter_queries")
+    if params.max_words < params.min_words:
+        raise ConfigError(f"max_words ({params.max_words}) is smaller than min_words ({params.min_words})")
+    filters = make_filters(params.steps)
     ds = as_dataset(dataset)
     source = str(queries) if isinstance(queries, (str, Path)) else "<records>"
     records = load_records(queries, ds)
@@ -254,11 +259,10 @@ def filter_queries(
 
     t = time.perf_counter()
     n_in = len(cands)
-    cands, removed = always_on_checks(
-        cands, docs, min_words=min_words, max_words=max_words, copy_threshold=copy_threshold
-    )
-    params = {"min_words": min_words, "max_words": max_words, "copy_threshold": copy_threshold}
-    reports.append(step_report("always_on", params, n_in, removed, time.perf_counter() - t))
+    checks: dict[str, Any] = {"min_words": params.min_words, "max_words": params.max_words,
+                              "copy_threshold": params.copy_threshold}
+    cands, removed = always_on_checks(cands, docs, **checks)
+    reports.append(step_report("always_on", checks, n_in, removed, time.perf_counter() - t))
     log.info("always-on checks: %d -> %d queries", n_in, len(cands))
 
     for flt in filters:

@@ -21,6 +21,7 @@ from inpars.catalog import FILTERS as _FILTERS
 from inpars.config import MAX_TOKENS, FilterStep
 from inpars.datasets import Dataset
 from inpars.errors import ConfigError, InputError
+from inpars.executors import EXECUTORS
 from inpars.records import Document, GeneratedQuery
 from inpars.registry import Registry
 from inpars.safety import check_device, check_range, check_threads
@@ -111,8 +112,10 @@ def scorer_kwargs(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def executor_kwargs(step: FilterStep) -> dict[str, Any]:
-    """A step's ``executor`` and ``executor_options`` for :func:`inpars.rerank.load_scorer` (none when local)."""
-    if step.executor == "local":
+    """A step's ``executor`` and ``executor_options`` for :func:`inpars.rerank.load_scorer`; none for an
+    executor that runs in this process (:data:`~inpars.executors.EXECUTORS`), so that its steps share the
+    scorer they load (:meth:`FilterContext.scorer`)."""
+    if EXECUTORS.get(step.executor).in_process:
         return {}
     return {"executor": step.executor, "executor_options": dict(step.executor_options)}
 
@@ -277,7 +280,7 @@ class Filter(ABC):
             checked = known[key].check(value, cls.name)
             if checked is not None:
                 options[key] = checked
-        if step.executor != "local" and SCORER_OPTIONS[0] not in cls.OPTIONS:
+        if not EXECUTORS.get(step.executor).in_process and SCORER_OPTIONS[0] not in cls.OPTIONS:
             raise ConfigError(f"filter '{cls.name}' loads no reranker: executor '{step.executor}' does not apply")
         given = {k for k in STEP_FIELDS if getattr(step, k) is not None}
         unused = [k for k in STEP_FIELDS if k in given - {f.name for f in cls.FIELDS}]

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from inpars.errors import ConfigError, InparsError
 from inpars.registry import Registry
@@ -69,6 +69,10 @@ class Backend(ABC):
     context_length: int | None = None
     #: sampling seed of prompts that get none (neither per prompt nor in :class:`SamplingParams`)
     seed: int = 0
+    #: how :func:`check_backend` checks a model before anything loads: a key of :data:`MODEL_CHECKS`
+    #: (``hub``: a packaged name, model folder or hub id; ``gguf``: a .gguf file or a packaged name), or
+    #: None: not checked (a remote model, a test double)
+    model_check: ClassVar[str | None] = None
 
     def __init__(self, model: str, **options: Any) -> None:
         self.model = model
@@ -278,23 +282,35 @@ def check_backend_options(name: str, options: dict[str, Any], what: str = "gener
     return True
 
 
+def _check_hub_model(model: str, key: str) -> None:
+    from inpars.safety import check_model  # looked up when called, as before it moved here
+
+    check_model(model, key)
+
+
+def _check_gguf_model(model: str, key: str) -> None:
+    path = Path(model).expanduser()
+    if not path.exists() and (model.startswith(("/", ".", "~")) or model.endswith(".gguf")):
+        from inpars.models import PACKAGED_MODELS
+
+        raise ConfigError(f"{key}: {model} does not exist (give a .gguf file or a packaged name: "
+                          f"{', '.join(PACKAGED_MODELS.names())})")
+
+
+#: the checks of a model before loading, by :attr:`Backend.model_check`: ``check(model, key)`` raises a
+#: :class:`~inpars.errors.ConfigError` naming ``key``
+MODEL_CHECKS: dict[str, Callable[[str, str], None]] = {"hub": _check_hub_model, "gguf": _check_gguf_model}
+
+
 def check_backend(name: str, model: str | None, options: dict[str, Any], what: str = "generate") -> None:
     """Refuse an unknown backend, a backend option it does not take or of the wrong type
-    (:func:`check_backend_options`), and (for the local backends) a model that cannot load
-    (:func:`inpars.safety.check_model`), before anything is generated."""
+    (:func:`check_backend_options`), and a model that cannot load, as the backend's
+    :attr:`~Backend.model_check` says (:data:`MODEL_CHECKS`), before anything is generated."""
     if not check_backend_options(name, options, what):
         return
-    if model and name in ("transformers", "vllm"):
-        from inpars.safety import check_model  # looked up when called, as before it moved here
-
-        check_model(model, f"{what}.model")
-    elif model and name == "llamacpp":
-        path = Path(model).expanduser()
-        if not path.exists() and (model.startswith(("/", ".", "~")) or model.endswith(".gguf")):
-            from inpars.models import PACKAGED_MODELS
-
-            raise ConfigError(f"{what}.model: {model} does not exist (give a .gguf file or a packaged name: "
-                              f"{', '.join(PACKAGED_MODELS.names())})")
+    kind = getattr(backend_class(name), "model_check", None)
+    if model and kind is not None:
+        MODEL_CHECKS[kind](model, f"{what}.model")
 
 
 def get_backend(name: str, model: str, **options: Any) -> Backend:

@@ -83,6 +83,7 @@ class TransformersBackend(Backend):
     """
 
     name = "transformers"
+    model_check = "hub"
 
     def __init__(
         self,

@@ -91,6 +91,7 @@ class LlamaCppBackend(Backend):
     """
 
     name = "llamacpp"
+    model_check = "gguf"
 
     @staticmethod
     def check_options(options: dict[str, Any], where: str = "backend_options") -> None:

@@ -21,7 +21,7 @@ from inpars.safety import mask_obj
 
 log = logging.getLogger(__name__)
 
-META_VERSION = 2
+META_VERSION = VERSIONS["generate-meta"]
 
 
 def meta_path(out: str | Path) -> Path:

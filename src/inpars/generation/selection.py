@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from inpars.catalog import SELECTION_OPTIONS, check_selection  # noqa: F401  (re-exported)
 from inpars.catalog import SELECTIONS as _SELECTIONS
 from inpars.errors import ConfigError, InputError
+from inpars.fingerprint import versioned
 from inpars.io import write_json
 from inpars.models import resolve_model
 from inpars.registry import Registry
@@ -168,7 +169,8 @@ def select_documents(
     """The documents to generate for, by ``method`` (see the module docstring).
 
     With ``out`` and ``params_hash``, a non-random selection is read from ``<out>.docs.json`` when that
-    file was written for the same ``params_hash``, else computed and written there (atomically).
+    file was written for the same ``params_hash`` and selection code (``VERSIONS["doc-selection"]``:
+    :func:`inpars.fingerprint.versioned`), else computed and written there (atomically).
     ``eligible``: :func:`eligible_ids` of ``dataset`` and ``min_doc_chars`` when the caller has them
     already (each costs a pass over the corpus).
     """
@@ -179,11 +181,12 @@ def select_documents(
     if n_docs > len(eligible):
         log.info("n_docs=%d is more than the %d eligible documents: using all of them", n_docs, len(eligible))
     cache = selection_path(out) if (out is not None and params_hash is not None and method != "random") else None
+    key = versioned("doc-selection", params_hash)
     ids: list[str] | None = None
     if cache is not None and cache.is_file():
         try:
             saved = json.loads(cache.read_text(encoding="utf-8"))
-            if saved.get("params_hash") == params_hash:
+            if saved.get("key") == key:
                 ids = [str(d) for d in saved["doc_ids"]]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"unreadable document selection ({exc})", path=cache) from None
@@ -192,5 +195,5 @@ def select_documents(
     if ids is None:
         ids = SELECTIONS.get(method)(dataset, eligible, n_docs, seed, opts)
         if cache is not None:
-            write_json(cache, {"method": method, "options": opts, "params_hash": params_hash, "doc_ids": ids})
+            write_json(cache, {"method": method, "options": opts, "key": key, "doc_ids": ids})
     return [docs[i] for i in ids]

@@ -55,6 +55,7 @@ class VLLMBackend(Backend):
     """
 
     name = "vllm"
+    model_check = "hub"
 
     def __init__(
         self,

@@ -7,8 +7,8 @@ Rerankers come in families (``model_type``, :mod:`inpars.families`: ``cross-enco
 
 Modules: :mod:`~inpars.rerank.load` (:func:`load_scorer`; :mod:`~inpars.rerank.local` in this process,
 :mod:`~inpars.rerank.ray_scoring` on a Ray cluster), :mod:`~inpars.rerank.run` (:func:`rerank_run` with its
-resumable score cache), :mod:`~inpars.rerank.fuse` (:func:`~inpars.rerank.fuse.rerank_and_fuse`: rerank, then
-fuse with the first stage). What a scorer is lives below both this package and the families that implement
+resumable score cache), :mod:`~inpars.rerank.fuse` (:func:`~inpars.rerank.fuse.fit_on`: the weight that fuses
+best on tuning queries; the whole path, decision included, is :func:`inpars.reranking.rerank_and_fuse`). What a scorer is lives below both this package and the families that implement
 it, in :mod:`inpars.scoring` (the :class:`Scorer` interface, the engines, ONNX export, BERT last-layer
 surgery, classification heads), re-exported as :mod:`~inpars.rerank.base`, :mod:`~inpars.rerank.engines`,
 :mod:`~inpars.rerank.onnx`, :mod:`~inpars.rerank.surgery` and :mod:`~inpars.rerank.classifier`. Fusion with

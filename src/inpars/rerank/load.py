@@ -1,11 +1,13 @@
-"""Loading a reranker: :func:`load_scorer`, in this process (:mod:`inpars.rerank.local`) or on a Ray
-cluster (:mod:`inpars.rerank.ray_scoring`)."""
+"""Loading a reranker: :func:`load_scorer`, in this process (:mod:`inpars.rerank.local`) or on the workers
+of an executor out of it (:mod:`inpars.rerank.ray_scoring`), the executor named in
+:data:`inpars.executors.EXECUTORS`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from inpars.catalog import DEFAULT_ENGINE
+from inpars.executors import EXECUTORS
 from inpars.rerank.local import check_arguments, load_local_scorer
 from inpars.scoring.base import Scorer
 
@@ -32,24 +34,24 @@ def load_scorer(
     ``threads``: CPU threads (``torch.set_num_threads``; onnxruntime's intra-op threads).
     ``max_length``: tokens per (query, document) input; None: the length the model was saved with
     (:func:`inpars.scoring.base.model_max_length`; 256 document tokens for ``query-likelihood``).
-    ``executor``: ``local`` (this process) or ``ray`` (a :class:`~inpars.rerank.ray_scoring.RayScorer`
-    whose actors each hold such a scorer; ``executor_options``: see :mod:`inpars.ray_cluster`).
+    ``executor``: a name of :data:`~inpars.executors.EXECUTORS` (an unknown one is a
+    :class:`~inpars.registry.UnknownNameError`): ``local`` (this process; ``executor_options`` are
+    ignored) or ``ray`` (a :class:`~inpars.rerank.ray_scoring.PoolScorer` whose actors each hold such a
+    scorer; ``executor_options``: see :mod:`inpars.ray_cluster`, checked before anything starts).
 
     >>> load_scorer("minilm-l6", engine="tensorflow")
     Traceback (most recent call last):
     ...
     inpars.registry.UnknownNameError: unknown engine 'tensorflow'; available: auto, onnx, onnx-int8, torch, torch-bf16
     """
-    if executor != "local" or executor_options:
-        check_arguments(batch_size, max_length, engine, threads, device, present=executor == "local")
+    where = EXECUTORS.get(executor)
+    options = where.check_options(executor_options, "executor_options")
+    if where.in_process:
+        return load_local_scorer(model, model_type, batch_size=batch_size, max_length=max_length, engine=engine,
+                                 threads=threads, device=device)
+    check_arguments(batch_size, max_length, engine, threads, device, present=False)  # the workers check the device
 
-        from inpars.ray_cluster import check_options
+    from inpars.rerank.ray_scoring import PoolScorer
 
-        options = check_options(executor, executor_options, engine_key="executor", options_key="executor_options")
-        if executor == "ray":
-            from inpars.rerank.ray_scoring import RayScorer
-
-            return RayScorer(model, model_type, options, batch_size=batch_size, max_length=max_length,
-                             engine=engine, threads=threads, device=device)
-    return load_local_scorer(model, model_type, batch_size=batch_size, max_length=max_length, engine=engine,
-                             threads=threads, device=device)
+    return PoolScorer(where, model, model_type, options, batch_size=batch_size, max_length=max_length,
+                      engine=engine, threads=threads, device=device)

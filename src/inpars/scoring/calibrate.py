@@ -3,8 +3,9 @@
 ``auto`` chooses between engines that give the same scores (torch fp32 and onnxruntime fp32 agree within
 1e-4; bf16 and int8 move scores and are never chosen for the user). Which one is faster depends on the CPU,
 the thread count, the model and the input length, so it is measured rather than assumed: the scorer runs
-its first batch on every candidate (a warm-up: one-time allocations, kernel selection), times the second
-batch on each, keeps the faster engine and closes the others. The choice is cached in
+its first batch on every candidate (a warm-up: one-time allocations, kernel selection), times the next
+three batches on each (the engines taking turns at going first), keeps the faster engine and closes the
+others; the probe batches' scores are the chosen engine's own, so only the other engines' work is extra. The choice is cached in
 ``$INPARS_CACHE/engine-choice.json`` under a key of the CPU model, the thread count, the model, the batch
 size and length, and the library versions, so a later scorer on the same machine loads the chosen engine
 only and measures nothing. ``INPARS_ENGINE_CHOICE=off`` disables the cache (every scorer measures).
@@ -29,8 +30,9 @@ from inpars.models import cache_dir
 log = logging.getLogger(__name__)
 
 CACHE_FILE = "engine-choice.json"
-#: batches a calibration uses: the first warms every engine up, the second is timed
-PROBE_BATCHES = 2
+#: batches a calibration uses: the first warms every engine up, the other three are timed (one timed batch
+#: could not tell apart engines a few percent apart on a busy machine)
+PROBE_BATCHES = 4
 
 
 def cpu_model() -> str:
@@ -98,15 +100,18 @@ def remember(key: str, engine: str, seconds: dict[str, float]) -> None:
 def time_engines(forward: dict[str, Callable[[Any], list[float]]], batches: Sequence[Any]) -> tuple[str, dict[str, float],
                                                                                                       list[list[float]]]:
     """Run every batch on every engine of ``forward`` (name -> the engine's forward over one batch); the
-    first batch warms up, the later ones are timed. Returns the fastest engine (ties: the first named), each
-    engine's timed seconds, and the fastest engine's scores of every batch."""
+    first batch warms up, the later ones are timed, the engines taking turns at going first (so that what
+    one engine leaves in the caches favours each in turn). Returns the fastest engine by total timed
+    seconds (ties: the first named), each engine's timed seconds, and the fastest engine's scores of every
+    batch."""
     seconds = dict.fromkeys(forward, 0.0)
     values: dict[str, list[list[float]]] = {name: [] for name in forward}
+    names = list(forward)
     for i, batch in enumerate(batches):
-        for name, run in forward.items():
+        for name in names if i % 2 == 0 else names[::-1]:
             t = time.perf_counter()
-            values[name].append(run(batch))
+            values[name].append(forward[name](batch))
             if i > 0 or len(batches) == 1:
                 seconds[name] += time.perf_counter() - t
-    best = min(forward, key=lambda name: seconds[name])
+    best = min(names, key=lambda name: seconds[name])
     return best, {k: round(v, 4) for k, v in seconds.items()}, values[best]

@@ -98,17 +98,23 @@ def margin_mse_loss(model: Any, inputs: dict[str, Any]) -> Any:
     return F.mse_loss(s_margin, t_margin)
 
 
+#: the losses a bi-encoder trains with (the family's ``losses``), by name
+LOSSES = {"listwise": mnrl_loss, "margin-mse": margin_mse_loss}
+#: the losses that learn from teacher scores (every document of every example needs one)
+TEACHER_LOSSES = frozenset({"margin-mse"})
+
+
 def build(base_model: str, examples: list[TrainingExample], *, loss: str, max_length: int) -> TrainingParts:
-    """Model (a bare encoder), tokenizer, dataset, collator and loss for a bi-encoder run."""
+    """Model (a bare encoder), tokenizer, dataset, collator and loss for a bi-encoder run (``loss``: a key of
+    :data:`LOSSES`; train_reranker's config validation refuses any other)."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     from inpars.errors import ConfigError
 
-    # ``loss`` is "listwise" or "margin-mse" here: train_reranker's config validation refuses anything else.
-    if loss == "margin-mse":
+    if loss in TEACHER_LOSSES:
         missing = sum(1 for ex in examples if ex.scores is None or len(ex.scores) != 1 + len(ex.negatives))
         if missing:
-            raise ConfigError(f"loss 'margin-mse' needs teacher scores for every document of every example; "
+            raise ConfigError(f"loss '{loss}' needs teacher scores for every document of every example; "
                               f"{missing} of {len(examples)} examples lack them (negatives.teacher: fused writes them)")
     config = AutoConfig.from_pretrained(base_model)
     if getattr(config, "is_encoder_decoder", False):
@@ -118,8 +124,7 @@ def build(base_model: str, examples: list[TrainingExample], *, loss: str, max_le
     model = AutoModel.from_pretrained(base_model)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     return TrainingParts(
-        model, tokenizer, GroupDataset(examples), BiEncoderCollator(tokenizer, max_length),
-        margin_mse_loss if loss == "margin-mse" else mnrl_loss,
+        model, tokenizer, GroupDataset(examples), BiEncoderCollator(tokenizer, max_length), LOSSES[loss],
         pairs_per_group(examples),
     )
 

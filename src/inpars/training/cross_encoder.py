@@ -149,15 +149,15 @@ def pairs_per_group(examples: list[TrainingExample]) -> float:
     return sum(1 + len(ex.negatives) for ex in examples) / len(examples)
 
 
+#: the losses a cross-encoder trains with (the family's ``losses``), by name: the loss, and whether it
+#: scores each example's documents as one group (else each (query, document) pair on its own)
+LOSSES: dict[str, tuple[Any, bool]] = {"bce": (bce_loss, False), "listwise": (listwise_loss, True)}
+
+
 def build(base_model: str, examples: list[TrainingExample], *, loss: str, max_length: int) -> TrainingParts:
-    """Model, tokenizer, dataset, collator and loss for a cross-encoder run."""
+    """Model, tokenizer, dataset, collator and loss for a cross-encoder run (``loss``: a key of :data:`LOSSES`)."""
     model, tokenizer = load_cross_encoder(base_model)
-    if loss == "listwise":
-        dataset: Any = GroupDataset(examples)
-        loss_fn = listwise_loss
-        pairs = pairs_per_group(examples)
-    else:
-        dataset = PairDataset(examples)
-        loss_fn = bce_loss
-        pairs = 1.0
+    loss_fn, grouped = LOSSES[loss]
+    dataset: Any = GroupDataset(examples) if grouped else PairDataset(examples)
+    pairs = pairs_per_group(examples) if grouped else 1.0
     return TrainingParts(model, tokenizer, dataset, CrossEncoderCollator(tokenizer, max_length), loss_fn, pairs)
