@@ -240,7 +240,8 @@ def _rerank(d: Json) -> tuple[str, str]:
     for engine, r in d["results"].items():
         if engine.endswith(":full"):  # shown below, as the gain of the [CLS]-only last layer
             continue
-        text = f"{engine} {speed(r['pairs_per_s'])}"
+        label = {"auto": "auto (first call: measures)", "auto:cached": "auto (choice cached)"}.get(engine, engine)
+        text = f"{label} {speed(r['pairs_per_s'])}"
         if engine != "sentence-transformers":
             notes = [f"{r['speedup_vs_st']:.2f}x"]
             vs = r.get("vs_torch") or r.get("vs_sentence-transformers") or {}

@@ -15,17 +15,13 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
 
 #: still over the limits (issue 27, item 5), each with its current size as a ceiling
-MODULES_OVER = {"prompts.py": 529}
-FUNCTIONS_OVER = {
-    "evaluation.py:evaluate_runs": 90,
-    "generation/batches.py:run_batches": 95,
-    "manifest.py:run_stage": 105,
-    "rerank/run.py:rerank_run": 116,
-}
+MODULES_OVER: dict[str, int] = {}
+FUNCTIONS_OVER: dict[str, int] = {}
 
 
 def _sizes() -> tuple[dict[str, int], dict[str, int]]:
-    modules, functions = {}, {}
+    modules: dict[str, int] = {}
+    functions: dict[str, int] = {}
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
         text = path.read_text(encoding="utf-8")

@@ -332,6 +332,44 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 # ------------------------------------------------------------------------------------------- evaluate
 
 
+def _judged_query_ids(qrels_d: Mapping[str, Mapping[str, int]], query_ids: Iterable[str] | None) -> list[str]:
+    """The query set: ``query_ids`` (first occurrences) that have judgements, else every judged query."""
+    if query_ids is None:
+        return list(qrels_d)
+    wanted = list(dict.fromkeys(query_ids))
+    unjudged = [q for q in wanted if q not in qrels_d]
+    if unjudged:
+        log.warning("%d of the requested queries have no judgements and are left out", len(unjudged))
+    return [q for q in wanted if q in qrels_d]
+
+
+def _pvalues(
+    per_query: Mapping[str, Mapping[str, Mapping[str, float]]],
+    baseline: str,
+    measures: Sequence[str],
+    qids: Sequence[str],
+    tests: Sequence[str],
+    permutations: int,
+    seed: int,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{run: {measure: {test: p}}}`` of every run but ``baseline`` against it, on the queries ``qids``."""
+    pvalues: dict[str, dict[str, dict[str, float]]] = {}
+    for name in per_query:
+        if name == baseline:
+            continue
+        pvalues[name] = {}
+        for m in measures:
+            x = [per_query[name][m][q] for q in qids]
+            y = [per_query[baseline][m][q] for q in qids]
+            ps: dict[str, float] = {}
+            if "ttest" in tests:
+                ps["ttest"] = ttest_pvalue(x, y)
+            if "permutation" in tests:
+                ps["permutation"] = permutation_pvalue(x, y, permutations, seed)
+            pvalues[name][m] = ps
+    return pvalues
+
+
 def evaluate_runs(
     qrels: QrelsLike,
     runs: Mapping[str, RunLike],
@@ -362,14 +400,7 @@ def evaluate_runs(
     if baseline is not None and baseline not in runs:
         raise ConfigError(f"baseline '{baseline}' is not among the runs ({', '.join(runs)})")
     qrels_d = as_qrels(qrels)
-    if query_ids is not None:
-        wanted = list(dict.fromkeys(query_ids))
-        unjudged = [q for q in wanted if q not in qrels_d]
-        if unjudged:
-            log.warning("%d of the requested queries have no judgements and are left out", len(unjudged))
-        qids = [q for q in wanted if q in qrels_d]
-    else:
-        qids = list(qrels_d)
+    qids = _judged_query_ids(qrels_d, query_ids)
     if not qids:
         raise ConfigError("no judged query to evaluate on")
 
@@ -395,19 +426,7 @@ def evaluate_runs(
 
     pvalues: dict[str, dict[str, dict[str, float]]] = {}
     if baseline is not None:
-        for name in runs:
-            if name == baseline:
-                continue
-            pvalues[name] = {}
-            for m in names:
-                x = [per_query[name][m][q] for q in qids]
-                y = [per_query[baseline][m][q] for q in qids]
-                ps: dict[str, float] = {}
-                if "ttest" in tests:
-                    ps["ttest"] = ttest_pvalue(x, y)
-                if "permutation" in tests:
-                    ps["permutation"] = permutation_pvalue(x, y, permutations, seed)
-                pvalues[name][m] = ps
+        pvalues = _pvalues(per_query, baseline, names, qids, tests, permutations, seed)
     return EvaluationResult(
         measures=names,
         query_ids=qids,

@@ -179,50 +179,23 @@ def run_stage(
         log.info("stage %s: up to date (%s), skipped", name, folder)
         return StageResult(name, folder, skipped=True, manifest=done)
     pending = folder / PENDING
-    resume = False
-    if pending.is_file() and not force:
-        resume = _pending_fingerprint(pending) == fp
+    resume = pending.is_file() and not force and _pending_fingerprint(pending) == fp
     extend = how == "extend"
     previous = folder.with_name(f".{folder.name}.previous")
     if folder.exists() and not resume:
-        if extend:
-            grown_names = ", ".join(grown["sizes"] if grown else ())
-            log.info("stage %s: %s", name, f"{grown_names} grew; extending the finished outputs" if grown_names
-                     else "only settings it reuses its finished outputs for changed; starting from them")
-        elif done is not None or pending.is_file() or force:
-            log.info("stage %s: inputs or config changed%s; starting afresh", name, " (forced)" if force else "")
-        if done is not None and not pending.is_file():
-            # finished work is kept aside until the new work succeeds
-            if previous.exists():
-                shutil.rmtree(previous)
-            folder.rename(previous)
-        else:
-            shutil.rmtree(folder)
+        _clear(name, folder, previous, done=done, force=force, extend=extend, grown=grown)
     folder.mkdir(parents=True, exist_ok=True)
     if extend and previous.is_dir():
-        for p in sorted(previous.iterdir()):
-            if p.name not in (MANIFEST, PENDING) and not p.name.startswith("."):
-                (shutil.copytree if p.is_dir() else shutil.copy2)(p, folder / p.name)
+        _copy_outputs(previous, folder)
     if resume:
         log.info("stage %s: resuming an interrupted run in %s", name, folder)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_json(pending, {"stage": name, "fingerprint": fp, "started": started})
     log.info("stage %s: running", name)
-    try:
-        summary = dict(fn(folder))
-    except Exception:
-        if previous.is_dir():  # the new work failed: put the finished folder back
-            shutil.rmtree(folder, ignore_errors=True)
-            previous.rename(folder)
-            log.info("stage %s failed; its previous outputs are kept in %s", name, folder)
-        raise
+    summary = _run_or_restore(name, folder, previous, fn)
     # Interrupted (Ctrl-C; a kill never gets here): both stay, the new work to resume under its config and
     # the finished outputs aside, put back by the next start under the config that made them.
-    outputs = {
-        p.name: sha256_path(p)
-        for p in sorted(folder.iterdir())
-        if p.name not in (MANIFEST, PENDING) and not p.name.startswith(".")
-    }
+    outputs = {p.name: sha256_path(p) for p in _output_paths(folder)}
     manifest = {
         "stage": name,
         "fingerprint": fp,
@@ -247,6 +220,54 @@ def run_stage(
         shutil.rmtree(previous, ignore_errors=True)
     log.info("stage %s: done in %.1f s", name, manifest["seconds"])
     return StageResult(name, folder, skipped=False, manifest=manifest)
+
+
+def _clear(
+    name: str, folder: Path, previous: Path, *, done: Mapping[str, Any] | None, force: bool, extend: bool,
+    grown: Mapping[str, Any] | None,
+) -> None:
+    """Empty the place of a stage that does not resume: a finished folder moved aside, any other removed."""
+    pending = folder / PENDING
+    if extend:
+        grown_names = ", ".join(grown["sizes"] if grown else ())
+        log.info("stage %s: %s", name, f"{grown_names} grew; extending the finished outputs" if grown_names
+                 else "only settings it reuses its finished outputs for changed; starting from them")
+    elif done is not None or pending.is_file() or force:
+        log.info("stage %s: inputs or config changed%s; starting afresh", name, " (forced)" if force else "")
+    if done is not None and not pending.is_file():
+        # finished work is kept aside until the new work succeeds
+        if previous.exists():
+            shutil.rmtree(previous)
+        folder.rename(previous)
+    else:
+        shutil.rmtree(folder)
+
+
+def _output_paths(folder: Path) -> list[Path]:
+    """A stage folder's outputs, sorted: every entry but the manifest, ``pending.json`` and hidden ones."""
+    return [
+        p for p in sorted(folder.iterdir()) if p.name not in (MANIFEST, PENDING) and not p.name.startswith(".")
+    ]
+
+
+def _copy_outputs(previous: Path, folder: Path) -> None:
+    """Copy the finished outputs kept aside in ``previous`` into ``folder``, for the stage to extend them."""
+    for p in _output_paths(previous):
+        (shutil.copytree if p.is_dir() else shutil.copy2)(p, folder / p.name)
+
+
+def _run_or_restore(
+    name: str, folder: Path, previous: Path, fn: Callable[[Path], Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``fn(folder)``'s summary; if it raises, the finished folder kept aside in ``previous`` is put back."""
+    try:
+        return dict(fn(folder))
+    except Exception:
+        if previous.is_dir():  # the new work failed: put the finished folder back
+            shutil.rmtree(folder, ignore_errors=True)
+            previous.rename(folder)
+            log.info("stage %s failed; its previous outputs are kept in %s", name, folder)
+        raise
 
 
 def _restore_previous(name: str, folder: Path, fp: str) -> None:

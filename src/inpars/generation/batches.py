@@ -53,6 +53,43 @@ def _n_tokens(gen: Generation) -> int:
     return len(gen.tokens) if gen.tokens else len(gen.log_probs)
 
 
+def _query_record(
+    doc: Document,
+    qi: int,
+    gen: Generation,
+    built: BuiltPrompt,
+    prompt_text: str,
+    flag_counts: Counter[str],
+    *,
+    backend: Backend,
+    model: str,
+    seconds: float,
+) -> GeneratedQuery:
+    """The record of query ``qi`` of ``doc`` from generation ``gen``, its flags counted in ``flag_counts``."""
+    query = gen.text.strip()
+    flags = flag_generation(query, built.text, doc.full_text, gen.finish_reason)
+    flag_counts.update(flags)
+    return GeneratedQuery(
+        doc_id=doc.doc_id,
+        query=query,
+        log_probs=[float(x) for x in gen.log_probs],
+        prompt_text=prompt_text,
+        fewshot_examples=list(built.fewshot_examples),
+        query_index=qi,
+        flags=flags,
+        extra={
+            "text": doc.full_text,
+            "backend": backend.name,
+            "model": model,
+            "finish_reason": gen.finish_reason,
+            "n_tokens": _n_tokens(gen),
+            "prompt_tokens": gen.prompt_tokens,
+            "cached_tokens": gen.cached_tokens,
+            "seconds": round(seconds, 4),
+        },
+    )
+
+
 def run_batches(
     be: Backend,
     ds: Dataset,
@@ -118,27 +155,8 @@ def run_batches(
                     raise RuntimeError(f"backend {be.name} returned {len(gens)} generations; asked for {params.n}")
                 for qi in missing:
                     gen = gens[0] if single else gens[qi]
-                    query = gen.text.strip()
-                    flags = flag_generation(query, b.text, doc.full_text, gen.finish_reason)
-                    flag_counts.update(flags)
-                    rec = GeneratedQuery(
-                        doc_id=doc.doc_id,
-                        query=query,
-                        log_probs=[float(x) for x in gen.log_probs],
-                        prompt_text=text,
-                        fewshot_examples=list(b.fewshot_examples),
-                        query_index=qi,
-                        flags=flags,
-                        extra={
-                            "text": doc.full_text,
-                            "backend": be.name,
-                            "model": model,
-                            "finish_reason": gen.finish_reason,
-                            "n_tokens": _n_tokens(gen),
-                            "prompt_tokens": gen.prompt_tokens,
-                            "cached_tokens": gen.cached_tokens,
-                            "seconds": round(per_query, 4),
-                        },
+                    rec = _query_record(
+                        doc, qi, gen, b, text, flag_counts, backend=be, model=model, seconds=per_query
                     )
                     writer.write(rec.to_json())
                     n_tokens += _n_tokens(gen)

@@ -6,6 +6,7 @@ Query texts are given as a dict (``{query_id: text}``); nothing here reads relev
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from inpars.errors import ConfigError, InputError
 from inpars.fingerprint import dataset_fingerprint, fingerprint, model_fingerprint, versioned
 from inpars.io import JsonlAppender, read_jsonl, repair_jsonl
 from inpars.quiet import bar
+from inpars.records import Document
 from inpars.rerank.load import load_scorer
 from inpars.scoring.base import RunDict, Scorer, release
 
@@ -93,25 +95,12 @@ def rerank_run(
     if not first:
         raise InputError("the first-stage run is empty", path=run_path)
     texts = ds.queries() if queries is None else queries
-    missing = [q for q in first if q not in texts]
-    if missing:
-        log.warning(
-            "%d of %d run queries have no text; skipped (e.g. %s)", len(missing), len(first), ", ".join(missing[:5])
-        )
-    qids = [q for q in first if q in texts]
-    if not qids:
-        raise InputError(f"no query of the run has a text in the queries given ({ds.name})", path=run_path)
-    docs = ds.docs()
-    for q in qids:
-        for d in first[q]:
-            if d not in docs:
-                raise InputError(f"document '{d}' (query '{q}') is not in the corpus of {ds.name}", path=run_path)
+    qids, docs = _queries_and_docs(ds, first, texts, run_path)
 
     own_scorer = scorer is None
     if scorer is None:
         if model is None:
             raise ConfigError("rerank_run needs a model (or a loaded scorer)")
-
         scorer = load_scorer(
             model, model_type, batch_size=batch_size, max_length=max_length, engine=engine,
             threads=threads, device=device, executor=executor, executor_options=executor_options,
@@ -125,36 +114,11 @@ def rerank_run(
     if done:
         log.info("resuming: %d of %d queries already scored in %s", len(qids) - len(todo), len(qids), cache_path)
 
-    appender = None
-    if cache_path is not None:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        if not done:
-            cache_path.unlink(missing_ok=True)
-        appender = JsonlAppender(cache_path)
+    appender = _open_cache(cache_path, done)
     try:
         if appender is not None and not done:
             appender.write({"meta": meta})
-        # A chunk of queries per scorer call: length sorting pays off across queries; the cache is
-        # written after each chunk.
-        per_call = max(1, 2048 // depth)
-        shown = bar(total=len(todo), desc="rerank", unit="query", show=show_progress)
-        for c in range(0, len(todo), per_call):
-            chunk = todo[c : c + per_call]
-            pairs, owners = [], []
-            for q in chunk:
-                for d in first[q]:
-                    pairs.append((texts[q], docs[d].full_text))
-                    owners.append((q, d))
-            values = scorer.score(pairs)
-            fresh: dict[str, dict[str, float]] = {q: {} for q in chunk}
-            for (q, d), v in zip(owners, values, strict=True):
-                fresh[q][d] = v
-            for q in chunk:
-                done[q] = fresh[q]
-                if appender is not None:
-                    appender.write({"qid": q, "text": wanted[q], "scores": fresh[q]})
-            shown.update(len(chunk))
-        shown.close()
+        _score_queries(scorer, todo, first, texts, docs, done, appender, wanted, depth, show_progress)
     finally:
         if appender is not None:
             appender.close()
@@ -166,6 +130,73 @@ def rerank_run(
         write_run(out, result, tag=tag)
         log.info("reranked %d queries x top %d -> %s", len(result), depth, out)
     return result
+
+
+def _queries_and_docs(
+    ds: Dataset, first: RunDict, texts: Mapping[str, str], run_path: str
+) -> tuple[list[str], Mapping[str, Document]]:
+    """The run's queries that have a text (the others skipped with a warning) and the corpus, which must hold
+    every document of those queries."""
+    missing = [q for q in first if q not in texts]
+    if missing:
+        log.warning(
+            "%d of %d run queries have no text; skipped (e.g. %s)", len(missing), len(first), ", ".join(missing[:5])
+        )
+    qids = [q for q in first if q in texts]
+    if not qids:
+        raise InputError(f"no query of the run has a text in the queries given ({ds.name})", path=run_path)
+    docs = ds.docs()
+    for q in qids:
+        for d in first[q]:
+            if d not in docs:
+                raise InputError(f"document '{d}' (query '{q}') is not in the corpus of {ds.name}", path=run_path)
+    return qids, docs
+
+
+def _open_cache(cache_path: Path | None, done: Mapping[str, Any]) -> JsonlAppender | None:
+    """An appender to the score cache (``None`` without one), the file removed first unless it is resumed."""
+    if cache_path is None:
+        return None
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    if not done:
+        cache_path.unlink(missing_ok=True)
+    return JsonlAppender(cache_path)
+
+
+def _score_queries(
+    scorer: Scorer,
+    todo: list[str],
+    first: RunDict,
+    texts: Mapping[str, str],
+    docs: Mapping[str, Document],
+    done: dict[str, dict[str, float]],
+    appender: JsonlAppender | None,
+    wanted: Mapping[str, str],
+    depth: int,
+    show_progress: bool | None,
+) -> None:
+    """Score the queries ``todo`` into ``done``; each chunk's scores are appended to the cache as it ends."""
+    # A chunk of queries per scorer call: length sorting pays off across queries; the cache is
+    # written after each chunk.
+    per_call = max(1, 2048 // depth)
+    shown = bar(total=len(todo), desc="rerank", unit="query", show=show_progress)
+    for c in range(0, len(todo), per_call):
+        chunk = todo[c : c + per_call]
+        pairs, owners = [], []
+        for q in chunk:
+            for d in first[q]:
+                pairs.append((texts[q], docs[d].full_text))
+                owners.append((q, d))
+        values = scorer.score(pairs)
+        fresh: dict[str, dict[str, float]] = {q: {} for q in chunk}
+        for (q, d), v in zip(owners, values, strict=True):
+            fresh[q][d] = v
+        for q in chunk:
+            done[q] = fresh[q]
+            if appender is not None:
+                appender.write({"qid": q, "text": wanted[q], "scores": fresh[q]})
+        shown.update(len(chunk))
+    shown.close()
 
 
 def _load_cache(
