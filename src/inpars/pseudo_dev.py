@@ -86,7 +86,10 @@ def synthetic_tune_set(ds: Dataset, queries: str | Path, index_dir: str | Path,
     records = load_records(queries, ds)
     params = first_stage if isinstance(first_stage, RetrieveConfig) else RetrieveConfig(**first_stage)
     first = retrieve(ds, params, queries={query_id(r): r.query for r in records}, index_dir=index_dir)
-    return _tune_set(records, first)
+    tune = _tune_set(records, first)
+    if len(tune.queries) < len(records):
+        log.info("%d synthetic tuning queries without an indexable term left out", len(records) - len(tune.queries))
+    return tune
 
 
 def held_docs(path: str | Path) -> set[str]:
@@ -103,8 +106,6 @@ def _tune_set(records: Sequence[GeneratedQuery], first: Mapping[str, Mapping[str
     """The queries of ``records`` that ``first`` found something for (in the records' order), their texts,
     and each judged by its source document."""
     kept = [r for r in records if first.get(query_id(r))]
-    if len(kept) < len(records):
-        log.info("%d synthetic tuning queries without an indexable term left out", len(records) - len(kept))
     return TuneSet(first={query_id(r): dict(first[query_id(r)]) for r in kept},
                    queries={query_id(r): r.query for r in kept},
                    qrels={query_id(r): {r.doc_id: 1} for r in kept})

@@ -142,26 +142,22 @@ def rerank_and_fuse(
     ``files.scores`` makes a killed rerank resume (``resume``)."""
     ds = as_dataset(dataset)
     first = as_run(first)
+    files = files or RerankFiles()
     owned = isinstance(candidates, Mapping)
     loaders: Mapping[str, Loader] = candidates if isinstance(candidates, Mapping) else _borrowed(candidates)
     chosen, scorer, record = next(iter(loaders)), None, None
     if tune is not None:
         decision, fits = decide(ds, tune, loaders, depth=depth, alphas=alphas, alpha=alpha, min_queries=min_queries,
-                                max_p=max_p, seed=seed, where=where, owned=owned, cache_dir=(files or RerankFiles()).scores)
+                                max_p=max_p, seed=seed, where=where, owned=owned, cache_dir=files.scores)
+        # decide released every scorer that holds anything outside this process; the chosen one, if kept, reranks
         chosen, alpha, scorer = decision.model, decision.alpha, fits[decision.model].scorer
-        for name, fit in fits.items():
-            if name != chosen and owned:
-                release(fit.scorer)
         tuned = [q for q in fits[chosen].reranked if q in tune.qrels]
         record = fusion_record(decision, fits, where=where, query_ids=tuned, supervised=supervised, depth=depth,
                                seed=seed)
-    files = files or RerankFiles()
     result = Reranked(top={}, reranked={}, interpolated=None, model=chosen, alpha=alpha, record=record)
     if record is not None and files.record is not None:
         write_json(files.record, record)
     if not queries:
-        if owned and scorer is not None:
-            release(scorer)
         return result
     scorer = scorer or loaders[chosen]()
     try:
