@@ -37,14 +37,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# Two workers by default (pytest-xdist, work stealing): many tests wait on a subprocess or on imports, so one
+# worker leaves a core idle; PYTEST_WORKERS=0 runs them in this process, one after another.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist worksteal) $(PYTEST_ARGS)
 
 # The documentation site (mkdocs.yml, docs/) into site/; --strict: a warning (broken link, stale marker) fails.
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
-test: lint typecheck docs pytest
+# ruff, the import contract and the docs first (seconds); then mypy beside the tests (it needs one core for
+# a minute or two, while the tests leave part of a core idle), pytest's summary the last line.
+test: lint docs
+	$(MAKE) --no-print-directory -j2 --output-sync=line typecheck pytest
 
 demo: $(STAMP)
 	$(VENV)/bin/inpars run examples/demo.yaml
