@@ -6,7 +6,9 @@ Usage: python benchmarks/bench_scale.py [--sizes 10000 100000 1000000 3000000 88
 Each size gets a synthetic BEIR folder: a Zipfian vocabulary (rank-frequency exponent ``--zipf``, 50,000
 word types), titles of 5-15 words and abstracts whose length is log-normal around 200 words (SciFact-like),
 queries of 3-8 words drawn from the same distribution. Every stage then runs in a fresh process, so its
-peak RSS (VmHWM on Linux) is its own:
+peak RSS (VmHWM on Linux) is its own; ``peak_anon_mib`` is the peak of its anonymous memory alone (RssAnon,
+sampled every 20 ms: without the pages of memory-mapped index files, which count in RSS while a search reads
+them but are the kernel's page cache, given back under memory pressure):
 
 - ``index``: :func:`inpars.retrieval.get_index` builds the BM25 index from the corpus into its folder, in
   bounded memory (:func:`inpars.bm25_build.write_bm25_index`: chunks of documents, postings spilled to disk,
@@ -21,7 +23,8 @@ peak RSS (VmHWM on Linux) is its own:
   (the run it returns, ``--queries`` x 1000 hits, weighs on both search stages alike);
 - ``sample``: :func:`inpars.generate.sample_documents` picks 1,000 documents (what generation starts from);
 - ``negatives``: :func:`inpars.negatives.mine_negatives` (BM25, depth 100, 1 negative) for ``--queries``
-  synthetic generated queries (one per sampled document, the index reused).
+  synthetic generated queries (one per sampled document, the index reused, opened as the stages open it:
+  memory-mapped from :data:`inpars.retrieval.MMAP_BYTES` on disk).
 
 The baseline RSS of a process that has imported inpars, numpy and bm25s (no corpus) is reported too, so
 that the part each stage adds can be read off. Timings are wall-clock on whatever else the machine runs:
@@ -71,6 +74,40 @@ def _current_rss_mib() -> float:
     except OSError:
         pass
     return 0.0
+
+
+class _AnonPeak:
+    """The peak of this process's anonymous resident memory (RssAnon: the heap and the arrays read into
+    memory, not the pages of memory-mapped files, which the kernel takes back under pressure), sampled
+    every ``interval`` seconds in a thread; 0 where /proc is missing."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        import threading
+
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _now_kib() -> int:
+        try:
+            with open("/proc/self/status", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("RssAnon:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.peak_kib = max(self.peak_kib, self._now_kib())
+
+    def stop_mib(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return round(max(self.peak_kib, self._now_kib()) / 1024, 1)
 
 
 def _words(seed: int, zipf: float) -> tuple[list[str], Any]:
@@ -130,6 +167,7 @@ def _stage(name: str, folder: Path, work: Path, n_queries: int) -> dict[str, Any
 
     ds = BeirDataset(folder)
     index_dir = work / "index"
+    anon = _AnonPeak()
     t0 = time.perf_counter()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu0 = usage.ru_utime + usage.ru_stime
@@ -192,6 +230,7 @@ def _stage(name: str, folder: Path, work: Path, n_queries: int) -> dict[str, Any
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime - cpu0, 3)
     out["peak_rss_mib"] = round(_peak_rss_mib(), 1)
+    out["peak_anon_mib"] = anon.stop_mib()
     return out
 
 

@@ -295,8 +295,9 @@ def _scale(d: Json) -> tuple[str, str]:
     for size in sizes:
         stages = d["sizes"][size]
         rss = ", ".join(
-            f"{name} {stages[name]['peak_rss_mib'] / 1024:.1f}" for name in stages
-            if isinstance(stages[name], dict) and "peak_rss_mib" in stages[name]
+            f"{name} {stages[name]['peak_rss_mib'] / 1024:.1f}"
+            + (f" (anonymous {stages[name]['peak_anon_mib'] / 1024:.1f})" if "peak_anon_mib" in stages[name] else "")
+            for name in stages if isinstance(stages[name], dict) and "peak_rss_mib" in stages[name]
         )
         index = stages.get("index", {})
         parts.append(f"{int(size):,} docs: index {index.get('seconds', 0):.0f} s; peak RSS GiB: {rss}")

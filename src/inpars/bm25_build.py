@@ -57,6 +57,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from inpars.id_table import IdListWriter
 from inpars.quiet import bar
 from inpars.records import Document
 
@@ -68,6 +69,7 @@ INDPTR = "indptr.csc.index.npy"
 VOCAB = "vocab.index.json"
 PARAMS = "params.index.json"
 DOC_IDS = "doc_ids.json"
+DOC_IDS_STEM = "doc_ids"  # doc_ids.blob.npy and doc_ids.ends.npy (inpars.id_table.IdList)
 
 CHUNK_DOCS = 20_000
 CHUNK_CHARS = 1 << 23  # 8 Mi characters of text per chunk (about 1.5M tokens of English)
@@ -110,21 +112,26 @@ class _Growing:
 
 
 class _DocIdWriter:
-    """``doc_ids.json`` streamed in :func:`inpars.io.write_json`'s layout (indent 2), so it reads the same."""
+    """``doc_ids.json`` streamed in :func:`inpars.io.write_json`'s layout (indent 2), so it reads the same,
+    and the same ids as the compact arrays of :class:`inpars.id_table.IdList` (``doc_ids.blob.npy``,
+    ``doc_ids.ends.npy``), which the index loads (memory-mapped) instead of the JSON list."""
 
     def __init__(self, path: Path) -> None:
         self._f = open(path, "w", encoding="utf-8")  # noqa: SIM115  (closed by close())
+        self._arrays = IdListWriter(path.parent, DOC_IDS_STEM)
         self._encode = json.JSONEncoder(ensure_ascii=False).encode
         self._n = 0
 
     def write(self, doc_ids: list[str]) -> None:
         if doc_ids:
             self._f.write(("[\n  " if self._n == 0 else ",\n  ") + ",\n  ".join(map(self._encode, doc_ids)))
+            self._arrays.write(doc_ids)
             self._n += len(doc_ids)
 
     def close(self) -> None:
         self._f.write("[]\n" if self._n == 0 else "\n]\n")
         self._f.close()
+        self._arrays.close()
 
 
 def _chunks(docs: Iterable[Document], max_docs: int, max_chars: int) -> Iterator[tuple[list[str], list[str]]]:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from inpars.errors import InputError
+from inpars.id_table import IdIndex, IdList
 from inpars.io import parse_jsonl_line
 from inpars.records import Document
+
+if TYPE_CHECKING:  # imported where used: the command line's parser imports no numpy
+    import numpy as np
 
 
 def beir_document(obj: dict[str, Any], path: Path, line: int) -> Document:
@@ -28,25 +32,51 @@ def beir_document(obj: dict[str, Any], path: Path, line: int) -> Document:
 class CorpusView(Mapping[str, Document]):
     """The documents of a JSONL corpus by id, read from the file on lookup.
 
-    Holds each document's byte offset (in corpus order) and a small cache of recently read documents;
-    the file was checked when the offsets were taken, and is read back unchanged (inputs are never
-    rewritten). Thread-safe; picklable (the open file and the cache are not carried).
+    Holds each document's id and byte offset (in corpus order) in compact arrays (an
+    :class:`~inpars.id_table.IdList`, about 16 bytes per document plus its id, and, from the first lookup,
+    an :class:`~inpars.id_table.IdIndex` of 16 more) and a small cache of recently read documents; the file
+    was checked when the offsets were taken, and is read back unchanged (inputs are never rewritten).
+    Thread-safe; picklable (the open file, the cache and the lookup index are not carried).
     """
 
     CACHE_SIZE = 4096
 
-    def __init__(self, path: str | Path, offsets: dict[str, int]) -> None:
+    def __init__(self, path: str | Path, ids: IdList, offsets: np.ndarray) -> None:
+        if len(ids) != len(offsets):
+            raise ValueError(f"{len(ids)} ids for {len(offsets)} offsets")
         self.path = Path(path)
+        self._ids = ids
         self._offsets = offsets
         self._init_reader()
+
+    @classmethod
+    def from_documents(cls, path: str | Path, docs: Iterable[tuple[int, Document]]) -> CorpusView:
+        """The view of ``(byte offset, document)`` pairs read from ``path``, kept as ids and offsets only."""
+        import numpy as np
+
+        offsets: list[np.ndarray] = []
+        batch: list[int] = []
+
+        def ids() -> Iterator[str]:
+            for offset, doc in docs:
+                batch.append(offset)
+                if len(batch) >= 1 << 16:
+                    offsets.append(np.array(batch, dtype=np.int64))
+                    batch.clear()
+                yield doc.doc_id
+
+        id_list = IdList.from_strings(ids())
+        offsets.append(np.array(batch, dtype=np.int64))
+        return cls(path, id_list, np.concatenate(offsets))
 
     def _init_reader(self) -> None:
         self._lock = threading.Lock()
         self._file: BinaryIO | None = None
         self._cache: OrderedDict[str, Document] = OrderedDict()
+        self._index: IdIndex | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_offsets": self._offsets}
+        return {"path": self.path, "_ids": self._ids, "_offsets": self._offsets}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -61,16 +91,28 @@ class CorpusView(Mapping[str, Document]):
         return f"CorpusView({str(self.path)!r}, {len(self)} documents)"
 
     def __len__(self) -> int:
-        return len(self._offsets)
+        return len(self._ids)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._offsets)
+        return iter(self._ids)
+
+    def _position(self, doc_id: object) -> int | None:
+        if not isinstance(doc_id, str):
+            return None
+        if self._index is None:
+            index = IdIndex(self._ids)  # built once, outside the lock (two threads may both build it)
+            with self._lock:
+                self._index = self._index or index
+        return self._index.find(doc_id)
 
     def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._offsets
+        return self._position(doc_id) is not None
 
     def __getitem__(self, doc_id: str) -> Document:
-        offset = self._offsets[doc_id]  # KeyError for an unknown id, as a dict
+        position = self._position(doc_id)
+        if position is None:
+            raise KeyError(doc_id)  # as a dict
+        offset = int(self._offsets[position])
         with self._lock:
             doc = self._cache.get(doc_id)
             if doc is not None:

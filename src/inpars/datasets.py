@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -49,6 +50,7 @@ from pathlib import Path
 from inpars.corpus_view import CorpusView, beir_document
 from inpars.corpus_view import get_str as _get_str
 from inpars.errors import InputError, LeakageError, require
+from inpars.id_table import SeenIds
 from inpars.io import read_jsonl, read_jsonl_offsets
 from inpars.records import Document, Qrel, Qrels, Query
 from inpars.registry import Registry
@@ -104,6 +106,9 @@ BEIR_MD5 = {
     "climate-fever": "8b66f0a9126c521bae2bde127b4dc99d",
     "msmarco": "444067daf65d982533ea17ebd59501e4",
 }
+
+#: documents read ahead and checked for a repeated id at once (:class:`~inpars.id_table.SeenIds`)
+_ID_BATCH = 1024
 
 #: a corpus file at least this large is held as byte offsets (:class:`~inpars.corpus_view.CorpusView`)
 EAGER_CORPUS_BYTES = 64 * 2**20
@@ -198,25 +203,44 @@ class BeirDataset(Dataset):
             yield doc
 
     def _docs_with_offsets(self) -> Iterator[tuple[int, Document]]:
-        seen: set[str] = set()
-        empty: list[str] = []
-        for line, offset, obj in read_jsonl_offsets(self.corpus_path):
-            doc = beir_document(obj, self.corpus_path, line)
-            if doc.doc_id in seen:
-                raise InputError(f"duplicate document id '{doc.doc_id}'", self.corpus_path, line, "_id")
-            seen.add(doc.doc_id)
-            if not doc.text.strip() and not doc.title.strip():
-                empty.append(f"{line} ('{doc.doc_id}')")
-            yield offset, doc
-        if empty:  # said once per reading, not once per document: several BEIR collections hold many
+        # the ids met so far as hashes (SeenIds: 8 bytes per id, not a set of strings), so a pass over a
+        # corpus of millions of documents stays small; a hash met before is confirmed on the ids themselves
+        seen = SeenIds()
+        n_empty, first_empty = 0, ""
+        batch: list[tuple[int, int, Document]] = []
+        for item in itertools.chain(read_jsonl_offsets(self.corpus_path), [None]):
+            if item is not None:
+                line, offset, obj = item
+                batch.append((line, offset, beir_document(obj, self.corpus_path, line)))
+                if len(batch) < _ID_BATCH:
+                    continue
+            for (line, _offset, doc), repeat in zip(batch, seen.add([d.doc_id for _, _, d in batch]), strict=True):
+                if repeat == "yes" or (repeat == "maybe" and self._id_before(doc.doc_id, line)):
+                    raise InputError(f"duplicate document id '{doc.doc_id}'", self.corpus_path, line, "_id")
+                if not doc.text.strip() and not doc.title.strip():
+                    n_empty += 1
+                    first_empty = first_empty or f"{line} ('{doc.doc_id}')"
+            yield from ((offset, doc) for _, offset, doc in batch)
+            batch = []
+        if n_empty:  # said once per reading, not once per document: several BEIR collections hold many
             log.info("%s: %d document(s) with empty title and text (line %s%s): indexed, never given a query",
-                     self.corpus_path, len(empty), empty[0], ", ..." if len(empty) > 1 else "")
+                     self.corpus_path, n_empty, first_empty, ", ..." if n_empty > 1 else "")
+
+    def _id_before(self, doc_id: str, line: int) -> bool:
+        """Whether a document before ``line`` has the id ``doc_id`` (read again from the file: only when
+        two ids share a 64-bit hash)."""
+        for i, _offset, obj in read_jsonl_offsets(self.corpus_path):
+            if i >= line:
+                return False
+            if beir_document(obj, self.corpus_path, i).doc_id == doc_id:
+                return True
+        return False
 
     @cached_property
     def _docs(self) -> Mapping[str, Document]:
         if self.corpus_path.stat().st_size < EAGER_CORPUS_BYTES:  # small: a dict is faster to read again
             return {d.doc_id: d for d in self.docs_iter()}
-        return CorpusView(self.corpus_path, {doc.doc_id: offset for offset, doc in self._docs_with_offsets()})
+        return CorpusView.from_documents(self.corpus_path, self._docs_with_offsets())
 
     def splits(self) -> list[str]:
         qdir = self.path / "qrels"

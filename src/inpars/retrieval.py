@@ -41,14 +41,18 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from inpars.bm25_build import DOC_IDS, DOC_IDS_STEM
 from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS, RetrieveConfig, section_params
 from inpars.datasets import BeirDataset, Dataset, as_dataset, ranked, write_run
 from inpars.errors import ConfigError
+from inpars.id_table import IdList
 from inpars.index_manifest import INDEX_FORMAT, MANIFEST, index_fingerprint, read_manifest
 from inpars.io import make_temp, sha256_file, write_json
 from inpars.quiet import bar, show_progress
@@ -58,7 +62,6 @@ from inpars.registry import Registry
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "INPARS_CACHE"
-DOC_IDS = "doc_ids.json"
 _QUERY_BATCH = 1024
 
 
@@ -108,7 +111,7 @@ class BM25Index:
     def __init__(
         self,
         retriever: Any,
-        doc_ids: list[str],
+        doc_ids: Sequence[str],
         params: dict[str, Any],
         corpus_sha256: str | None = None,
     ) -> None:
@@ -175,7 +178,8 @@ class BM25Index:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.retriever.save(str(path), show_progress=False)
-        write_json(path / DOC_IDS, self.doc_ids)
+        write_json(path / DOC_IDS, list(self.doc_ids))
+        IdList.from_strings(self.doc_ids).save(path, DOC_IDS_STEM)
         self._write_manifest(path, len(self.doc_ids))
         return path
 
@@ -204,7 +208,12 @@ class BM25Index:
         if manifest is None:
             raise FileNotFoundError(f"{path} holds no BM25 index ({MANIFEST} is missing or unreadable)")
         retriever = bm25s.BM25.load(str(path), mmap=mmap, show_progress=False)
-        doc_ids = json.loads((path / DOC_IDS).read_text(encoding="utf-8"))
+        # the ids as compact arrays (memory-mapped with ``mmap``); an index folder written before them has
+        # doc_ids.json only
+        doc_ids: Sequence[str] = (
+            IdList.load(path, DOC_IDS_STEM, mmap=mmap) if IdList.paths(path, DOC_IDS_STEM)[1].is_file()
+            else json.loads((path / DOC_IDS).read_text(encoding="utf-8"))
+        )
         if len(doc_ids) != retriever.scores["num_docs"]:
             raise ValueError(f"{path}: {len(doc_ids)} doc ids for {retriever.scores['num_docs']} indexed rows")
         return cls(retriever, doc_ids, manifest["params"], manifest.get("corpus_sha256"))
@@ -254,14 +263,19 @@ class BM25Index:
                     n_empty += 1
                     out[qid] = {}
                     continue
-                out[qid] = {
-                    self.doc_ids[int(d)]: float(s) for d, s in zip(row_docs, row_scores, strict=True) if s > 0
-                }
+                row_docs, row_scores = np.asarray(row_docs), np.asarray(row_scores)
+                hit = row_scores > 0
+                out[qid] = dict(zip(self._ids_at(row_docs[hit]), row_scores[hit].tolist(), strict=True))
             shown.update(len(batch))
         shown.close()
         if n_empty:
             log.warning("%d queries have no indexable term (empty or only stopwords): no documents", n_empty)
         return out
+
+    def _ids_at(self, rows: np.ndarray) -> list[str]:
+        if isinstance(self.doc_ids, IdList):
+            return self.doc_ids.take(rows)
+        return [self.doc_ids[i] for i in rows.tolist()]
 
     def search_one(self, text: str, k: int = 1000) -> list[tuple[str, float]]:
         """Ranked ``(doc_id, score)`` pairs for one text, in trec_eval's order (score, then id, descending)."""
@@ -337,6 +351,9 @@ def index_params(
 
 # --------------------------------------------------------------------------------------------- cache
 
+#: an index whose arrays take this much disk or more is searched memory-mapped by default (:func:`get_index`)
+MMAP_BYTES = 1 << 30
+
 
 def corpus_fingerprint(dataset: Dataset) -> str:
     """SHA-256 of a dataset's corpus: of ``corpus.jsonl`` for a BEIR folder, else of its documents."""
@@ -355,6 +372,11 @@ def default_index_dir(dataset: Dataset, corpus_sha256: str, params: dict[str, An
     return cache_dir() / "indexes" / f"{name}-{index_fingerprint(corpus_sha256, params)[:12]}"
 
 
+def _array_bytes(path: Path) -> int:
+    """The size of the ``.npy`` arrays in an index folder (0 when there is none)."""
+    return sum(p.stat().st_size for p in path.glob("*.npy")) if path.is_dir() else 0
+
+
 def _matches(manifest: dict[str, Any] | None, corpus_sha256: str, params: dict[str, Any]) -> bool:
     return manifest is not None and manifest.get("fingerprint") == index_fingerprint(corpus_sha256, params)
 
@@ -369,7 +391,7 @@ def get_index(
     stemmer: str | None = BM25_STEMMER,
     backend: str = "bm25s",
     rebuild: bool = False,
-    mmap: bool = False,
+    mmap: bool | None = None,
 ) -> Any:
     """The BM25 index of ``dataset``'s corpus: loaded from ``index_dir`` when it matches, else built there.
 
@@ -379,7 +401,9 @@ def get_index(
     place. ``index_dir`` defaults to :func:`default_index_dir` under ``$INPARS_CACHE``
     (``~/.cache/inpars``). ``index.from_cache`` tells which happened. ``backend`` names the engine in
     :data:`FIRST_STAGES` (a :class:`BM25Index` for ``bm25s``; :class:`inpars.pyserini_backend.PyseriniIndex`
-    for ``pyserini``); ``mmap`` applies to ``bm25s`` only.
+    for ``pyserini``); ``mmap`` applies to ``bm25s`` only: True keeps the index's arrays on disk, memory-mapped
+    (the operating system holds the pages a search reads, and gives them back under pressure), False reads
+    them into memory, None (the default) maps them when they take :data:`MMAP_BYTES` or more on disk.
 
     >>> index = get_index("scifact")                   # doctest: +SKIP
     >>> run = index.search({"q1": "vitamin d and infections"}, k=100)   # doctest: +SKIP
@@ -391,6 +415,8 @@ def get_index(
     corpus_sha = corpus_fingerprint(ds)
     path = Path(index_dir) if index_dir is not None else default_index_dir(ds, corpus_sha, params)
     manifest = read_manifest(path)
+    if mmap is None:
+        mmap = _array_bytes(path) >= MMAP_BYTES
     if not rebuild and manifest is not None and _matches(manifest, corpus_sha, params):
         try:
             index = engine.load(path, manifest, mmap)
