@@ -275,8 +275,8 @@ INPARS_IN_FUNCTIONS = {
     "inpars.rerank.load": 2,
     "inpars.rerank.ray_scoring": 1,
     # the pyserini engine, on first use (its Java start-up stays out of the bm25s path); the bounded-memory
-    # BM25 build (numpy) when an index is built
-    "inpars.retrieval": 2,
+    # BM25 build (numpy) when an index is built or saved
+    "inpars.retrieval": 3,
     # the evaluation (ir_measures) for tuning only; 'inpars rerank --help' imports fusion
     "inpars.fusion": 1,
     # checks at load time of a config (measures, executor options) that keep 'import inpars.config' small

@@ -58,6 +58,7 @@ from typing import IO, Any
 import numpy as np
 
 from inpars.id_table import IdListWriter
+from inpars.index_manifest import DOC_IDS, DOC_IDS_STEM
 from inpars.quiet import bar
 from inpars.records import Document
 
@@ -68,8 +69,6 @@ INDICES = "indices.csc.index.npy"
 INDPTR = "indptr.csc.index.npy"
 VOCAB = "vocab.index.json"
 PARAMS = "params.index.json"
-DOC_IDS = "doc_ids.json"
-DOC_IDS_STEM = "doc_ids"  # doc_ids.blob.npy and doc_ids.ends.npy (inpars.id_table.IdList)
 
 CHUNK_DOCS = 20_000
 CHUNK_CHARS = 1 << 23  # 8 Mi characters of text per chunk (about 1.5M tokens of English)
@@ -111,7 +110,7 @@ class _Growing:
         return self.array[: self.size]
 
 
-class _DocIdWriter:
+class DocIdWriter:
     """``doc_ids.json`` streamed in :func:`inpars.io.write_json`'s layout (indent 2), so it reads the same,
     and the same ids as the compact arrays of :class:`inpars.id_table.IdList` (``doc_ids.blob.npy``,
     ``doc_ids.ends.npy``), which the index loads (memory-mapped) instead of the JSON list."""
@@ -132,6 +131,12 @@ class _DocIdWriter:
         self._f.write("[]\n" if self._n == 0 else "\n]\n")
         self._f.close()
         self._arrays.close()
+
+    def __enter__(self) -> DocIdWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _chunks(docs: Iterable[Document], max_docs: int, max_chars: int) -> Iterator[tuple[list[str], list[str]]]:
@@ -282,7 +287,7 @@ def _spill(docs: Iterable[Document], spill: Path, ids_path: Path, stopwords: str
     doc_len = _Growing(np.int32)
     chunk_meta: list[tuple[int, int, int, int]] = []  # (postings start, count, terms start, count)
     n_post = n_uterms = 0
-    ids_out = _DocIdWriter(ids_path)
+    ids_out = DocIdWriter(ids_path)
     with contextlib.ExitStack() as stack:
         stack.callback(ids_out.close)
         rows_f = stack.enter_context(open(spill / "rows.i32", "wb"))

@@ -71,6 +71,7 @@ class CorpusView(Mapping[str, Document]):
 
     def _init_reader(self) -> None:
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self._file: BinaryIO | None = None
         self._cache: OrderedDict[str, Document] = OrderedDict()
         self._index: IdIndex | None = None
@@ -100,9 +101,9 @@ class CorpusView(Mapping[str, Document]):
         if not isinstance(doc_id, str):
             return None
         if self._index is None:
-            index = IdIndex(self._ids)  # built once, outside the lock (two threads may both build it)
-            with self._lock:
-                self._index = self._index or index
+            with self._build_lock:  # one thread builds it; the others wait for it
+                if self._index is None:
+                    self._index = IdIndex(self._ids)
         return self._index.find(doc_id)
 
     def __contains__(self, doc_id: object) -> bool:

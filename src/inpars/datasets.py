@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
-import itertools
 import logging
 import os
 import shutil
@@ -207,21 +206,31 @@ class BeirDataset(Dataset):
         # corpus of millions of documents stays small; a hash met before is confirmed on the ids themselves
         seen = SeenIds()
         n_empty, first_empty = 0, ""
-        batch: list[tuple[int, int, Document]] = []
-        for item in itertools.chain(read_jsonl_offsets(self.corpus_path), [None]):
-            if item is not None:
-                line, offset, obj = item
-                batch.append((line, offset, beir_document(obj, self.corpus_path, line)))
-                if len(batch) < _ID_BATCH:
-                    continue
-            for (line, _offset, doc), repeat in zip(batch, seen.add([d.doc_id for _, _, d in batch]), strict=True):
+        lines = read_jsonl_offsets(self.corpus_path)
+        while True:
+            # read ahead a batch and check its ids at once; an unreadable line ends the batch early, so the
+            # documents before it are checked and handed out first, as they were read
+            batch: list[tuple[int, int, Document]] = []
+            failure: Exception | None = None
+            try:
+                for line, offset, obj in lines:
+                    batch.append((line, offset, beir_document(obj, self.corpus_path, line)))
+                    if len(batch) >= _ID_BATCH:
+                        break
+            except Exception as exc:  # raised again once the documents before it are handed out
+                failure = exc
+            # a document's answer depends on the ones before it only: each is handed out once it is checked
+            for (line, offset, doc), repeat in zip(batch, seen.add([d.doc_id for _, _, d in batch]), strict=True):
                 if repeat == "yes" or (repeat == "maybe" and self._id_before(doc.doc_id, line)):
                     raise InputError(f"duplicate document id '{doc.doc_id}'", self.corpus_path, line, "_id")
                 if not doc.text.strip() and not doc.title.strip():
                     n_empty += 1
                     first_empty = first_empty or f"{line} ('{doc.doc_id}')"
-            yield from ((offset, doc) for _, offset, doc in batch)
-            batch = []
+                yield offset, doc
+            if failure is not None:
+                raise failure
+            if len(batch) < _ID_BATCH:
+                break
         if n_empty:  # said once per reading, not once per document: several BEIR collections hold many
             log.info("%s: %d document(s) with empty title and text (line %s%s): indexed, never given a query",
                      self.corpus_path, n_empty, first_empty, ", ..." if n_empty > 1 else "")

@@ -77,7 +77,7 @@ class IdList(Sequence[str]):
     def __init__(self, blob: np.ndarray, ends: np.ndarray) -> None:
         import numpy as np
 
-        if blob.dtype != np.uint8 or ends.dtype != np.int64 or blob.ndim != 1 or ends.ndim != 1:
+        if blob.dtype != np.uint8 or (ends.dtype.kind, ends.dtype.itemsize) != ("i", 8) or blob.ndim != 1 or ends.ndim != 1:
             raise ValueError("an IdList is a 1-D uint8 blob and 1-D int64 end offsets")
         if len(ends) and int(ends[-1]) != len(blob):
             raise ValueError(f"the last id ends at byte {int(ends[-1])}, the blob holds {len(blob)}")
@@ -138,6 +138,8 @@ class IdList(Sequence[str]):
         import numpy as np
 
         rows = np.asarray(positions, dtype=np.int64)
+        if rows.size and int(rows.min()) < 0:
+            raise IndexError("IdList.take: negative position")
         stops = self._ends[rows]
         starts = np.where(rows > 0, self._ends[np.maximum(rows - 1, 0)], 0)
         raw = memoryview(self._blob)  # type: ignore[arg-type]
@@ -145,7 +147,9 @@ class IdList(Sequence[str]):
 
     def __eq__(self, other: object) -> bool:
         """Equal to any sequence of the same strings in the same order (a list of ids included)."""
-        if not isinstance(other, Sequence) or isinstance(other, str) or len(other) != len(self):
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        if len(other) != len(self):
             return False
         return all(a == b for a, b in zip(self, other, strict=True))
 
@@ -198,8 +202,8 @@ class IdListWriter:
 
         for f in self._files:
             f.close()
-        for raw, path, dtype, length in zip(self._raw, self._paths, (np.uint8, np.int64),
-                                            (self._size, self._count), strict=True):
+        dtypes: list[Any] = [np.dtype("u1"), np.dtype("<i8")]
+        for raw, path, dtype, length in zip(self._raw, self._paths, dtypes, (self._size, self._count), strict=True):
             header = np.lib.format.header_data_from_array_1_0(np.empty(0, dtype=dtype))
             header["shape"] = (int(length),)
             with open(path, "wb") as out, open(raw, "rb") as src:
@@ -275,8 +279,10 @@ class SeenIds:
             out.append("maybe" if hit else None)
             self._recent[h] = doc_id
         if len(self._recent) >= self._limit:
-            merged = np.concatenate([self._sorted, np.fromiter(self._recent, dtype=np.int64)])
-            merged.sort()
+            recent = np.fromiter(self._recent, dtype=np.int64)
+            recent.sort()
+            merged = np.concatenate([self._sorted, recent])
+            merged.sort(kind="stable")  # two sorted runs: the stable sort (timsort) merges them in linear time
             self._sorted = merged
             self._recent = {}
         return out

@@ -16,6 +16,10 @@ from typing import Any
 from inpars.fingerprint import VERSIONS, versioned
 
 MANIFEST = "inpars_index.json"
+#: the ids of a ``bm25s`` index's rows, in row order: a JSON list, and the same ids as the two arrays of
+#: :class:`inpars.id_table.IdList` (``doc_ids.blob.npy``, ``doc_ids.ends.npy``), which the index loads
+DOC_IDS = "doc_ids.json"
+DOC_IDS_STEM = "doc_ids"
 INDEX_FORMAT = VERSIONS["index-manifest"]
 
 

@@ -44,20 +44,27 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from inpars.bm25_build import DOC_IDS, DOC_IDS_STEM
 from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS, RetrieveConfig, section_params
 from inpars.datasets import BeirDataset, Dataset, as_dataset, ranked, write_run
 from inpars.errors import ConfigError
 from inpars.id_table import IdList
-from inpars.index_manifest import INDEX_FORMAT, MANIFEST, index_fingerprint, read_manifest
+from inpars.index_manifest import (
+    DOC_IDS,
+    DOC_IDS_STEM,
+    INDEX_FORMAT,
+    MANIFEST,
+    index_fingerprint,
+    read_manifest,
+)
 from inpars.io import make_temp, sha256_file, write_json
 from inpars.quiet import bar, show_progress
 from inpars.records import Document
 from inpars.registry import Registry
+
+if TYPE_CHECKING:  # numpy is imported where a search uses it
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +184,12 @@ class BM25Index:
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        from inpars.bm25_build import DocIdWriter
+
         self.retriever.save(str(path), show_progress=False)
-        write_json(path / DOC_IDS, list(self.doc_ids))
-        IdList.from_strings(self.doc_ids).save(path, DOC_IDS_STEM)
+        with DocIdWriter(path / DOC_IDS) as out:  # streamed, one batch of ids at a time
+            for lo in range(0, len(self.doc_ids), 1 << 16):
+                out.write(list(self.doc_ids[lo : lo + (1 << 16)]))
         self._write_manifest(path, len(self.doc_ids))
         return path
 
@@ -250,6 +260,8 @@ class BM25Index:
         k = min(int(k), len(self.doc_ids))
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        import numpy as np
+
         qids = list(queries)
         out: dict[str, dict[str, float]] = {}
         n_empty = 0
