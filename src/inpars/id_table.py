@@ -70,6 +70,11 @@ def _pack(ids: Iterable[str], offset: int) -> tuple[bytes, np.ndarray]:
     return b"".join(encoded), ends + offset
 
 
+def take(ids: Sequence[str], positions: np.ndarray) -> list[str]:
+    """The ids at ``positions`` of an :class:`IdList` (:meth:`IdList.take`) or of any sequence of ids."""
+    return ids.take(positions) if isinstance(ids, IdList) else [ids[i] for i in positions.tolist()]
+
+
 class IdList(Sequence[str]):
     """Ids in order: ``blob`` (``uint8``, the UTF-8 bytes one after another) and ``ends`` (``int64``, where
     each id's bytes end). Indexing decodes one id; iteration decodes them in order."""

@@ -44,12 +44,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from inpars.config import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS, RetrieveConfig, section_params
 from inpars.datasets import BeirDataset, Dataset, as_dataset, ranked, write_run
 from inpars.errors import ConfigError
-from inpars.id_table import IdList
+from inpars.id_table import IdList, take
 from inpars.index_manifest import (
     DOC_IDS,
     DOC_IDS_STEM,
@@ -62,9 +62,6 @@ from inpars.io import make_temp, sha256_file, write_json
 from inpars.quiet import bar, show_progress
 from inpars.records import Document
 from inpars.registry import Registry
-
-if TYPE_CHECKING:  # numpy is imported where a search uses it
-    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +215,7 @@ class BM25Index:
         if manifest is None:
             raise FileNotFoundError(f"{path} holds no BM25 index ({MANIFEST} is missing or unreadable)")
         retriever = bm25s.BM25.load(str(path), mmap=mmap, show_progress=False)
-        # the ids as compact arrays (memory-mapped with ``mmap``); an index folder written before them has
-        # doc_ids.json only
+        # the ids as arrays (memory-mapped with ``mmap``); a folder written before them has doc_ids.json only
         doc_ids: Sequence[str] = (
             IdList.load(path, DOC_IDS_STEM, mmap=mmap) if IdList.paths(path, DOC_IDS_STEM)[1].is_file()
             else json.loads((path / DOC_IDS).read_text(encoding="utf-8"))
@@ -277,17 +273,12 @@ class BM25Index:
                     continue
                 row_docs, row_scores = np.asarray(row_docs), np.asarray(row_scores)
                 hit = row_scores > 0
-                out[qid] = dict(zip(self._ids_at(row_docs[hit]), row_scores[hit].tolist(), strict=True))
+                out[qid] = dict(zip(take(self.doc_ids, row_docs[hit]), row_scores[hit].tolist(), strict=True))
             shown.update(len(batch))
         shown.close()
         if n_empty:
             log.warning("%d queries have no indexable term (empty or only stopwords): no documents", n_empty)
         return out
-
-    def _ids_at(self, rows: np.ndarray) -> list[str]:
-        if isinstance(self.doc_ids, IdList):
-            return self.doc_ids.take(rows)
-        return [self.doc_ids[i] for i in rows.tolist()]
 
     def search_one(self, text: str, k: int = 1000) -> list[tuple[str, float]]:
         """Ranked ``(doc_id, score)`` pairs for one text, in trec_eval's order (score, then id, descending)."""
@@ -384,11 +375,6 @@ def default_index_dir(dataset: Dataset, corpus_sha256: str, params: dict[str, An
     return cache_dir() / "indexes" / f"{name}-{index_fingerprint(corpus_sha256, params)[:12]}"
 
 
-def _array_bytes(path: Path) -> int:
-    """The size of the ``.npy`` arrays in an index folder (0 when there is none)."""
-    return sum(p.stat().st_size for p in path.glob("*.npy")) if path.is_dir() else 0
-
-
 def _matches(manifest: dict[str, Any] | None, corpus_sha256: str, params: dict[str, Any]) -> bool:
     return manifest is not None and manifest.get("fingerprint") == index_fingerprint(corpus_sha256, params)
 
@@ -427,8 +413,8 @@ def get_index(
     corpus_sha = corpus_fingerprint(ds)
     path = Path(index_dir) if index_dir is not None else default_index_dir(ds, corpus_sha, params)
     manifest = read_manifest(path)
-    if mmap is None:
-        mmap = _array_bytes(path) >= MMAP_BYTES
+    if mmap is None:  # the size of the index's arrays on disk decides
+        mmap = sum(p.stat().st_size for p in path.glob("*.npy")) >= MMAP_BYTES
     if not rebuild and manifest is not None and _matches(manifest, corpus_sha, params):
         try:
             index = engine.load(path, manifest, mmap)
