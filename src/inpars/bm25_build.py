@@ -57,7 +57,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from inpars.id_table import IdListWriter
+from inpars.id_table import IdListWriter, write_npy_header
 from inpars.index_manifest import DOC_IDS, DOC_IDS_STEM
 from inpars.quiet import bar
 from inpars.records import Document
@@ -176,13 +176,6 @@ def _work_dtype() -> np.dtype[Any]:
     """The dtype of bm25s' ``tf_array / (k1 * (...) + tf_array)`` (a float32 array and a float64 scalar):
     float64 under NumPy 2's promotion rules, float32 under NumPy 1's value-based casting."""
     return (np.ones(1, dtype=np.float32) + np.float64(0.5)).dtype
-
-
-def _write_npy_header(f: IO[bytes], dtype: Any, length: int) -> None:
-    """The header ``np.save`` writes for a 1-D array of ``length`` items of ``dtype``."""
-    header = np.lib.format.header_data_from_array_1_0(np.empty(0, dtype=dtype))
-    header["shape"] = (int(length),)
-    np.lib.format.write_array_header_1_0(f, header)
 
 
 def _read(f: IO[bytes], dtype: Any, start: int, count: int) -> np.ndarray:
@@ -384,8 +377,8 @@ def _merge(spill: Path, path: Path, chunk_meta: list[tuple[int, int, int, int]],
         counts_in = stack.enter_context(open(spill / "counts.i64", "rb"))
         data_out = stack.enter_context(open(path / DATA, "wb"))
         indices_out = stack.enter_context(open(path / INDICES, "wb"))
-        _write_npy_header(data_out, np.float32, nnz)
-        _write_npy_header(indices_out, np.int32, nnz)
+        write_npy_header(data_out, np.float32, nnz)
+        write_npy_header(indices_out, np.int32, nnz)
         for blk in range(len(cuts) - 1):
             t0, t1 = cuts[blk], cuts[blk + 1]
             p0 = int(indptr[t0])

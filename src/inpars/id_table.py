@@ -29,7 +29,7 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import IO, TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:  # numpy is imported where it is used: ``inpars --help`` imports no numpy
     import numpy as np
@@ -184,6 +184,15 @@ class IdList(Sequence[str]):
                 out.write(batch)
 
 
+def write_npy_header(f: IO[bytes], dtype: Any, length: int) -> None:
+    """The header ``np.save`` writes for a 1-D array of ``length`` items of ``dtype`` (the items follow)."""
+    import numpy as np
+
+    header = np.lib.format.header_data_from_array_1_0(np.empty(0, dtype=dtype))
+    header["shape"] = (int(length),)
+    np.lib.format.write_array_header_1_0(f, header)
+
+
 class IdListWriter:
     """Streams ids into the two files of :meth:`IdList.load`, holding one batch at a time: the bytes go to
     raw files first and become ``.npy`` files (header, then the bytes) on :meth:`close`."""
@@ -209,10 +218,8 @@ class IdListWriter:
             f.close()
         dtypes: list[Any] = [np.dtype("u1"), np.dtype("<i8")]
         for raw, path, dtype, length in zip(self._raw, self._paths, dtypes, (self._size, self._count), strict=True):
-            header = np.lib.format.header_data_from_array_1_0(np.empty(0, dtype=dtype))
-            header["shape"] = (int(length),)
             with open(path, "wb") as out, open(raw, "rb") as src:
-                np.lib.format.write_array_header_1_0(out, header)
+                write_npy_header(out, dtype, length)
                 shutil.copyfileobj(src, out, 1 << 20)
             os.unlink(raw)
 
