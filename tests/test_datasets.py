@@ -405,3 +405,60 @@ def test_read_jsonl_offsets_point_at_their_lines(tmp_path: Path) -> None:
 def test_small_corpus_is_held_as_a_dict(tmp_path: Path) -> None:
     ds = load_dataset(_corpus_folder(tmp_path, 20))
     assert type(ds.docs()) is dict and ds.docs() == {d.doc_id: d for d in ds.docs_iter()}
+
+
+def _messy_corpus(tmp_path: Path) -> Path:
+    """Duplicates up to whitespace, blank documents, a one-word one and odd ids."""
+    folder = tmp_path / "messy"
+    folder.mkdir()
+    texts = ["alpha beta gamma", "alpha  beta\ngamma", "", "   ", "delta", "alpha beta gamma", "epsilon zeta",
+             "eta theta iota kappa", "delta "] + [f"filler text number {i} about lambda" for i in range(40)]
+    lines = [json.dumps({"_id": f"id {i}/é" if i % 5 == 0 else str(i), "text": t}) for i, t in enumerate(texts)]
+    (folder / "corpus.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_text_columns_of_the_view_equal_those_of_the_dict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The view's own arrays (taken while it is built) answer as the pass over a plain dict does: lengths
+    (0 for a blank text), keys, the eligible ids, the duplicate groups; ``items()`` reads the file in order."""
+    from inpars.corpus_view import CorpusView, same_text_groups, text_columns
+
+    folder = _messy_corpus(tmp_path)
+    eager = {d.doc_id: d for d in load_dataset(folder).docs_iter()}
+    monkeypatch.setattr("inpars.datasets.EAGER_CORPUS_BYTES", 0)
+    view = load_dataset(folder).docs()
+    assert isinstance(view, CorpusView)
+    a, b = text_columns(view), text_columns(eager)
+    assert list(a.ids) == list(b.ids) and a.lengths.tolist() == b.lengths.tolist() == [
+        len(d.full_text) if d.full_text.strip() else 0 for d in eager.values()]
+    assert a.keys.tolist() == b.keys.tolist()
+    for min_chars in (0, 6, 17):
+        expected = sorted(i for i, d in eager.items() if d.full_text.strip() and len(d.full_text) >= min_chars)
+        assert a.eligible(min_chars) == b.eligible(min_chars) == expected
+    assert a.duplicate_groups(blank=False) == b.duplicate_groups(blank=False) == [[0, 1, 5], [4, 8]]
+    assert a.duplicate_groups(blank=True) == [[0, 1, 5], [2, 3], [4, 8]]
+    assert same_text_groups(view) == same_text_groups(eager) and same_text_groups(view)["id 5/é"] == {
+        "id 0/é", "1", "id 5/é"}
+    assert a.key("nope") is None and a.key("1") == b.key("1") == a.key("id 0/é")
+    assert list(view.items()) == list(eager.items()) and list(view.values()) == list(eager.values())
+    assert ("1", eager["1"]) in view.items() and len(view.values()) == len(eager)
+
+
+def test_negatives_unchanged_by_the_corpus_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mining over the view (text keys from its arrays) draws what mining over a plain dict draws."""
+    from inpars.negatives import mine_negatives
+    from inpars.records import GeneratedQuery
+
+    folder = _messy_corpus(tmp_path)
+    records = [GeneratedQuery.from_json({"doc_id": d, "query": q}) for d, q in
+               [("id 0/é", "alpha beta"), ("4", "delta"), ("7", "theta kappa"), ("12", "lambda filler")]]
+    outs = []
+    for eager_bytes in (1 << 40, 0):
+        monkeypatch.setattr("inpars.datasets.EAGER_CORPUS_BYTES", eager_bytes)
+        out = tmp_path / f"train{eager_bytes}.jsonl"
+        mine_negatives(records, out, dataset=load_dataset(folder), n_negatives=5, depth=30, seed=3,
+                       index_dir=tmp_path / "idx")
+        outs.append(out.read_text(encoding="utf-8"))
+    assert outs[0] == outs[1]
+    first = json.loads(outs[0].splitlines()[0])
+    assert not {"1", "id 5/é"} & set(first["neg_doc_ids"])  # the positive's duplicates are never negatives

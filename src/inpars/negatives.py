@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from inpars.config import NegativesConfig, section_params
+from inpars.corpus_view import text_columns
 from inpars.datasets import PROTECTED_SPLITS, Dataset, as_dataset, ranked
 from inpars.errors import ConfigError
 from inpars.filter.base import load_records, resolve_bm25_params
@@ -58,7 +59,7 @@ from inpars.records import Document, GeneratedQuery, TrainingExample
 from inpars.registry import Registry
 from inpars.rerank import load_scorer
 from inpars.retrieval import get_index
-from inpars.text import normalize_query, text_key
+from inpars.text import normalize_query
 
 log = logging.getLogger(__name__)
 
@@ -142,29 +143,33 @@ def assign_query_ids(records: Sequence[GeneratedQuery]) -> list[str]:
 
 
 class _Corpus:
-    """Documents in corpus order, with text keys, for exclusion by id or by identical text."""
+    """Documents in corpus order, with text keys, for exclusion by id or by identical text (the corpus's
+    :class:`~inpars.corpus_view.TextColumns`: no per-document Python object for a large corpus)."""
 
     def __init__(self, docs: Mapping[str, Document]) -> None:
         self.docs = docs
-        self.ids = list(docs)
-        self.key = {d: text_key(doc.full_text) for d, doc in docs.items()}
+        self.columns = text_columns(docs)
+        self.ids = self.columns.ids
         # only texts shared by several documents get a group (memory: one set per duplicated text)
-        first: dict[str, str] = {}
-        self.by_key: dict[str, set[str]] = {}
-        for d, k in self.key.items():
-            if k in self.by_key:
-                self.by_key[k].add(d)
-            elif k in first:
-                self.by_key[k] = {first.pop(k), d}
-            else:
-                first[k] = d
+        self.by_key: dict[int, set[str]] = {
+            int(self.columns.keys[rows[0]]): {self.ids[r] for r in rows}
+            for rows in self.columns.duplicate_groups(blank=True)
+        }
+
+    def key(self, doc_id: str) -> int:
+        """The text key of a document of the corpus."""
+        k = self.columns.key(doc_id)
+        if k is None:
+            raise KeyError(doc_id)
+        return k
 
     def with_duplicates(self, ids: set[str]) -> set[str]:
         """``ids`` plus every document whose text equals one of theirs."""
         out = set(ids)
         for d in ids:
-            if d in self.key:
-                out |= self.by_key.get(self.key[d], set())
+            k = self.columns.key(d)
+            if k is not None:
+                out |= self.by_key.get(k, set())
         return out
 
 
@@ -190,7 +195,7 @@ def _draw(
     excluded: set[str],
     corpus: _Corpus,
     taken: list[str],
-    taken_keys: set[str],
+    taken_keys: set[int],
 ) -> None:
     """Draw up to ``n`` documents from ``pool`` without replacement (partial Fisher-Yates), skipping the
     ``excluded`` ids and texts already taken; appends to ``taken``."""
@@ -201,14 +206,14 @@ def _draw(
         j = rng.randrange(i, len(pool))
         pool[i], pool[j] = pool[j], pool[i]
         d = pool[i]
-        if d in excluded or corpus.key[d] in taken_keys:
+        if d in excluded or corpus.key(d) in taken_keys:
             continue
         taken.append(d)
-        taken_keys.add(corpus.key[d])
+        taken_keys.add(corpus.key(d))
 
 
 def _draw_random(
-    rng: random.Random, n: int, excluded: set[str], corpus: _Corpus, taken: list[str], taken_keys: set[str]
+    rng: random.Random, n: int, excluded: set[str], corpus: _Corpus, taken: list[str], taken_keys: set[int]
 ) -> None:
     """Top ``taken`` up to ``n`` with documents drawn uniformly from the whole corpus (same exclusions)."""
     ids = corpus.ids
@@ -216,20 +221,20 @@ def _draw_random(
     while len(taken) < n and attempts < 20 * n + 20:
         attempts += 1
         d = ids[rng.randrange(len(ids))]
-        if d in excluded or d in taken or corpus.key[d] in taken_keys:
+        if d in excluded or d in taken or corpus.key(d) in taken_keys:
             continue
         taken.append(d)
-        taken_keys.add(corpus.key[d])
+        taken_keys.add(corpus.key(d))
     if len(taken) < n:  # a tiny or highly excluded corpus: scan it from a random offset
         start = rng.randrange(len(ids))
         for k in range(len(ids)):
             d = ids[(start + k) % len(ids)]
             if len(taken) >= n:
                 break
-            if d in excluded or d in taken or corpus.key[d] in taken_keys:
+            if d in excluded or d in taken or corpus.key(d) in taken_keys:
                 continue
             taken.append(d)
-            taken_keys.add(corpus.key[d])
+            taken_keys.add(corpus.key(d))
 
 
 class _DenseScores:
@@ -338,7 +343,7 @@ class _Miner:
         excluded = self.corpus.with_duplicates(positives)
         rng = query_rng(self.seed, qid, rec.doc_id, rec.query)
         taken: list[str] = []
-        taken_keys: set[str] = set()
+        taken_keys: set[int] = set()
         if self.index is not None and self.method.order is not None:
             pool = [d for d, _ in ranked(self.method.order(hits, rec.query, self.dense))[p.skip_top : p.depth]]
             self.n_excluded += sum(1 for d in pool if d in excluded)

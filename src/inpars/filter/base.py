@@ -19,13 +19,13 @@ from typing import Any, ClassVar
 
 from inpars.catalog import FILTERS as _FILTERS
 from inpars.config import MAX_TOKENS, FilterStep
+from inpars.corpus_view import same_text_groups
 from inpars.datasets import Dataset
 from inpars.errors import ConfigError, InputError
 from inpars.executors import EXECUTORS
 from inpars.records import Document, GeneratedQuery
 from inpars.registry import Registry
 from inpars.safety import check_device, check_range, check_threads
-from inpars.text import same_text_groups
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class FilterContext:
     def same_text(self, doc_id: str) -> frozenset[str]:
         """The ids of the documents whose text equals ``doc_id``'s (itself included)."""
         if self._groups is None:
-            self._groups = same_text_groups(self.docs().values())
+            self._groups = same_text_groups(self.docs())
         return self._groups.get(doc_id, frozenset((doc_id,)))
 
     def bm25(self) -> Any:

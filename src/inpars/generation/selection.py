@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from inpars.catalog import SELECTION_OPTIONS, check_selection  # noqa: F401  (re-exported)
 from inpars.catalog import SELECTIONS as _SELECTIONS
+from inpars.corpus_view import text_columns
 from inpars.errors import ConfigError, InputError
 from inpars.fingerprint import versioned
 from inpars.io import write_json
@@ -150,8 +151,7 @@ def selection_path(out: Path) -> Path:
 def eligible_ids(dataset: Dataset, min_doc_chars: int = 0) -> list[str]:
     """The sorted ids of the documents whose ``full_text`` has at least ``min_doc_chars`` characters and is not
     blank: a query is never written for an empty document (it would become an empty positive)."""
-    return sorted(doc_id for doc_id, doc in dataset.docs().items()
-                  if len(doc.full_text) >= min_doc_chars and doc.full_text.strip())
+    return text_columns(dataset.docs()).eligible(min_doc_chars)
 
 
 def select_documents(
