@@ -164,10 +164,13 @@ def test_a_bad_line_after_a_duplicate_the_first_error_is_the_duplicate(tmp_path:
 
 def test_index_reads_an_old_folder_and_maps_a_large_one(tmp_path: Path, tiny_beir: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """An index folder from before the id arrays (doc_ids.json only) searches the same; ``mmap=None`` maps
-    the arrays from MMAP_BYTES on disk."""
+    """An index folder from before the id arrays (doc_ids.json only, its manifest without ``doc_ids``)
+    searches the same, and so does one with id arrays its manifest does not claim (left over from an index
+    it replaced); ``mmap=None`` maps the arrays from MMAP_BYTES on disk."""
+    import json
+
     from inpars import retrieval
-    from inpars.index_manifest import DOC_IDS_STEM
+    from inpars.index_manifest import DOC_IDS_STEM, MANIFEST
     from inpars.retrieval import get_index
 
     where = tmp_path / "index"
@@ -175,10 +178,16 @@ def test_index_reads_an_old_folder_and_maps_a_large_one(tmp_path: Path, tiny_bei
     queries = {"q": "vitamin infections", "r": "sleep obesity children"}
     expected = built.search(queries, k=5)
     assert isinstance(built.doc_ids, IdList)
-    for path in IdList.paths(where, DOC_IDS_STEM):
-        path.unlink()
+    manifest = json.loads((where / MANIFEST).read_text())
+    assert manifest.pop("doc_ids") == "arrays"
+    (where / MANIFEST).write_text(json.dumps(manifest))
+    stale = IdList.from_strings(reversed(list(built.doc_ids)))
+    stale.save(where, DOC_IDS_STEM)
     old = get_index(tiny_beir, where)
     assert old.from_cache and isinstance(old.doc_ids, list) and old.search(queries, k=5) == expected
+    for path in IdList.paths(where, DOC_IDS_STEM):
+        path.unlink()
+    assert get_index(tiny_beir, where).search(queries, k=5) == expected
     get_index(tiny_beir, where, rebuild=True)
     monkeypatch.setattr(retrieval, "MMAP_BYTES", 1)
     assert isinstance(get_index(tiny_beir, where).retriever.scores["data"], np.memmap)

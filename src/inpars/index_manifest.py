@@ -20,6 +20,9 @@ MANIFEST = "inpars_index.json"
 #: :class:`inpars.id_table.IdList` (``doc_ids.blob.npy``, ``doc_ids.ends.npy``), which the index loads
 DOC_IDS = "doc_ids.json"
 DOC_IDS_STEM = "doc_ids"
+#: the manifest's ``doc_ids`` when the folder holds the ids as arrays written with it (an index written
+#: before them has no such field, and any id arrays beside it are not its own)
+DOC_IDS_ARRAYS = "arrays"
 INDEX_FORMAT = VERSIONS["index-manifest"]
 
 

@@ -52,6 +52,7 @@ from inpars.errors import ConfigError
 from inpars.id_table import IdList, take
 from inpars.index_manifest import (
     DOC_IDS,
+    DOC_IDS_ARRAYS,
     DOC_IDS_STEM,
     INDEX_FORMAT,
     MANIFEST,
@@ -201,6 +202,7 @@ class BM25Index:
                 "params": self.params,
                 "corpus_sha256": self.corpus_sha256,
                 "n_docs": n_docs,
+                "doc_ids": DOC_IDS_ARRAYS,  # both id files were written beside doc_ids.json
                 "bm25s_version": getattr(bm25s, "__version__", "unknown"),
             },
         )
@@ -215,9 +217,10 @@ class BM25Index:
         if manifest is None:
             raise FileNotFoundError(f"{path} holds no BM25 index ({MANIFEST} is missing or unreadable)")
         retriever = bm25s.BM25.load(str(path), mmap=mmap, show_progress=False)
-        # the ids as arrays (memory-mapped with ``mmap``); a folder written before them has doc_ids.json only
+        # the ids as arrays (memory-mapped with ``mmap``) when the manifest says they were written with it: a
+        # folder written before them has doc_ids.json only, or arrays left over from an index it replaced
         doc_ids: Sequence[str] = (
-            IdList.load(path, DOC_IDS_STEM, mmap=mmap) if IdList.paths(path, DOC_IDS_STEM)[1].is_file()
+            IdList.load(path, DOC_IDS_STEM, mmap=mmap) if manifest.get("doc_ids") == DOC_IDS_ARRAYS
             else json.loads((path / DOC_IDS).read_text(encoding="utf-8"))
         )
         if len(doc_ids) != retriever.scores["num_docs"]:
