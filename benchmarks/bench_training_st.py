@@ -12,9 +12,10 @@ sentence-transformers ``MultipleNegativesRankingLoss``, scale 20, cosine), batch
 linear warm-up then linear decay, the no-duplicates batch sampler, ``--warmup + --steps`` optimiser steps,
 no checkpoint in between, seed 1, on the CPU with the same torch thread count.
 
-Each round runs inpars then sentence-transformers in this process, one after the other, so the ratio is
-taken inside one run on the same machine state; ``--rounds`` repeats that (A B A B) and the result keeps
-every round. Seconds per step come from the wall-clock time of each optimiser step after the warm-up
+Each round runs both trainers in this process, one after the other, so the ratio is taken inside one run
+on the same machine state; ``--rounds`` repeats that with the order swapped every round (A B, B A, ...), so
+a drift of the machine's speed does not always fall on the same trainer, and the result keeps every round
+with the load average before it. Seconds per step come from the wall-clock time of each optimiser step after the warm-up
 steps (inpars: ``loss_curve.json`` ``elapsed``; sentence-transformers: a ``TrainerCallback`` timing
 ``on_step_end``). The loss curves are compared step by step (mean absolute difference, and the mean of the
 last 10 steps of each); the batches are not the same draws (each trainer shuffles with its own
@@ -28,6 +29,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -109,7 +111,8 @@ def _sentence_transformers(train: Path, out: Path, args: argparse.Namespace) -> 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:
     s = run["step_seconds"]
-    return {"seconds_per_step": round(sum(s) / len(s), 3), "seconds_per_step_min": round(min(s), 3),
+    return {"seconds_per_step": round(sum(s) / len(s), 3), "seconds_per_step_median": round(statistics.median(s), 3),
+            "seconds_per_step_min": round(min(s), 3),
             "seconds_per_step_max": round(max(s), 3), "measured_steps": len(s),
             "first_loss": round(run["losses"][0], 4), "last10_mean_loss": round(sum(run["losses"][-10:]) / len(run["losses"][-10:]), 4),
             "whole_run_seconds": round(run["whole_run_seconds"], 1)}
@@ -139,13 +142,20 @@ def main() -> int:
         n = make_examples("scifact", train, args.examples, 1)
         random.seed(0)
         for r in range(args.rounds):
-            a = _inpars(train, Path(tmp) / f"inpars{r}", args)
-            b = _sentence_transformers(train, Path(tmp) / f"st{r}", args)
+            before = list(os.getloadavg())
+            order = [("inpars", _inpars), ("sentence_transformers", _sentence_transformers)]
+            if r % 2:
+                order.reverse()
+            runs = {name: run(train, Path(tmp) / f"{name}{r}", args) for name, run in order}
+            a, b = runs["inpars"], runs["sentence_transformers"]
             k = min(len(a["losses"]), len(b["losses"]))
             rounds.append({
+                "order": [name for name, _ in order], "load_average_before": before,
                 "inpars": _summary(a), "sentence_transformers": _summary(b),
                 "speed_ratio_inpars_over_st": round(
                     (sum(b["step_seconds"]) / len(b["step_seconds"])) / (sum(a["step_seconds"]) / len(a["step_seconds"])), 3),
+                "speed_ratio_of_medians": round(
+                    statistics.median(b["step_seconds"]) / statistics.median(a["step_seconds"]), 3),
                 "loss_mean_abs_difference": round(sum(abs(x - y) for x, y in zip(a["losses"][:k], b["losses"][:k], strict=True)) / k, 4),
                 "loss_curves": {"inpars": [round(x, 4) for x in a["losses"]],
                                 "sentence_transformers": [round(x, 4) for x in b["losses"]]},
@@ -162,11 +172,12 @@ def main() -> int:
                      "negatives_per_query": 1, "threads": torch.get_num_threads(), "rounds": args.rounds},
         "rounds": rounds,
         "speed_ratio_mean": round(sum(ratios) / len(ratios), 3),
+        "speed_ratio_of_medians_mean": round(statistics.mean(r["speed_ratio_of_medians"] for r in rounds), 3),
         "load_average_at_start": list(load),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
         "versions": _versions(),
         "note": "speed_ratio > 1: inpars's step is faster (sentence-transformers' seconds per step over inpars's); "
-                "wall-clock per optimiser step after the warm-up, both trainers in one process, alternated",
+                "wall-clock per optimiser step after the warm-up, both trainers in one process, the order swapped every round",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     write_json(args.out, result)
