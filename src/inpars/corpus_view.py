@@ -64,22 +64,29 @@ class CorpusView(Mapping[str, Document]):
         lengths and text keys only (:func:`text_columns`)."""
         import numpy as np
 
-        done: list[np.ndarray] = []  # (offset, length, key) rows, 65,536 at a time
-        batch: list[tuple[int, int, int]] = []
+        # offsets, lengths and keys: each a list of int64 arrays of 65,536 documents, joined at the end
+        done: tuple[list[np.ndarray], ...] = ([], [], [])
+        batch: tuple[list[int], ...] = ([], [], [])
+
+        def flush() -> None:
+            for column, values in zip(done, batch, strict=True):
+                column.append(np.array(values, dtype=np.int64))
+                values.clear()
 
         def ids() -> Iterator[str]:
             for offset, doc in docs:
                 text = doc.full_text
-                batch.append((offset, len(text) if text.strip() else 0, text_key(text)))
-                if len(batch) >= 1 << 16:
-                    done.append(np.array(batch, dtype=np.int64).reshape(-1, 3))
-                    batch.clear()
+                batch[0].append(offset)
+                batch[1].append(len(text) if text.strip() else 0)
+                batch[2].append(text_key(text))
+                if len(batch[0]) >= 1 << 16:
+                    flush()
                 yield doc.doc_id
 
         id_list = IdList.from_strings(ids())
-        rows = np.concatenate([*done, np.array(batch, dtype=np.int64).reshape(-1, 3)])
-        return cls(path, id_list, np.ascontiguousarray(rows[:, 0]), np.ascontiguousarray(rows[:, 1]),
-                   np.ascontiguousarray(rows[:, 2]))
+        flush()
+        offsets, lengths, keys = (np.concatenate(column) for column in done)
+        return cls(path, id_list, offsets, lengths, keys)
 
     def _init_reader(self) -> None:
         self._lock = threading.Lock()
