@@ -239,12 +239,26 @@ def _run_stage(name: str, folder: Path, work: Path, n_queries: int) -> dict[str,
            "--queries", str(n_queries)]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
     t0 = time.perf_counter()
+    commit = _commit()  # the code the stage imports (src may change between stages)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process_seconds"] = round(time.perf_counter() - t0, 3)
+    result["commit"] = commit
     return result
+
+
+def _commit() -> str | None:
+    """The checked-out commit the row was measured on (``+`` when the tree had changes), or None."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -194,18 +194,15 @@ class BM25Index:
     def _write_manifest(self, path: Path, n_docs: int) -> None:
         import bm25s
 
-        write_json(
-            path / MANIFEST,
-            {
-                "format": INDEX_FORMAT,
-                "fingerprint": index_fingerprint(self.corpus_sha256, self.params),
-                "params": self.params,
-                "corpus_sha256": self.corpus_sha256,
-                "n_docs": n_docs,
-                "doc_ids": DOC_IDS_ARRAYS,  # both id files were written beside doc_ids.json
-                "bm25s_version": getattr(bm25s, "__version__", "unknown"),
-            },
-        )
+        write_json(path / MANIFEST, {
+            "format": INDEX_FORMAT,
+            "fingerprint": index_fingerprint(self.corpus_sha256, self.params),
+            "params": self.params,
+            "corpus_sha256": self.corpus_sha256,
+            "n_docs": n_docs,
+            "doc_ids": DOC_IDS_ARRAYS,  # the id arrays were written beside doc_ids.json
+            "bm25s_version": getattr(bm25s, "__version__", "unknown"),
+        })
 
     @classmethod
     def load(cls, path: str | Path, *, mmap: bool = False) -> BM25Index:
@@ -217,12 +214,10 @@ class BM25Index:
         if manifest is None:
             raise FileNotFoundError(f"{path} holds no BM25 index ({MANIFEST} is missing or unreadable)")
         retriever = bm25s.BM25.load(str(path), mmap=mmap, show_progress=False)
-        # the ids as arrays (memory-mapped with ``mmap``) when the manifest says they were written with it: a
-        # folder written before them has doc_ids.json only, or arrays left over from an index it replaced
-        doc_ids: Sequence[str] = (
-            IdList.load(path, DOC_IDS_STEM, mmap=mmap) if manifest.get("doc_ids") == DOC_IDS_ARRAYS
-            else json.loads((path / DOC_IDS).read_text(encoding="utf-8"))
-        )
+        # the ids as arrays (memory-mapped with ``mmap``) only when the manifest says they were written with it
+        arrays = manifest.get("doc_ids") == DOC_IDS_ARRAYS  # else doc_ids.json (and any arrays are stale)
+        doc_ids: Sequence[str] = IdList.load(path, DOC_IDS_STEM, mmap=mmap) if arrays else json.loads(
+            (path / DOC_IDS).read_text(encoding="utf-8"))
         if len(doc_ids) != retriever.scores["num_docs"]:
             raise ValueError(f"{path}: {len(doc_ids)} doc ids for {retriever.scores['num_docs']} indexed rows")
         return cls(retriever, doc_ids, manifest["params"], manifest.get("corpus_sha256"))
