@@ -75,10 +75,10 @@ class CorpusView(Mapping[str, Document]):
 
         def ids() -> Iterator[str]:
             for offset, doc in docs:
-                text = doc.full_text
+                length, key = _text_facts(doc)
                 batch[0].append(offset)
-                batch[1].append(len(text) if text.strip() else 0)
-                batch[2].append(text_key(text))
+                batch[1].append(length)
+                batch[2].append(key)
                 if len(batch[0]) >= 1 << 16:
                     flush()
                 yield doc.doc_id
@@ -225,10 +225,16 @@ class TextColumns:
 
         rows = np.arange(len(self.keys)) if blank else np.flatnonzero(self.lengths > 0)
         order = np.argsort(self.keys[rows], kind="stable")
-        keys = self.keys[rows][order]
+        keys = self.keys[rows[order]]
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.empty(0, dtype=np.int64)
         sizes = np.diff(np.r_[starts, len(keys)])
         return [rows[order[s : s + n]].tolist() for s, n in zip(starts.tolist(), sizes.tolist(), strict=True) if n > 1]
+
+
+def _text_facts(doc: Document) -> tuple[int, int]:
+    """A document's row of :class:`TextColumns`: the length of its ``full_text`` (0 when blank), its text key."""
+    text = doc.full_text
+    return (len(text) if text.strip() else 0), text_key(text)
 
 
 def text_columns(docs: Mapping[str, Document]) -> TextColumns:
@@ -240,9 +246,8 @@ def text_columns(docs: Mapping[str, Document]) -> TextColumns:
     ids: list[str] = []
     rows: list[tuple[int, int]] = []
     for doc_id, doc in docs.items():
-        text = doc.full_text
         ids.append(doc_id)
-        rows.append((len(text) if text.strip() else 0, text_key(text)))
+        rows.append(_text_facts(doc))
     table = np.array(rows, dtype=np.int64).reshape(-1, 2)
     return TextColumns(ids, np.ascontiguousarray(table[:, 0]), np.ascontiguousarray(table[:, 1]),
                        {d: i for i, d in enumerate(ids)}.get)
