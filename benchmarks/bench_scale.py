@@ -1,7 +1,10 @@
 """Corpus scale: time and peak memory of the stages that touch the whole corpus, on synthetic collections.
 
 Usage: python benchmarks/bench_scale.py [--sizes 10000 100000 1000000 3000000 8800000] [--queries 1000]
-       [--work DIR] [--out benchmarks/results/scale.json] [--reference-max 1000000]
+       [--work DIR] [--out benchmarks/results/scale.json] [--reference-max 1000000] [--stages sample negatives]
+
+``--stages`` runs only the named stages of each size and keeps that size's other figures from the result
+file (each stage records the commit it ran on and the load average it started at).
 
 Each size gets a synthetic BEIR folder: a Zipfian vocabulary (rank-frequency exponent ``--zipf``, 50,000
 word types), titles of 5-15 words and abstracts whose length is log-normal around 200 words (SciFact-like),
@@ -240,12 +243,14 @@ def _run_stage(name: str, folder: Path, work: Path, n_queries: int) -> dict[str,
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
     t0 = time.perf_counter()
     commit = _commit()  # the code the stage imports (src may change between stages)
+    load = list(os.getloadavg())
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process_seconds"] = round(time.perf_counter() - t0, 3)
     result["commit"] = commit
+    result["load_average_before"] = load
     return result
 
 
@@ -270,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     ap.add_argument("--reference-max", type=int, default=1_000_000,
                     help="skip the bm25s-reference stage above this many documents (default: 1,000,000)")
+    ap.add_argument("--stages", nargs="+", choices=STAGES,
+                    help="run only these stages; the size's other figures are kept from --out")
     ap.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     ap.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -298,19 +305,19 @@ def main(argv: list[str] | None = None) -> int:
         make_collection(folder, n, args.queries, args.zipf)
         work = args.work / f"run_{n}"
         work.mkdir(parents=True, exist_ok=True)
-        row: dict[str, Any] = {
-            "documents": n,
-            "corpus_mib": round((folder / "corpus.jsonl").stat().st_size / 2**20, 1),
-            "make_seconds": round(time.perf_counter() - t0, 1),
-            "load_average_before": list(os.getloadavg()),
-        }
+        row: dict[str, Any] = dict(results["sizes"].get(str(n), {})) if args.stages else {}
+        row |= {"documents": n, "corpus_mib": round((folder / "corpus.jsonl").stat().st_size / 2**20, 1)}
+        if not args.stages:
+            row |= {"make_seconds": round(time.perf_counter() - t0, 1), "load_average_before": list(os.getloadavg())}
         for stage in STAGES:
+            if args.stages and stage not in args.stages:
+                continue
             if stage == "bm25s-reference" and n > args.reference_max:
                 row[stage] = {"skipped": f"above --reference-max {args.reference_max}"}
             else:
                 row[stage] = _run_stage(stage, folder, work, args.queries)
             print(f"{n:>9} {stage:<10} {json.dumps(row[stage])}", flush=True)
-        ours, ref = row["index"].get("peak_rss_mib"), row["bm25s-reference"].get("peak_rss_mib")
+        ours, ref = row.get("index", {}).get("peak_rss_mib"), row.get("bm25s-reference", {}).get("peak_rss_mib")
         row["index_rss_ratio"] = round(ours / ref, 2) if ours and ref else None
         results["sizes"][str(n)] = row
         write_json(args.out, results)

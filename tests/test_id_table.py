@@ -194,3 +194,15 @@ def test_index_reads_an_old_folder_and_maps_a_large_one(tmp_path: Path, tiny_bei
     monkeypatch.setattr(retrieval, "MMAP_BYTES", 1 << 40)
     loaded = get_index(tiny_beir, where)
     assert not isinstance(loaded.retriever.scores["data"], np.memmap) and loaded.search(queries, k=5) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(["a", "b", "\x00", "é", "😀", "\udc80", "0"]), max_size=40),
+                unique=True, max_size=40), st.data())
+def test_sorted_positions_order_as_sorted_orders_the_strings(ids: list[str], data: st.DataObject) -> None:
+    """Byte windows of 16 (NUL bytes, lone surrogates, ids sharing long prefixes) order as ``sorted`` does;
+    a subset of positions, repeats included, too."""
+    table = IdList.from_strings(ids)
+    assert table.sorted_positions().tolist() == sorted(range(len(ids)), key=ids.__getitem__)
+    positions = data.draw(st.lists(st.integers(0, len(ids) - 1), max_size=30)) if ids else []
+    assert table.sorted_positions(positions).tolist() == sorted(positions, key=ids.__getitem__)

@@ -162,3 +162,38 @@ def test_a_bad_selection_option_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "generate" in err[0] and named in err[0]
     assert not (tmp_path / "q.jsonl").exists()
+
+
+def test_sample_prefix_is_the_prefix_of_random_sample() -> None:
+    """The lazily drawn prefix equals the full permutation's, for every length, on this Python."""
+    rng = random.Random(5)
+    for _ in range(300):
+        n = rng.randint(0, 2000)
+        k = rng.randint(0, n + 3)
+        seed = rng.randint(0, 10**6)
+        assert selection.sample_prefix(n, k, seed) == random.Random(seed).sample(range(n), n)[:k]
+    assert selection._prefix_matches_sample()
+
+
+def test_random_selection_over_the_view_is_the_old_definition(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over a corpus view (ids never decoded until chosen) and over a plain dict, the random selection is the
+    seeded permutation of the sorted eligible ids, as ``random.sample`` over a list gave it; the population
+    fingerprint is that of the list; membership follows ``min_doc_chars``."""
+    from inpars.fingerprint import fingerprint
+
+    texts = {f"doc-{i:05d}-with-a-long-shared-prefix-{'é' if i % 7 else ''}": "w " * (i % 9) for i in range(300)}
+    texts |= {"": "empty id", "\x00odd": "text", "b": "", "a\x00": "x"}
+    folder = write_beir(tmp_path / "c", [{"_id": k, "title": "", "text": v} for k, v in texts.items()],
+                        [{"_id": "q", "text": "x"}], {"test": [("q", "b", 1)]})
+    for eager_bytes in (1 << 40, 0):
+        monkeypatch.setattr("inpars.datasets.EAGER_CORPUS_BYTES", eager_bytes)
+        ds = load_dataset(folder)
+        for min_chars in (0, 6):
+            listed = sorted(d.doc_id for d in ds.docs_iter() if d.full_text.strip() and len(d.full_text) >= min_chars)
+            eligible = selection.eligible_ids(ds, min_chars)
+            assert list(eligible) == listed and eligible[-1] == listed[-1] and eligible[2:5] == listed[2:5]
+            assert eligible.fingerprint() == fingerprint(listed)
+            assert ("b" in eligible, listed[0] in eligible, "missing" in eligible) == (False, True, False)
+            for n_docs in (0, 1, 50, 1000):
+                chosen = [d.doc_id for d in select_documents(ds, n_docs, seed=11, min_doc_chars=min_chars)]
+                assert chosen == random.Random(11).sample(listed, len(listed))[:n_docs]

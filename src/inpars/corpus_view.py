@@ -212,23 +212,44 @@ class TextColumns:
         i = self.find(doc_id)
         return None if i is None else int(self.keys[i])
 
-    def eligible(self, min_chars: int = 0) -> list[str]:
-        """The sorted ids of the documents whose text is not blank and has at least ``min_chars`` characters."""
+    def is_eligible(self, doc_id: str, min_chars: int = 0) -> bool:
+        """Whether the corpus has ``doc_id`` and its text is not blank and has at least ``min_chars`` characters."""
+        i = self.find(doc_id)
+        return i is not None and int(self.lengths[i]) >= max(min_chars, 1)
+
+    def eligible_positions(self, min_chars: int = 0) -> np.ndarray:
+        """The positions of the documents whose text is not blank and has at least ``min_chars`` characters,
+        ordered by id (as ``sorted`` orders the ids; an :class:`~inpars.id_table.IdList` is sorted without
+        decoding its ids)."""
         import numpy as np
 
-        return sorted(take(self.ids, np.flatnonzero(self.lengths >= max(min_chars, 1))))
+        rows = np.flatnonzero(self.lengths >= max(min_chars, 1))
+        if isinstance(self.ids, IdList):
+            return self.ids.sorted_positions(rows)
+        return np.array(sorted(rows.tolist(), key=self.ids.__getitem__), dtype=np.int64)
+
+    def eligible(self, min_chars: int = 0) -> list[str]:
+        """The sorted ids of the documents whose text is not blank and has at least ``min_chars`` characters."""
+        return take(self.ids, self.eligible_positions(min_chars))
 
     def duplicate_groups(self, *, blank: bool) -> list[list[int]]:
         """The positions of the documents of each text shared by several documents, in corpus order
         (``blank``: the blank documents make one group too)."""
         import numpy as np
 
-        rows = np.arange(len(self.keys)) if blank else np.flatnonzero(self.lengths > 0)
-        order = np.argsort(self.keys[rows], kind="stable")
-        keys = self.keys[rows[order]]
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.empty(0, dtype=np.int64)
-        sizes = np.diff(np.r_[starts, len(keys)])
-        return [rows[order[s : s + n]].tolist() for s, n in zip(starts.tolist(), sizes.tolist(), strict=True) if n > 1]
+        rows = None if blank else np.flatnonzero(self.lengths > 0)
+        keys = self.keys if rows is None else self.keys[rows]
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        same = keys[1:] == keys[:-1]  # a document with the text of the one before it, in key order
+        del keys
+        if not same.any():
+            return []
+        if rows is not None:
+            order = rows[order]
+        edges = np.diff(same.view(np.int8), prepend=0, append=0)  # +1 where a run of repeats starts, -1 after it
+        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) + 1
+        return [order[a:b].tolist() for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
 
 
 def _text_facts(doc: Document) -> tuple[int, int]:

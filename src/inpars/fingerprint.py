@@ -152,6 +152,23 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def fingerprint_strings(chunks: Iterable[list[str]]) -> str:
+    """:func:`fingerprint` of one list of strings given in chunks (their concatenation), without holding it:
+    ``fingerprint_strings([a, b]) == fingerprint(a + b)``.
+
+    >>> fingerprint_strings([["d1", "é"], [], ["d3"]]) == fingerprint(["d1", "é", "d3"])
+    True
+    """
+    digest = hashlib.sha256(b"[[")
+    sep = b""
+    for chunk in chunks:
+        if chunk:
+            digest.update(sep + json.dumps(chunk, ensure_ascii=False)[1:-1].encode("utf-8"))
+            sep = b", "
+    digest.update(b"]]")
+    return digest.hexdigest()
+
+
 def versioned(kind: str, *parts: Any) -> str:
     """:func:`fingerprint` of ``parts`` together with the code version of cache kind ``kind``."""
     return fingerprint({"kind": kind, "version": VERSIONS[kind]}, *parts)

@@ -250,7 +250,7 @@ def _prepare(
         log.warning("queries_per_doc=%d with greedy decoding gives identical queries; set a temperature",
                     params.queries_per_doc)
     eligible = eligible_ids(ds, params.min_doc_chars)
-    record = params_record(params, dataset=str(getattr(ds, "name", ds)), population_hash=fingerprint(eligible),
+    record = params_record(params, dataset=str(getattr(ds, "name", ds)), population_hash=eligible.fingerprint(),
                            seed=seed, train_split=train_split)
     if params.doc_selection != "random":  # only a random sample extends to a larger n_docs
         record["n_docs"] = params.n_docs

@@ -150,6 +150,49 @@ class IdList(Sequence[str]):
         raw = memoryview(self._blob)  # type: ignore[arg-type]
         return [str(raw[a:b], *_ENCODING) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
 
+    def sorted_positions(self, positions: np.ndarray | Sequence[int] | None = None) -> np.ndarray:
+        """``positions`` (default: all) ordered by their ids as ``sorted`` orders the strings (code point
+        order, which is the byte order of their UTF-8), without decoding an id.
+
+        The ids' bytes are compared 16 at a time (two big-endian 64-bit words and how many of the 16 bytes
+        the id has): the first 16 for all, the next 16 only for the ids still tied, and so on; at most about
+        100 bytes per position while it runs. Repeated positions keep their order among themselves.
+
+        >>> IdList.from_strings(["b", "a\\x00", "ab", "a", "é", "aé"]).sorted_positions().tolist()
+        [3, 1, 2, 5, 0, 4]
+        """
+        import numpy as np
+
+        order = np.arange(len(self), dtype=np.int64) if positions is None else np.array(positions, dtype=np.int64)
+        width = 16
+        todo = np.arange(len(order))  # the slots of ``order`` still tied with a neighbour, ascending
+        run = np.zeros(len(order), dtype=np.int64)  # for each slot of ``todo``: its run of tied slots
+        offset = 0
+        while len(todo):
+            rows = order[todo]
+            first = np.where(rows > 0, self._ends[np.maximum(rows - 1, 0)], 0) + offset
+            have = np.clip(self._ends[rows] - first, 0, width).astype(np.uint8)  # this window's bytes of the id
+            window = np.zeros((len(rows), width), dtype=np.uint8)
+            for k in range(width):
+                inside = np.flatnonzero(have > k)
+                window[inside, k] = self._blob[first[inside] + k]
+            del first
+            words = window.view(">u8")
+            sort = np.lexsort((have, words[:, 1], words[:, 0], run))  # the run first: each stays in its slots
+            order[todo] = rows[sort]
+            del rows
+            columns = (run[sort], words[sort, 0], words[sort, 1], have[sort])
+            new = np.ones(len(sort), dtype=bool)
+            if len(sort) > 1:
+                new[1:] = np.logical_or.reduce([c[1:] != c[:-1] for c in columns])
+            tied = ~new
+            tied[:-1] |= ~new[1:]
+            more = tied & (columns[3] == width)
+            run = np.cumsum(new)[more]
+            todo = todo[more]
+            offset += width
+        return order
+
     def __eq__(self, other: object) -> bool:
         """Equal to any sequence of the same strings in the same order (a list of ids included)."""
         if not isinstance(other, Sequence) or isinstance(other, str):

@@ -5,8 +5,11 @@ unknown key is a :class:`~inpars.errors.ConfigError`). Every method sees only th
 (``full_text`` at least ``min_doc_chars`` long) and returns at most ``n_docs`` of them, in the order in
 which queries are generated.
 
-- ``random`` (the default; no options): the sorted eligible ids permuted by ``random.Random(seed)``, the
-  first ``n_docs`` kept, so a larger ``n_docs`` extends a smaller one.
+- ``random`` (the default; no options): the sorted eligible ids permuted by ``random.Random(seed).sample``,
+  the first ``n_docs`` kept, so a larger ``n_docs`` extends a smaller one. Only those first ``n_docs`` of
+  the permutation are drawn (:func:`sample_prefix`), and the eligible ids are positions in the corpus's
+  columns until then (:class:`EligibleIds`), so a sample of a few thousand documents from millions holds
+  no string per document.
 - ``clusters`` (DUQGen, Chandradevan and Agichtein 2024: documents that represent the collection, spread
   over its topics): every eligible document is embedded by a bi-encoder (option ``model``, default
   ``minilm-l6``; ``max_length`` 256 tokens), the embeddings are split into ``clusters`` groups by k-means
@@ -29,38 +32,132 @@ which queries are generated.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inpars.catalog import SELECTION_OPTIONS, check_selection  # noqa: F401  (re-exported)
 from inpars.catalog import SELECTIONS as _SELECTIONS
-from inpars.corpus_view import text_columns
+from inpars.corpus_view import TextColumns, text_columns
 from inpars.errors import ConfigError, InputError
-from inpars.fingerprint import versioned
+from inpars.fingerprint import fingerprint_strings, versioned
+from inpars.id_table import take
 from inpars.io import write_json
 from inpars.models import resolve_model
 from inpars.registry import Registry
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from inpars.datasets import Dataset
     from inpars.records import Document
 
 log = logging.getLogger(__name__)
 
-Selector = Callable[["Dataset", list[str], int, int, dict[str, Any]], list[str]]
+Selector = Callable[["Dataset", "EligibleIds", int, int, dict[str, Any]], list[str]]
 
 # The registry, the options of each method and their check are plain data of the bottom layer
 # (inpars.catalog, which the configuration checks against); the methods register themselves below.
 SELECTIONS: Registry[Selector] = _SELECTIONS
 
 
+class EligibleIds(Sequence[str]):
+    """The ids of the documents a selection may choose, sorted (as ``sorted`` orders them): positions in a
+    corpus's :class:`~inpars.corpus_view.TextColumns`, decoded when read. Membership is one lookup.
+
+    >>> from inpars.records import Document
+    >>> docs = {"b": Document("b", "two words"), "a": Document("a", "one"), "c": Document("c", " ")}
+    >>> ids = EligibleIds(text_columns(docs))
+    >>> list(ids), ids[1], "c" in ids, ids.take([1, 0])
+    (['a', 'b'], 'b', False, ['b', 'a'])
+    """
+
+    _CHUNK = 1 << 16
+
+    def __init__(self, columns: TextColumns, min_chars: int = 0) -> None:
+        self._columns = columns
+        self._min_chars = min_chars
+        self._positions = columns.eligible_positions(min_chars)
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return take(self._columns.ids, self._positions[i])
+        return take(self._columns.ids, self._positions[[i]])[0]
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> list[str]:
+        """The ids at ``indices`` (indices into this sorted sequence), decoded in one pass."""
+        import numpy as np
+
+        return take(self._columns.ids, self._positions[np.asarray(indices, dtype=np.int64)])
+
+    def chunks(self) -> Iterator[list[str]]:
+        """The ids in order, a bounded list at a time."""
+        for lo in range(0, len(self), self._CHUNK):
+            yield take(self._columns.ids, self._positions[lo : lo + self._CHUNK])
+
+    def __iter__(self) -> Iterator[str]:
+        for chunk in self.chunks():
+            yield from chunk
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self._columns.is_eligible(doc_id, self._min_chars)
+
+    def fingerprint(self) -> str:
+        """:func:`~inpars.fingerprint.fingerprint` of the ids as one list, without building it."""
+        return fingerprint_strings(self.chunks())
+
+
+def sample_prefix(n: int, k: int, seed: int) -> list[int]:
+    """The first ``k`` items of ``random.Random(seed).sample(range(n), n)``, drawn without the other ``n - k``.
+
+    ``random.sample`` permutes a copy of its population by ``k`` steps of one ``_randbelow`` draw and one
+    swap; the first ``k`` items depend only on the first ``k`` steps, so those are replayed here with the
+    swapped slots kept in a dict. This follows CPython's ``sample`` (the same since 3.9), a private method
+    included: :func:`_prefix_matches_sample` compares both on small cases first, and where they differ the
+    whole sample is drawn.
+
+    >>> import random
+    >>> sample_prefix(10, 4, seed=3) == random.Random(3).sample(range(10), 10)[:4]
+    True
+    """
+    k = min(k, n)
+    if not _prefix_matches_sample():
+        return random.Random(seed).sample(range(n), n)[:k]
+    return _replay(n, k, seed)
+
+
+def _replay(n: int, k: int, seed: int) -> list[int]:
+    randbelow = random.Random(seed)._randbelow  # type: ignore[attr-defined]
+    moved: dict[int, int] = {}
+    out: list[int] = []
+    for i in range(k):
+        j = randbelow(n - i)
+        out.append(moved.get(j, j))
+        last = n - i - 1
+        moved[j] = moved.pop(last, last)
+    return out
+
+
+@functools.cache
+def _prefix_matches_sample() -> bool:
+    """Whether :func:`_replay` gives ``random.sample``'s prefix on this Python (checked once per process)."""
+    try:
+        return all(_replay(n, k, seed) == random.Random(seed).sample(range(n), n)[:k]
+                   for n, k, seed in ((1, 1, 0), (7, 7, 1), (50, 10, 2), (300, 299, 3), (1000, 5, 4)))
+    except AttributeError:  # no ``_randbelow``
+        return False
+
+
 @SELECTIONS.register("random")
-def _random(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, options: dict[str, Any]) -> list[str]:
-    return random.Random(seed).sample(eligible, len(eligible))[:n_docs]
+def _random(dataset: Dataset, eligible: EligibleIds, n_docs: int, seed: int, options: dict[str, Any]) -> list[str]:
+    return eligible.take(sample_prefix(len(eligible), n_docs, seed))
 
 
 def cluster_shares(sizes: list[int], n: int) -> list[int]:
@@ -96,22 +193,22 @@ def kmeans(vectors: Any, k: int, seed: int, fit_sample: int) -> tuple[Any, Any]:
 
 
 @SELECTIONS.register("ids")
-def _ids(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, options: dict[str, Any]) -> list[str]:
+def _ids(dataset: Dataset, eligible: EligibleIds, n_docs: int, seed: int, options: dict[str, Any]) -> list[str]:
     docs = dataset.docs()
     missing = [d for d in options["doc_ids"] if d not in docs]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ConfigError(f"generate.selection_options.doc_ids: the collection has no document '{missing[0]}'{more}")
-    allowed = set(eligible)
     chosen = list(dict.fromkeys(options["doc_ids"]))
-    short = [d for d in chosen if d not in allowed]
-    if short:
-        log.warning("doc_selection ids: %d of the given documents are shorter than min_doc_chars; left out", len(short))
-    return [d for d in chosen if d in allowed][:n_docs]
+    kept = [d for d in chosen if d in eligible]
+    if len(kept) < len(chosen):
+        log.warning("doc_selection ids: %d of the given documents are shorter than min_doc_chars; left out",
+                    len(chosen) - len(kept))
+    return kept[:n_docs]
 
 
 @SELECTIONS.register("clusters")
-def _clusters(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, options: dict[str, Any]) -> list[str]:
+def _clusters(dataset: Dataset, eligible: EligibleIds, n_docs: int, seed: int, options: dict[str, Any]) -> list[str]:
     import numpy as np
 
     from inpars.families.bi_encoder import BiEncoderScorer  # the bi-encoder family: only for this method
@@ -125,7 +222,8 @@ def _clusters(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, opt
                               device="cpu")
     log.info("doc_selection clusters: embedding %d documents with %s, k-means with %d clusters",
              len(eligible), options["model"], k)
-    vectors = encoder.encode([docs[d].full_text for d in eligible])
+    ids = list(eligible)
+    vectors = encoder.encode([docs[d].full_text for d in ids])
     centres, labels = kmeans(np.asarray(vectors), k, seed, int(options["fit_sample"]))
     members: list[list[int]] = [[] for _ in range(len(centres))]
     for row, label in enumerate(labels):
@@ -139,7 +237,7 @@ def _clusters(dataset: Dataset, eligible: list[str], n_docs: int, seed: int, opt
         sims = vectors[rows] @ centre
         weights = np.exp((sims - sims.max()) / float(options["temperature"]))
         draw = np.random.default_rng([seed, c]).choice(len(rows), share, replace=False, p=weights / weights.sum())
-        chosen.extend(eligible[rows[i]] for i in draw)
+        chosen.extend(ids[rows[i]] for i in draw)
     return chosen
 
 
@@ -148,10 +246,10 @@ def selection_path(out: Path) -> Path:
     return out.with_name(out.name + ".docs.json")
 
 
-def eligible_ids(dataset: Dataset, min_doc_chars: int = 0) -> list[str]:
+def eligible_ids(dataset: Dataset, min_doc_chars: int = 0) -> EligibleIds:
     """The sorted ids of the documents whose ``full_text`` has at least ``min_doc_chars`` characters and is not
     blank: a query is never written for an empty document (it would become an empty positive)."""
-    return text_columns(dataset.docs()).eligible(min_doc_chars)
+    return EligibleIds(text_columns(dataset.docs()), min_doc_chars)
 
 
 def select_documents(
@@ -164,7 +262,7 @@ def select_documents(
     options: Mapping[str, Any] | None = None,
     out: Path | None = None,
     params_hash: str | None = None,
-    eligible: list[str] | None = None,
+    eligible: EligibleIds | None = None,
 ) -> list[Document]:
     """The documents to generate for, by ``method`` (see the module docstring).
 
