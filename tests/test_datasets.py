@@ -422,6 +422,7 @@ def test_text_columns_of_the_view_equal_those_of_the_dict(tmp_path: Path, monkey
     """The view's own arrays (taken while it is built) answer as the pass over a plain dict does: lengths
     (0 for a blank text), keys, the eligible ids, the duplicate groups; ``items()`` reads the file in order."""
     from inpars.corpus_view import CorpusView, same_text_groups, text_columns
+    from inpars.generation.selection import EligibleIds
 
     folder = _messy_corpus(tmp_path)
     eager = {d.doc_id: d for d in load_dataset(folder).docs_iter()}
@@ -434,7 +435,7 @@ def test_text_columns_of_the_view_equal_those_of_the_dict(tmp_path: Path, monkey
     assert a.keys.tolist() == b.keys.tolist()
     for min_chars in (0, 6, 17):
         expected = sorted(i for i, d in eager.items() if d.full_text.strip() and len(d.full_text) >= min_chars)
-        assert a.eligible(min_chars) == b.eligible(min_chars) == expected
+        assert list(EligibleIds(a, min_chars)) == list(EligibleIds(b, min_chars)) == expected
     assert a.duplicate_groups(blank=False) == b.duplicate_groups(blank=False) == [[0, 1, 5], [4, 8]]
     assert a.duplicate_groups(blank=True) == [[0, 1, 5], [2, 3], [4, 8]]
     assert same_text_groups(view) == same_text_groups(eager) and same_text_groups(view)["id 5/é"] == {

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from inpars.errors import InputError
-from inpars.id_table import IdIndex, IdList, take
+from inpars.id_table import IdIndex, IdList
 from inpars.io import parse_jsonl_line
 from inpars.records import Document
 from inpars.text import text_key
@@ -227,10 +227,6 @@ class TextColumns:
         if isinstance(self.ids, IdList):
             return self.ids.sorted_positions(rows)
         return np.array(sorted(rows.tolist(), key=self.ids.__getitem__), dtype=np.int64)
-
-    def eligible(self, min_chars: int = 0) -> list[str]:
-        """The sorted ids of the documents whose text is not blank and has at least ``min_chars`` characters."""
-        return take(self.ids, self.eligible_positions(min_chars))
 
     def duplicate_groups(self, *, blank: bool) -> list[list[int]]:
         """The positions of the documents of each text shared by several documents, in corpus order

@@ -146,9 +146,19 @@ class IdList(Sequence[str]):
         if rows.size and int(rows.min()) < 0:
             raise IndexError("IdList.take: negative position")
         stops = self._ends[rows]
-        starts = np.where(rows > 0, self._ends[np.maximum(rows - 1, 0)], 0)
+        starts = self._starts(rows)
         raw = memoryview(self._blob)  # type: ignore[arg-type]
         return [str(raw[a:b], *_ENCODING) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
+
+    def _starts(self, rows: np.ndarray) -> np.ndarray:
+        """Where the ids at ``rows`` (non-negative positions) start in the blob, as ``int64``."""
+        import numpy as np
+
+        before = rows.astype(np.int64)
+        before -= 1
+        starts = self._ends[np.maximum(before, 0)]
+        starts[before < 0] = 0
+        return starts
 
     def sorted_positions(self, positions: np.ndarray | Sequence[int] | None = None) -> np.ndarray:
         """``positions`` (default: all) ordered by their ids as ``sorted`` orders the strings (code point
@@ -173,14 +183,9 @@ class IdList(Sequence[str]):
         offset = 0
         while todo is None or len(todo):
             rows = order if todo is None else order[todo]
-            before = rows.astype(np.int64)
-            before -= 1
-            first = self._ends[np.maximum(before, 0)]
-            first[before < 0] = 0
-            before += 1
-            have = self._ends[before]
-            del before
+            first = self._starts(rows)
             first += offset
+            have = self._ends[rows]
             have -= first
             np.clip(have, 0, width, out=have)
             have = have.astype(np.uint8)  # how many bytes of this window the id has

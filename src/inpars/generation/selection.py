@@ -87,20 +87,19 @@ class EligibleIds(Sequence[str]):
         return len(self._positions)
 
     def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return take(self._columns.ids, self._positions[i])
-        return take(self._columns.ids, self._positions[[i]])[0]
+        return self.take(i) if isinstance(i, slice) else self.take([i])[0]
 
-    def take(self, indices: Sequence[int] | np.ndarray) -> list[str]:
-        """The ids at ``indices`` (indices into this sorted sequence), decoded in one pass."""
+    def take(self, indices: slice | Sequence[int] | np.ndarray) -> list[str]:
+        """The ids at ``indices`` (indices into this sorted sequence, or a slice of it), decoded in one pass."""
         import numpy as np
 
-        return take(self._columns.ids, self._positions[np.asarray(indices, dtype=np.int64)])
+        where = indices if isinstance(indices, slice) else np.asarray(indices, dtype=np.int64)
+        return take(self._columns.ids, self._positions[where])
 
     def chunks(self) -> Iterator[list[str]]:
         """The ids in order, a bounded list at a time."""
         for lo in range(0, len(self), self._CHUNK):
-            yield take(self._columns.ids, self._positions[lo : lo + self._CHUNK])
+            yield self.take(slice(lo, lo + self._CHUNK))
 
     def __iter__(self) -> Iterator[str]:
         for chunk in self.chunks():
