@@ -562,32 +562,6 @@ def test_bi_encoder_trains_any_encoder_and_saves_it_whole(tmp_path: Path, tiny_b
         assert {"pooler.dense.weight", "pooler.dense.bias"} <= set(f.keys())
 
 
-def test_bi_encoder_collator_embeds_documents_column_by_column(tiny_bert: str) -> None:
-    """Each column (positives, then each negative position) is its own pass, padded to its own longest
-    text; the embeddings come back in group order and equal one pass over all documents."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    from inpars.training.bi_encoder import BiEncoderCollator, _embed, _embed_documents
-
-    tok = AutoTokenizer.from_pretrained(tiny_bert)
-    items = [{"query": "q one", "docs": ["cell gene", "a much longer negative text about dose and risk", "mice"]},
-             {"query": "q two", "docs": ["protein"]},
-             {"query": "q three", "docs": ["trial of a drug in mice", "sleep"]}]
-    batch = BiEncoderCollator(tok, 32)(items)
-    assert [batch[f"d{j}_input_ids"].shape[0] for j in range(3)] == [3, 2, 1] and "d3_input_ids" not in batch
-    assert batch["d1_input_ids"].shape[1] > batch["d0_input_ids"].shape[1]  # each column padded on its own
-    # group order: g0 (cols 0,1,2), g1 (col 0), g2 (cols 0,1); columns concatenated: col0 g0 g1 g2, col1 g0 g2, col2 g0
-    assert batch["d_order"].tolist() == [0, 3, 5, 1, 2, 4]
-    assert batch["group_sizes"].tolist() == [3, 1, 2]
-    model = AutoModel.from_pretrained(tiny_bert).eval()
-    whole = tok([d for it in items for d in it["docs"]], padding=True, truncation=True, max_length=32, return_tensors="pt")
-    with torch.no_grad():
-        got = _embed_documents(model, batch)
-        want = _embed(model, {f"d_{k}": v for k, v in whole.items()}, "d_")
-    assert torch.allclose(got, want, atol=1e-5)
-
-
 def test_margin_mse_loss_is_the_mean_squared_margin_gap() -> None:
     import torch
 
@@ -601,8 +575,7 @@ def test_margin_mse_loss_is_the_mean_squared_margin_gap() -> None:
 
     # one query (id 0) and a group (pos = id 0, neg = id 1): student cosines 1 and 0 -> margin 1
     inputs = {"q_input_ids": torch.tensor([[0]]), "q_attention_mask": torch.tensor([[1]]),
-              "d0_input_ids": torch.tensor([[0]]), "d0_attention_mask": torch.tensor([[1]]),
-              "d1_input_ids": torch.tensor([[1]]), "d1_attention_mask": torch.tensor([[1]]), "d_order": torch.tensor([0, 1]),
+              "d_input_ids": torch.tensor([[0], [1]]), "d_attention_mask": torch.tensor([[1], [1]]),
               "group_sizes": torch.tensor([2]), "teacher": torch.tensor([0.9, 0.6])}
     assert abs(float(margin_mse_loss(Echo(), inputs)) - (1.0 - 0.3) ** 2) < 1e-6
 

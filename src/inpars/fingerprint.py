@@ -54,7 +54,7 @@ VERSIONS: dict[str, int] = {
     "pseudo-dev": 1,  # the label-free tuning set, a stage of its own (it was written by 'negatives')
     "negatives": 3,  # 2: pseudo-dev drawn from all generated documents, always-on checks only; teacher scores;
     # 3: the pseudo-dev documents read from the pseudo-dev stage
-    "train": 2,  # 2: a bi-encoder embeds a batch's documents one column (positives, then each negative) per pass
+    "train": 1,
     "rerank": 4,  # 2: label-free choice between the trained and the start checkpoint (select_start); 3: on evidence
     # (inpars.decision: the start model unless the trained one is significantly better; ranker.json); 4: one
     # reranking path (inpars.reranking), fusion.json with query_ids, tuning score caches

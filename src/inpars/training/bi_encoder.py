@@ -10,11 +10,7 @@ Losses:
   margins ``cos(q, pos) - cos(q, neg)`` and the teacher's ``t(pos) - t(neg)``, the teacher scores being the
   examples' ``scores`` (pseudo-labels written by the negatives stage, ``teacher: fused``).
 
-Queries and documents are tokenised separately, truncated to ``max_length``, dynamically padded. The
-documents go through the encoder one column at a time, as sentence-transformers' trainer does: every
-group's positive, then every group's first negative, and so on, each padded to its own longest text (one
-pass over all of a batch's documents pads every one to the longest of them all, which was measured slower
-on CPU). The saved
+Queries and documents are tokenised separately, truncated to ``max_length``, dynamically padded. The saved
 folder is a sentence-transformers model (``modules.json``: Transformer -> mean Pooling -> Normalize): it
 loads with ``SentenceTransformer(path)`` and ``inpars rerank`` reads it as a bi-encoder (``detect_model_type``).
 """
@@ -34,12 +30,7 @@ SCALE = 20.0  # sentence-transformers' MultipleNegativesRankingLoss default (cos
 
 @dataclass
 class BiEncoderCollator:
-    """Tokenises the batch's queries, and its documents column by column.
-
-    Keys: ``q_*`` (the queries), ``d{j}_*`` (column ``j``: the ``j``-th document of every group that has
-    one, in group order; column 0 holds the positives), ``d_order`` (for each document in group order,
-    positive first in each group, its row in the columns' concatenation), ``group_sizes`` and, where
-    every group has scores, ``teacher`` (in group order)."""
+    """Tokenises the batch's queries and its documents (positive first in each group) separately."""
 
     tokenizer: Any
     max_length: int
@@ -48,15 +39,13 @@ class BiEncoderCollator:
         import torch
 
         kw = {"truncation": True, "max_length": self.max_length, "padding": True, "return_tensors": "pt"}
-        out = {f"q_{k}": v for k, v in self.tokenizer([it["query"] for it in items], **kw).items()}
-        sizes = [len(it["docs"]) for it in items]
-        row: dict[tuple[int, int], int] = {}
-        for j in range(max(sizes)):
-            column = [g for g, n in enumerate(sizes) if n > j]
-            row.update({(g, j): len(row) + i for i, g in enumerate(column)})
-            out.update({f"d{j}_{k}": v for k, v in self.tokenizer([items[g]["docs"][j] for g in column], **kw).items()})
-        out["d_order"] = torch.tensor([row[g, j] for g, n in enumerate(sizes) for j in range(n)], dtype=torch.long)
-        out["group_sizes"] = torch.tensor(sizes, dtype=torch.long)
+        q = self.tokenizer([it["query"] for it in items], **kw)
+        d = self.tokenizer([doc for it in items for doc in it["docs"]], **kw)
+        out = {
+            **{f"q_{k}": v for k, v in q.items()},
+            **{f"d_{k}": v for k, v in d.items()},
+            "group_sizes": torch.tensor([len(it["docs"]) for it in items], dtype=torch.long),
+        }
         if all(it.get("scores") is not None for it in items):
             out["teacher"] = torch.tensor([x for it in items for x in it["scores"]], dtype=torch.float)
         return out
@@ -78,18 +67,6 @@ def _embed(model: Any, inputs: dict[str, Any], prefix: str) -> Any:
     return F.normalize(mean_pool(hidden, feats["attention_mask"]).float(), dim=-1)
 
 
-def _embed_documents(model: Any, inputs: dict[str, Any]) -> Any:
-    """The batch's document embeddings in group order (positive first in each group): one encoder pass
-    per column of :class:`BiEncoderCollator`."""
-    import torch
-
-    columns, j = [], 0
-    while f"d{j}_input_ids" in inputs:
-        columns.append(_embed(model, inputs, f"d{j}_"))
-        j += 1
-    return torch.cat(columns)[inputs["d_order"].to(columns[0].device)]
-
-
 def mnrl_loss(model: Any, inputs: dict[str, Any]) -> Any:
     """Cross-entropy of each query over all documents of the batch; the target is its own positive."""
     import torch
@@ -97,7 +74,7 @@ def mnrl_loss(model: Any, inputs: dict[str, Any]) -> Any:
 
     sizes = inputs["group_sizes"]
     q = _embed(model, inputs, "q_")
-    d = _embed_documents(model, inputs)
+    d = _embed(model, inputs, "d_")
     positives = (torch.cumsum(sizes, 0) - sizes).to(q.device)  # each group's first document
     return F.cross_entropy(SCALE * q @ d.T, positives)
 
@@ -111,7 +88,7 @@ def margin_mse_loss(model: Any, inputs: dict[str, Any]) -> Any:
 
     sizes = inputs["group_sizes"].tolist()
     q = _embed(model, inputs, "q_")
-    d = _embed_documents(model, inputs)
+    d = _embed(model, inputs, "d_")
     owner = torch.repeat_interleave(torch.arange(len(sizes), device=q.device), torch.tensor(sizes, device=q.device))
     student = (q[owner] * d).sum(-1)
     teacher = inputs["teacher"].to(student.device)
