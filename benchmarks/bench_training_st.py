@@ -19,7 +19,11 @@ with the load average before it. Seconds per step come from the wall-clock time 
 steps (inpars: ``loss_curve.json`` ``elapsed``; sentence-transformers: a ``TrainerCallback`` timing
 ``on_step_end``). The loss curves are compared step by step (mean absolute difference, and the mean of the
 last 10 steps of each); the batches are not the same draws (each trainer shuffles with its own
-generator), so the curves agree within noise, not value for value.
+generator), so the curves agree within noise, not value for value. What a step costs is recorded beside
+its time: the padded token positions the encoder runs on per measured step (``padded_tokens_per_step``:
+both trainers encode the queries in one pass and all of a group's documents in a second, padded to their
+common width; sentence-transformers' ``embed_columns`` merges its candidate columns that way). The
+rounds' ratios give a mean and its standard error (``speed_ratio_standard_error``).
 """
 
 from __future__ import annotations
@@ -47,21 +51,70 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import _versions, make_examples  # noqa: E402
 
 
+def _inpars_tokens(batch: dict[str, Any]) -> int:
+    """Token positions inpars's encoder runs on for one batch: the queries' pass and the documents' pass
+    (every group's documents in one, padded to the longest), rows times padded width."""
+    return sum(int(v.shape[0] * v.shape[1]) for k, v in batch.items() if k.endswith("input_ids"))
+
+
+def _st_tokens(batch: dict[str, Any]) -> int:
+    """The same for sentence-transformers: the anchors' pass, and the candidate columns merged into one pass
+    padded to their common width (``embed_columns``)."""
+    shapes = [v.shape for k, v in batch.items() if k.endswith("input_ids")]
+    anchor, candidates = shapes[0], shapes[1:]
+    return int(anchor[0] * anchor[1]) + sum(int(c[0]) for c in candidates) * max((int(c[1]) for c in candidates), default=0)
+
+
+class _Counting:
+    """A collator that records ``count(batch)`` of every batch it makes; other attributes are the wrapped
+    collator's (sentence-transformers' trainer reads some)."""
+
+    def __init__(self, collate: Any, count: Any, counts: list[int]) -> None:
+        self._collate, self._count, self._counts = collate, count, counts
+
+    def __call__(self, items: Any) -> Any:
+        batch = self._collate(items)
+        self._counts.append(self._count(batch))
+        return batch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collate, name)
+
+
+def _tokens_per_step(counts: list[int], args: argparse.Namespace) -> float:
+    """Mean padded tokens of the measured steps' batches (the data loader may read one batch ahead)."""
+    measured = counts[args.warmup : args.warmup + args.steps]
+    return round(sum(measured) / max(len(measured), 1), 1)
+
+
 def _inpars(train: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from inpars.training import train_reranker
+    from inpars.training import bi_encoder, train_reranker
 
     total = args.warmup + args.steps
+    counts: list[int] = []
+    original = bi_encoder.BiEncoderCollator.__call__
+
+    def counted(self: Any, items: Any) -> Any:
+        batch = original(self, items)
+        counts.append(_inpars_tokens(batch))
+        return batch
+
+    bi_encoder.BiEncoderCollator.__call__ = counted  # type: ignore[method-assign]
     t = time.perf_counter()
-    train_reranker(
-        train, out, model="minilm-l6", model_type="bi-encoder", loss="listwise", batch_size=args.batch_size,
-        max_length=args.max_length, max_steps=total, warmup_steps=args.warmup, learning_rate=2e-5,
-        save_steps=10 * total, batches="no-duplicates", threads=args.threads, seed=1, resume=False,
-    )
+    try:
+        train_reranker(
+            train, out, model="minilm-l6", model_type="bi-encoder", loss="listwise", batch_size=args.batch_size,
+            max_length=args.max_length, max_steps=total, warmup_steps=args.warmup, learning_rate=2e-5,
+            save_steps=10 * total, batches="no-duplicates", threads=args.threads, seed=1, resume=False,
+        )
+    finally:
+        bi_encoder.BiEncoderCollator.__call__ = original  # type: ignore[method-assign]
     wall = time.perf_counter() - t
     curve = json.loads((out / "loss_curve.json").read_text())
     times = [c["elapsed"] for c in curve]
     steps = [b - a for a, b in zip(times, times[1:], strict=False)][args.warmup - 1 :]
-    return {"step_seconds": steps, "losses": [c["loss"] for c in curve], "whole_run_seconds": wall}
+    return {"step_seconds": steps, "losses": [c["loss"] for c in curve], "whole_run_seconds": wall,
+            "padded_tokens_per_step": _tokens_per_step(counts, args)}
 
 
 def _sentence_transformers(train: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -103,10 +156,13 @@ def _sentence_transformers(train: Path, out: Path, args: argparse.Namespace) -> 
 
     trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=data,
                                          loss=MultipleNegativesRankingLoss(model), callbacks=[Clock()])
+    counts: list[int] = []
+    trainer.data_collator = _Counting(trainer.data_collator, _st_tokens, counts)  # type: ignore[assignment]
     trainer.train()
     wall = time.perf_counter() - t
     steps = [b - a for a, b in zip(marks, marks[1:], strict=False)][args.warmup - 1 :]
-    return {"step_seconds": steps, "losses": losses, "whole_run_seconds": wall}
+    return {"step_seconds": steps, "losses": losses, "whole_run_seconds": wall,
+            "padded_tokens_per_step": _tokens_per_step(counts, args)}
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +171,8 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
             "seconds_per_step_min": round(min(s), 3),
             "seconds_per_step_max": round(max(s), 3), "measured_steps": len(s),
             "first_loss": round(run["losses"][0], 4), "last10_mean_loss": round(sum(run["losses"][-10:]) / len(run["losses"][-10:]), 4),
-            "whole_run_seconds": round(run["whole_run_seconds"], 1)}
+            "whole_run_seconds": round(run["whole_run_seconds"], 1),
+            "padded_tokens_per_step": run["padded_tokens_per_step"]}
 
 
 def main() -> int:
@@ -164,6 +221,7 @@ def main() -> int:
                   f"sentence-transformers {rounds[-1]['sentence_transformers']['seconds_per_step']} s/step, "
                   f"ratio (ST time / inpars time) {rounds[-1]['speed_ratio_inpars_over_st']}", flush=True)
     ratios = [r["speed_ratio_inpars_over_st"] for r in rounds]
+    spread = statistics.stdev(ratios) / len(ratios) ** 0.5 if len(ratios) > 1 else None
     result = {
         "benchmark": "training_vs_sentence_transformers",
         "what": "bi-encoder fine-tuning of all-MiniLM-L6-v2, in-batch negatives (MNRL), same examples and settings",
@@ -172,6 +230,8 @@ def main() -> int:
                      "negatives_per_query": 1, "threads": torch.get_num_threads(), "rounds": args.rounds},
         "rounds": rounds,
         "speed_ratio_mean": round(sum(ratios) / len(ratios), 3),
+        # the rounds' spread: a mean ratio within about two standard errors of 1 is no measured difference
+        "speed_ratio_standard_error": round(spread, 3) if spread is not None else None,
         "speed_ratio_of_medians_mean": round(statistics.mean(r["speed_ratio_of_medians"] for r in rounds), 3),
         "load_average_at_start": list(load),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
@@ -181,7 +241,8 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     write_json(args.out, result)
-    print(f"mean ratio {result['speed_ratio_mean']}; wrote {args.out}")
+    print(f"mean ratio {result['speed_ratio_mean']} (standard error {result['speed_ratio_standard_error']}); "
+          f"wrote {args.out}")
     return 0
 
 
