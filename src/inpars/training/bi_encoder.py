@@ -10,7 +10,9 @@ Losses:
   margins ``cos(q, pos) - cos(q, neg)`` and the teacher's ``t(pos) - t(neg)``, the teacher scores being the
   examples' ``scores`` (pseudo-labels written by the negatives stage, ``teacher: fused``).
 
-Queries and documents are tokenised separately, truncated to ``max_length``, dynamically padded. The saved
+Queries and documents are tokenised separately, truncated to ``max_length``, dynamically padded: one
+encoder pass for the batch's queries, one for all of its documents, padded to their longest (the passes
+of sentence-transformers' own trainer, whose ``embed_columns`` merges the candidate columns). The saved
 folder is a sentence-transformers model (``modules.json``: Transformer -> mean Pooling -> Normalize): it
 loads with ``SentenceTransformer(path)`` and ``inpars rerank`` reads it as a bi-encoder (``detect_model_type``).
 """
